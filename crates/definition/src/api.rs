@@ -1,0 +1,195 @@
+//! The top level of a v4 message API definition (DESIGN 3).
+
+use crate::entrypoint::EntrypointConfiguration;
+use crate::kafka::{KafkaEndpointConfiguration, SharedConfiguration};
+use crate::value::string_enum;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A loaded, validated API definition, ready to serve.
+#[derive(Debug, Clone)]
+pub struct ApiDefinition {
+    pub id: String,
+    pub name: String,
+    pub api_version: Option<String>,
+    pub listeners: Vec<Listener>,
+    pub endpoint_groups: Vec<EndpointGroup>,
+    pub flows: Vec<Flow>,
+    pub plans: Vec<Plan>,
+}
+
+impl ApiDefinition {
+    /// The context paths of every HTTP listener.
+    pub fn context_paths(&self) -> impl Iterator<Item = &str> {
+        self.listeners
+            .iter()
+            .filter(|listener| listener.kind == ListenerType::Http)
+            .flat_map(|listener| listener.paths.iter().map(|p| p.path.as_str()))
+    }
+
+    /// The entrypoints of every HTTP listener.
+    pub fn http_entrypoints(&self) -> impl Iterator<Item = &Entrypoint> {
+        self.listeners
+            .iter()
+            .filter(|listener| listener.kind == ListenerType::Http)
+            .flat_map(|listener| listener.entrypoints.iter())
+    }
+
+    /// The endpoint that serves requests: the first endpoint of the first group.
+    pub fn primary_endpoint(&self) -> Option<(&EndpointGroup, &Endpoint)> {
+        let group = self.endpoint_groups.first()?;
+        group.endpoints.first().map(|endpoint| (group, endpoint))
+    }
+}
+
+string_enum!(
+    /// `listeners[].type`.
+    ListenerType { Http => "http", Subscription => "subscription", Tcp => "tcp" }
+);
+
+/// `listeners[]`: where clients reach the API.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub kind: ListenerType,
+    pub paths: Vec<ListenerPath>,
+    pub entrypoints: Vec<Entrypoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerPath {
+    pub path: String,
+}
+
+string_enum!(
+    /// Delivery guarantee of an entrypoint (DESIGN 4.5). `balanced` is accepted for `auto`.
+    Qos {
+        None => "none",
+        Auto => "auto" | "balanced",
+        AtBest => "at-best" | "at_best",
+        AtMostOnce => "at-most-once" | "at_most_once",
+        AtLeastOnce => "at-least-once" | "at_least_once",
+    }
+);
+
+impl Default for Qos {
+    fn default() -> Self {
+        Qos::Auto
+    }
+}
+
+impl Qos {
+    /// Whether messages carry a resumable id (and cursors are accepted).
+    pub fn emits_ids(self) -> bool {
+        matches!(self, Qos::AtBest | Qos::AtMostOnce | Qos::AtLeastOnce)
+    }
+}
+
+string_enum!(
+    /// `listeners[].entrypoints[].type`.
+    EntrypointType {
+        HttpGet => "http-get",
+        HttpPost => "http-post",
+        Sse => "sse",
+        Websocket => "websocket",
+        Webhook => "webhook",
+    }
+);
+
+/// `listeners[].entrypoints[]`.
+#[derive(Debug, Clone)]
+pub struct Entrypoint {
+    pub kind: EntrypointType,
+    pub qos: Qos,
+    /// `dlq.endpoint`: where messages go that a subscriber rejects.
+    pub dlq_endpoint: Option<String>,
+    pub configuration: EntrypointConfiguration,
+}
+
+/// `endpointGroups[]`.
+#[derive(Debug, Clone)]
+pub struct EndpointGroup {
+    pub name: String,
+    pub shared_configuration: SharedConfiguration,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// `endpointGroups[].endpoints[]`, with the shared configuration it actually uses already chosen
+/// (`inheritConfiguration` decides between the group's and its own override).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub name: String,
+    pub weight: u64,
+    pub configuration: KafkaEndpointConfiguration,
+    pub shared_configuration: SharedConfiguration,
+}
+
+/// `flows[]`: parsed and kept; applied by the policies crate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flow {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "enabled_by_default", deserialize_with = "crate::value::lenient_bool")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub selectors: Vec<Value>,
+    #[serde(default)]
+    pub request: Vec<Step>,
+    #[serde(default)]
+    pub response: Vec<Step>,
+    #[serde(default)]
+    pub publish: Vec<Step>,
+    #[serde(default)]
+    pub subscribe: Vec<Step>,
+}
+
+impl Flow {
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.request
+            .iter()
+            .chain(&self.response)
+            .chain(&self.publish)
+            .chain(&self.subscribe)
+    }
+}
+
+/// One policy invocation inside a flow phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "enabled_by_default", deserialize_with = "crate::value::lenient_bool")]
+    pub enabled: bool,
+    pub policy: String,
+    #[serde(default)]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub configuration: Value,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+string_enum!(
+    /// `plans[].security.type`.
+    PlanSecurityType { KeyLess => "key-less" | "keyless", ApiKey => "api-key", Jwt => "jwt", OAuth2 => "oauth2", Mtls => "mtls" }
+);
+
+string_enum!(
+    /// `plans[].mode`.
+    PlanMode { Standard => "STANDARD", Push => "PUSH" }
+);
+
+/// `plans[]`: who may call the API.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub id: String,
+    pub name: String,
+    /// `None` for PUSH plans, which have no security block.
+    pub security: Option<PlanSecurityType>,
+    pub mode: PlanMode,
+    pub status: Option<String>,
+}

@@ -1,0 +1,444 @@
+//! Reading definition files: JSON or YAML text → raw serde types (with every ignored field
+//! recorded) → typed per-block configurations (with the path of each block) → validation.
+
+use crate::api::*;
+use crate::entrypoint::*;
+use crate::kafka::{KafkaEndpointConfiguration, SharedConfiguration};
+use crate::validate::validate;
+use crate::value::lenient_u64;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A reason the definition cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {path}: {message}")]
+pub struct Problem {
+    /// The file (or other origin) the definition came from.
+    pub file: String,
+    /// JSON path of the offending field, e.g. `listeners[0].entrypoints[1].qos`.
+    pub path: String,
+    /// What is wrong: the value and the allowed values where there are any.
+    pub message: String,
+}
+
+/// A field that is present but that kafka-edge does not implement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub file: String,
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: ignored ({})", self.file, self.path, self.reason)
+    }
+}
+
+/// A definition that loaded, with the fields it ignored.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub file: String,
+    pub api: ApiDefinition,
+    pub ignored: Vec<Ignored>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    /// The format a file name implies; `None` for files that are not definitions.
+    pub fn of(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "yaml" | "yml" => Some(Format::Yaml),
+            _ => None,
+        }
+    }
+}
+
+/// Loads every definition found at the given files and directories (directories are searched
+/// recursively for `.json`, `.yaml` and `.yml`). All problems of all files are reported together,
+/// including API ids or context paths that two definitions share.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for path in paths {
+        collect_files(path, &mut files, &mut problems);
+    }
+    let mut loaded: Vec<Loaded> = Vec::new();
+    for file in &files {
+        match load_definition(file) {
+            Ok(definition) => loaded.push(definition),
+            Err(mut found) => problems.append(&mut found),
+        }
+    }
+    check_unique(&loaded, &mut problems);
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems)
+    }
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+    let origin = path.display().to_string();
+    if path.is_dir() {
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(error) => return problems.push(problem(&origin, "", format!("cannot read directory: {error}"))),
+        };
+        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        children.sort();
+        for child in children {
+            if child.is_dir() || Format::of(&child).is_some() {
+                collect_files(&child, files, problems);
+            }
+        }
+    } else if path.exists() {
+        files.push(path.to_path_buf());
+    } else {
+        problems.push(problem(&origin, "", "no such file or directory".into()));
+    }
+}
+
+fn check_unique(loaded: &[Loaded], problems: &mut Vec<Problem>) {
+    let mut ids: Vec<(&str, &str)> = Vec::new();
+    let mut context_paths: Vec<(String, &str)> = Vec::new();
+    for definition in loaded {
+        if let Some((_, other)) = ids.iter().find(|(id, _)| *id == definition.api.id) {
+            problems.push(problem(&definition.file, "id", format!("API id `{}` is also used by {other}", definition.api.id)));
+        }
+        ids.push((&definition.api.id, &definition.file));
+        for path in definition.api.context_paths() {
+            let normalized = normalize_context_path(path);
+            if let Some((_, other)) = context_paths.iter().find(|(p, _)| *p == normalized) {
+                problems.push(problem(&definition.file, "listeners", format!("context path `{path}` is also served by {other}")));
+            }
+            context_paths.push((normalized, &definition.file));
+        }
+    }
+}
+
+/// `/demo/` and `/demo` are the same context path.
+pub fn normalize_context_path(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// Loads one definition file.
+pub fn load_definition(path: &Path) -> Result<Loaded, Vec<Problem>> {
+    let origin = path.display().to_string();
+    let format = Format::of(path).unwrap_or(Format::Json);
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| vec![problem(&origin, "", format!("cannot read file: {error}"))])?;
+    load_str(&text, format, &origin)
+}
+
+/// Loads one definition from text; `origin` names it in problems.
+pub fn load_str(text: &str, format: Format, origin: &str) -> Result<Loaded, Vec<Problem>> {
+    let document: Value = match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| vec![problem(origin, "", format!("invalid JSON: {e}"))])?,
+        Format::Yaml => serde_norway::from_str(text).map_err(|e| vec![problem(origin, "", format!("invalid YAML: {e}"))])?,
+    };
+    let mut ignored = Vec::new();
+    let raw: RawApi = parse(document, "", origin, &mut ignored).map_err(|p| vec![p])?;
+    let mut problems = Vec::new();
+    let api = raw.into_definition(origin, &mut problems, &mut ignored);
+    validate(&api, origin, &mut problems, &mut ignored);
+    if problems.is_empty() {
+        Ok(Loaded { file: origin.to_string(), api, ignored })
+    } else {
+        Err(problems)
+    }
+}
+
+pub(crate) fn problem(file: &str, path: &str, message: String) -> Problem {
+    Problem { file: file.to_string(), path: if path.is_empty() { "(root)".into() } else { path.to_string() }, message }
+}
+
+pub(crate) fn join(base: &str, field: &str) -> String {
+    match (base.is_empty(), field.starts_with('[')) {
+        (true, _) => field.to_string(),
+        (false, true) => format!("{base}{field}"),
+        (false, false) => format!("{base}.{field}"),
+    }
+}
+
+/// Deserializes `value` as `T`, recording the fields `T` does not know as ignored and reporting a
+/// type error with its full path below `base`.
+fn parse<T: DeserializeOwned>(value: Value, base: &str, origin: &str, ignored: &mut Vec<Ignored>) -> Result<T, Problem> {
+    let value = if value.is_null() { Value::Object(Default::default()) } else { value };
+    let mut unknown = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(render_ignored_path(&path));
+    let deserializer = serde_ignored::Deserializer::new(value, &mut record);
+    let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
+    for path in unknown {
+        ignored.push(Ignored { file: origin.to_string(), path: join(base, &path), reason: "not a field kafka-edge implements".into() });
+    }
+    result.map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." { base.to_string() } else { join(base, &path) };
+        problem(origin, &path, error.inner().to_string())
+    })
+}
+
+fn render_ignored_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", render_ignored_path(parent)),
+        P::Map { parent, key } => join(&render_ignored_path(parent), key),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => render_ignored_path(parent),
+    }
+}
+
+/// Parses a block that must be complete and exact (unknown fields are errors, not ignored).
+fn parse_strict<T: DeserializeOwned>(value: &Value, base: &str, origin: &str, problems: &mut Vec<Problem>) -> Option<T> {
+    let mut ignored = Vec::new();
+    match parse(value.clone(), base, origin, &mut ignored) {
+        Ok(typed) => Some(typed),
+        Err(found) => {
+            problems.push(found);
+            None
+        }
+    }
+}
+
+// === raw definition ===
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawApi {
+    id: String,
+    name: String,
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    definition_version: Option<String>,
+    #[serde(rename = "type")]
+    api_type: String,
+    #[serde(default)]
+    listeners: Vec<RawListener>,
+    #[serde(default)]
+    endpoint_groups: Vec<RawEndpointGroup>,
+    #[serde(default)]
+    flows: Vec<Flow>,
+    #[serde(default)]
+    plans: Vec<RawPlan>,
+}
+
+#[derive(Deserialize)]
+struct RawListener {
+    #[serde(rename = "type")]
+    kind: ListenerType,
+    #[serde(default)]
+    paths: Vec<ListenerPath>,
+    #[serde(default)]
+    entrypoints: Vec<RawEntrypoint>,
+}
+
+#[derive(Deserialize)]
+struct RawEntrypoint {
+    #[serde(rename = "type")]
+    kind: EntrypointType,
+    #[serde(default)]
+    qos: Qos,
+    #[serde(default)]
+    dlq: Option<RawDlq>,
+    #[serde(default)]
+    configuration: Value,
+}
+
+#[derive(Deserialize)]
+struct RawDlq {
+    endpoint: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEndpointGroup {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    load_balancer: Option<Value>,
+    #[serde(default)]
+    shared_configuration: Value,
+    #[serde(default)]
+    endpoints: Vec<RawEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEndpoint {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default = "default_weight", deserialize_with = "lenient_u64")]
+    weight: u64,
+    #[serde(default, deserialize_with = "lenient_optional_bool")]
+    inherit_configuration: Option<bool>,
+    #[serde(default)]
+    configuration: Value,
+    #[serde(default)]
+    shared_configuration_override: Option<Value>,
+    #[serde(default)]
+    tenants: Option<Vec<String>>,
+}
+
+fn default_weight() -> u64 {
+    1
+}
+
+fn lenient_optional_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    crate::value::lenient_bool(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+struct RawPlan {
+    id: String,
+    name: String,
+    #[serde(default)]
+    security: Option<RawPlanSecurity>,
+    #[serde(default)]
+    mode: Option<PlanMode>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawPlanSecurity {
+    #[serde(rename = "type")]
+    kind: PlanSecurityType,
+    #[serde(default)]
+    #[allow(dead_code)]
+    configuration: Value,
+}
+
+impl RawApi {
+    fn into_definition(self, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) -> ApiDefinition {
+        match self.definition_version.as_deref() {
+            None | Some("4.0.0") | Some("V4") | Some("v4") => {}
+            Some(other) => problems.push(problem(origin, "definitionVersion", format!("invalid value `{other}`, expected `4.0.0` (a v4 message API)"))),
+        }
+        if !self.api_type.eq_ignore_ascii_case("message") {
+            problems.push(problem(origin, "type", format!("invalid value `{}`, expected `message`", self.api_type)));
+        }
+        let listeners = self
+            .listeners
+            .into_iter()
+            .enumerate()
+            .map(|(index, listener)| listener.into_listener(&format!("listeners[{index}]"), origin, problems, ignored))
+            .collect();
+        let endpoint_groups = self
+            .endpoint_groups
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, group)| group.into_group(&format!("endpointGroups[{index}]"), origin, problems, ignored))
+            .collect();
+        let plans = self
+            .plans
+            .into_iter()
+            .map(|plan| Plan {
+                id: plan.id,
+                name: plan.name,
+                security: plan.security.map(|security| security.kind),
+                mode: plan.mode.unwrap_or(PlanMode::Standard),
+                status: plan.status,
+            })
+            .collect();
+        ApiDefinition { id: self.id, name: self.name, api_version: self.api_version, listeners, endpoint_groups, flows: self.flows, plans }
+    }
+}
+
+impl RawListener {
+    fn into_listener(self, base: &str, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) -> Listener {
+        let entrypoints = self
+            .entrypoints
+            .into_iter()
+            .enumerate()
+            .map(|(index, entrypoint)| {
+                let path = format!("{base}.entrypoints[{index}]");
+                let configuration_path = join(&path, "configuration");
+                let configuration = match entrypoint.kind {
+                    EntrypointType::HttpGet => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                        .map(EntrypointConfiguration::HttpGet),
+                    EntrypointType::HttpPost => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                        .map(EntrypointConfiguration::HttpPost),
+                    EntrypointType::Sse | EntrypointType::Websocket | EntrypointType::Webhook => {
+                        ignored.push(Ignored {
+                            file: origin.to_string(),
+                            path,
+                            reason: format!("entrypoint type `{}` is not served by this version", entrypoint.kind),
+                        });
+                        Some(EntrypointConfiguration::NotImplemented)
+                    }
+                }
+                .unwrap_or(EntrypointConfiguration::NotImplemented);
+                Entrypoint { kind: entrypoint.kind, qos: entrypoint.qos, dlq_endpoint: entrypoint.dlq.map(|d| d.endpoint), configuration }
+            })
+            .collect();
+        Listener { kind: self.kind, paths: self.paths, entrypoints }
+    }
+}
+
+impl RawEndpointGroup {
+    fn into_group(self, base: &str, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) -> Option<EndpointGroup> {
+        if self.kind != "kafka" {
+            problems.push(problem(origin, &join(base, "type"), format!("invalid value `{}`, expected `kafka`", self.kind)));
+            return None;
+        }
+        if self.load_balancer.is_some() && self.endpoints.len() > 1 {
+            ignored.push(Ignored {
+                file: origin.to_string(),
+                path: join(base, "loadBalancer"),
+                reason: "requests are served by the first endpoint of the group".into(),
+            });
+        }
+        let shared: SharedConfiguration =
+            parse_strict(&self.shared_configuration, &join(base, "sharedConfiguration"), origin, problems)?;
+        let mut endpoints = Vec::new();
+        for (index, endpoint) in self.endpoints.into_iter().enumerate() {
+            let path = format!("{base}.endpoints[{index}]");
+            if endpoint.kind != "kafka" {
+                problems.push(problem(origin, &join(&path, "type"), format!("invalid value `{}`, expected `kafka`", endpoint.kind)));
+                continue;
+            }
+            if endpoint.tenants.as_ref().is_some_and(|tenants| !tenants.is_empty()) {
+                ignored.push(Ignored { file: origin.to_string(), path: join(&path, "tenants"), reason: "tenants are not implemented; the endpoint is always deployed".into() });
+            }
+            let configuration: Option<KafkaEndpointConfiguration> =
+                parse_strict(&endpoint.configuration, &join(&path, "configuration"), origin, problems);
+            // An explicit `inheritConfiguration: true`, or no override at all, means the group's.
+            let shared_configuration = match (endpoint.inherit_configuration, &endpoint.shared_configuration_override) {
+                (Some(true), _) | (None, None) => Some(shared.clone()),
+                (_, Some(override_value)) => {
+                    parse_strict(override_value, &join(&path, "sharedConfigurationOverride"), origin, problems)
+                }
+                (Some(false), None) => {
+                    problems.push(problem(
+                        origin,
+                        &join(&path, "sharedConfigurationOverride"),
+                        "required when inheritConfiguration is false".into(),
+                    ));
+                    None
+                }
+            };
+            if let (Some(configuration), Some(shared_configuration)) = (configuration, shared_configuration) {
+                endpoints.push(Endpoint { name: endpoint.name, weight: endpoint.weight, configuration, shared_configuration });
+            }
+        }
+        Some(EndpointGroup { name: self.name, shared_configuration: shared, endpoints })
+    }
+}

@@ -1,0 +1,185 @@
+//! Rules that span fields: capabilities an entrypoint needs, QoS an entrypoint supports, required
+//! topics, well-formed bootstrap lists, and what this version cannot serve yet.
+
+use crate::api::*;
+use crate::entrypoint::EntrypointConfiguration;
+use crate::kafka::{SecurityProtocol, SharedConfiguration};
+use crate::load::{join, problem, Ignored, Problem};
+use crate::value::{is_expression, Dynamic};
+
+pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) {
+    let mut report = |path: &str, message: String| problems.push(problem(origin, path, message));
+    let mut ignore = |path: String, reason: &str| ignored.push(Ignored { file: origin.into(), path, reason: reason.into() });
+
+    if api.id.trim().is_empty() {
+        report("id", "must not be empty".into());
+    }
+    if api.listeners.is_empty() {
+        report("listeners", "at least one listener is required".into());
+    }
+    let primary = api.primary_endpoint();
+    if primary.is_none() && !api.endpoint_groups.is_empty() {
+        report("endpointGroups[0].endpoints", "at least one endpoint is required".into());
+    } else if api.endpoint_groups.is_empty() {
+        report("endpointGroups", "at least one endpoint group of type `kafka` is required".into());
+    }
+
+    for (listener_index, listener) in api.listeners.iter().enumerate() {
+        let base = format!("listeners[{listener_index}]");
+        if listener.kind == ListenerType::Tcp {
+            report(&join(&base, "type"), "invalid value `tcp`, expected one of `http`, `subscription`".into());
+        }
+        if listener.kind == ListenerType::Http {
+            if listener.paths.is_empty() {
+                report(&join(&base, "paths"), "at least one path is required".into());
+            }
+            for (index, path) in listener.paths.iter().enumerate() {
+                if !path.path.starts_with('/') {
+                    report(&format!("{base}.paths[{index}].path"), format!("invalid value `{}`, must start with `/`", path.path));
+                }
+            }
+        }
+        if listener.entrypoints.is_empty() {
+            report(&join(&base, "entrypoints"), "at least one entrypoint is required".into());
+        }
+        for (index, entrypoint) in listener.entrypoints.iter().enumerate() {
+            let path = format!("{base}.entrypoints[{index}]");
+            if listener.entrypoints[..index].iter().any(|earlier| earlier.kind == entrypoint.kind) {
+                report(&join(&path, "type"), format!("entrypoint `{}` appears twice in this listener", entrypoint.kind));
+            }
+            let expected_listener = if entrypoint.kind == EntrypointType::Webhook { ListenerType::Subscription } else { ListenerType::Http };
+            if listener.kind != expected_listener {
+                report(&join(&path, "type"), format!("entrypoint `{}` belongs in a listener of type `{expected_listener}`", entrypoint.kind));
+            }
+            let supported = supported_qos(entrypoint.kind);
+            if !supported.contains(&entrypoint.qos) {
+                let allowed: Vec<String> = supported.iter().map(|q| format!("`{q}`")).collect();
+                report(&join(&path, "qos"), format!("invalid value `{}` for entrypoint `{}`, expected one of {}", entrypoint.qos, entrypoint.kind, allowed.join(", ")));
+            }
+            if let EntrypointConfiguration::HttpGet(configuration) = &entrypoint.configuration {
+                if configuration.messages_limit_count == 0 {
+                    report(&join(&path, "configuration.messagesLimitCount"), "invalid value `0`, must be at least 1".into());
+                }
+            }
+            if entrypoint.dlq_endpoint.is_some() {
+                ignore(join(&path, "dlq"), "dead-letter queues are not implemented by this version");
+            }
+            if let Some((_, endpoint)) = primary {
+                check_capability(entrypoint.kind, &endpoint.shared_configuration, &path, &mut report);
+            }
+        }
+    }
+
+    for (group_index, group) in api.endpoint_groups.iter().enumerate() {
+        for (index, endpoint) in group.endpoints.iter().enumerate() {
+            let base = format!("endpointGroups[{group_index}].endpoints[{index}]");
+            check_bootstrap_servers(&endpoint.configuration.bootstrap_servers, &join(&base, "configuration.bootstrapServers"), &mut report);
+            check_shared(&endpoint.shared_configuration, &base, &mut report, &mut ignore);
+        }
+    }
+
+    for (index, plan) in api.plans.iter().enumerate() {
+        let path = format!("plans[{index}]");
+        match (plan.mode, plan.security) {
+            (PlanMode::Push, _) => ignore(path, "PUSH plans serve webhooks, which this version does not serve"),
+            (_, None) | (_, Some(PlanSecurityType::KeyLess)) => {}
+            (_, Some(other)) => report(
+                &join(&path, "security.type"),
+                format!("plan security `{other}` is not supported by this version, which serves `key-less` plans only; refusing to serve the API unprotected"),
+            ),
+        }
+    }
+
+    for (index, flow) in api.flows.iter().enumerate() {
+        if flow.enabled && flow.steps().any(|step| step.enabled) {
+            ignore(format!("flows[{index}]"), "flows and policies are not applied by this version");
+        }
+    }
+}
+
+/// The QoS levels each entrypoint supports (DESIGN 4.5).
+pub fn supported_qos(kind: EntrypointType) -> &'static [Qos] {
+    use Qos::*;
+    match kind {
+        EntrypointType::HttpGet => &[Auto, AtBest, AtMostOnce, AtLeastOnce],
+        EntrypointType::HttpPost | EntrypointType::Websocket => &[None, Auto],
+        EntrypointType::Sse | EntrypointType::Webhook => &[None, Auto, AtBest, AtMostOnce, AtLeastOnce],
+    }
+}
+
+fn check_capability(kind: EntrypointType, shared: &SharedConfiguration, path: &str, report: &mut impl FnMut(&str, String)) {
+    let (needs_producer, needs_consumer) = match kind {
+        EntrypointType::HttpPost => (true, false),
+        EntrypointType::HttpGet | EntrypointType::Sse | EntrypointType::Webhook => (false, true),
+        EntrypointType::Websocket => (false, false),
+    };
+    if needs_producer && !shared.producer.enabled {
+        report(&join(path, "type"), format!("entrypoint `{kind}` publishes, but the endpoint's producer is not enabled (set producer.enabled to true)"));
+    }
+    if needs_consumer && !shared.consumer.enabled {
+        report(&join(path, "type"), format!("entrypoint `{kind}` subscribes, but the endpoint's consumer is not enabled (set consumer.enabled to true)"));
+    }
+}
+
+fn check_bootstrap_servers(servers: &str, path: &str, report: &mut impl FnMut(&str, String)) {
+    if is_expression(servers) {
+        return;
+    }
+    if servers.trim().is_empty() {
+        return report(path, "must not be empty: a comma-separated list of host:port".into());
+    }
+    for server in servers.split(',').map(str::trim) {
+        let valid = server
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !valid {
+            report(path, format!("invalid value `{server}`, expected host:port (a comma-separated list of them)"));
+        }
+    }
+}
+
+fn check_shared(
+    shared: &SharedConfiguration,
+    base: &str,
+    report: &mut impl FnMut(&str, String),
+    ignore: &mut impl FnMut(String, &str),
+) {
+    // The configuration in use: the group's or the endpoint's override.
+    let base = join(base, "sharedConfiguration");
+    if let Dynamic::Static(protocol) = shared.security.protocol {
+        if protocol != SecurityProtocol::Plaintext {
+            report(
+                &join(&base, "security.protocol"),
+                format!("invalid value `{protocol}`: this version connects with `PLAINTEXT` only (TLS and SASL come with the security work)"),
+            );
+        }
+    }
+    let producer = &shared.producer;
+    if producer.enabled {
+        if producer.topics.is_empty() {
+            report(&join(&base, "producer.topics"), "at least one topic is required when the producer is enabled".into());
+        }
+        for (index, topic) in producer.topics.iter().enumerate() {
+            if topic.trim().is_empty() {
+                report(&format!("{base}.producer.topics[{index}]"), "must not be empty".into());
+            }
+        }
+    }
+    let consumer = &shared.consumer;
+    if consumer.enabled {
+        match (&consumer.topic_pattern, consumer.topics.is_empty()) {
+            (Some(_), false) => report(&join(&base, "consumer"), "give either `topics` or `topicPattern`, not both".into()),
+            (Some(_), true) => report(&join(&base, "consumer.topicPattern"), "topic patterns are not supported by this version yet; list the topics in `topics`".into()),
+            (None, true) => report(&join(&base, "consumer.topics"), "at least one topic is required when the consumer is enabled".into()),
+            (None, false) => {}
+        }
+        for (index, topic) in consumer.topics.iter().enumerate() {
+            if topic.trim().is_empty() {
+                report(&format!("{base}.consumer.topics[{index}]"), "must not be empty".into());
+            }
+        }
+        if consumer.check_topic_existence {
+            ignore(join(&base, "consumer.checkTopicExistence"), "not implemented by this version");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Message ids and cursors (DESIGN 4.4): `topic@partition#offset` for one message, and
+//! `t1@p#o,p#o;t2@p#o` for a position across partitions; base64 (standard, padded) unless the
+//! consumer's `encodeMessageId` is false.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use std::collections::BTreeMap;
+
+/// The last delivered offset of each listed partition, by topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub positions: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+/// Why a cursor was refused; the text goes to the client as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error("Invalid cursor: not valid base64")]
+    NotBase64,
+    #[error("Invalid cursor: not valid UTF-8")]
+    NotUtf8,
+    #[error("Invalid cursor `{0}`: expected <topic>@<partition>#<offset>[,<partition>#<offset>…][;<topic>@…]")]
+    Malformed(String),
+}
+
+/// The id of one consumed record.
+pub fn message_id(topic: &str, partition: i32, offset: i64, encode: bool) -> String {
+    let plain = format!("{topic}@{partition}#{offset}");
+    if encode {
+        STANDARD.encode(plain)
+    } else {
+        plain
+    }
+}
+
+impl Cursor {
+    /// Parses a cursor as a client sent it.
+    pub fn parse(text: &str, encoded: bool) -> Result<Cursor, CursorError> {
+        let decoded;
+        let plain = if encoded {
+            let bytes = STANDARD.decode(text.trim()).map_err(|_| CursorError::NotBase64)?;
+            decoded = String::from_utf8(bytes).map_err(|_| CursorError::NotUtf8)?;
+            decoded.as_str()
+        } else {
+            text.trim()
+        };
+        let malformed = || CursorError::Malformed(plain.chars().take(200).collect());
+        let mut cursor = Cursor::default();
+        for topic_part in plain.split(';').filter(|part| !part.is_empty()) {
+            // Topic names cannot hold '@', so the last one separates topic and positions.
+            let (topic, partitions) = topic_part.rsplit_once('@').ok_or_else(malformed)?;
+            if topic.is_empty() || partitions.is_empty() {
+                return Err(malformed());
+            }
+            let positions = cursor.positions.entry(topic.to_string()).or_default();
+            for position in partitions.split(',') {
+                let (partition, offset) = position.split_once('#').ok_or_else(malformed)?;
+                let partition: i32 = partition.parse().map_err(|_| malformed())?;
+                let offset: i64 = offset.parse().map_err(|_| malformed())?;
+                if partition < 0 || offset < 0 {
+                    return Err(malformed());
+                }
+                positions.insert(partition, offset);
+            }
+        }
+        if cursor.positions.is_empty() {
+            return Err(malformed());
+        }
+        Ok(cursor)
+    }
+
+    /// Renders the cursor, encoded or not.
+    pub fn render(&self, encode: bool) -> String {
+        let plain = self
+            .positions
+            .iter()
+            .map(|(topic, partitions)| {
+                let positions: Vec<String> = partitions.iter().map(|(p, o)| format!("{p}#{o}")).collect();
+                format!("{topic}@{}", positions.join(","))
+            })
+            .collect::<Vec<_>>()
+            .join(";");
+        if encode {
+            STANDARD.encode(plain)
+        } else {
+            plain
+        }
+    }
+
+    /// The offset to resume `topic`/`partition` at, if the cursor names it.
+    pub fn resume_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.get(topic)?.get(&partition).map(|offset| offset + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn message_ids_match_gravitee() {
+        assert_eq!(message_id("test-topic", 0, 0, true), "dGVzdC10b3BpY0AwIzA=");
+        assert_eq!(message_id("test-topic", 0, 1, true), "dGVzdC10b3BpY0AwIzE=");
+        assert_eq!(message_id("test-topic", 0, 1, false), "test-topic@0#1");
+    }
+
+    #[test]
+    fn a_message_id_is_a_cursor() {
+        let cursor = Cursor::parse("dGVzdC10b3BpY0AwIzI=", true).unwrap();
+        assert_eq!(cursor.resume_offset("test-topic", 0), Some(3));
+        assert_eq!(cursor.resume_offset("test-topic", 1), None);
+    }
+
+    #[test]
+    fn multi_topic_cursor_from_the_seed() {
+        let cursor = Cursor::parse("topic1@0#1;anotherTopic@1#10", false).unwrap();
+        assert_eq!(cursor.resume_offset("topic1", 0), Some(2));
+        assert_eq!(cursor.resume_offset("anotherTopic", 1), Some(11));
+        let cursor = Cursor::parse("my-topic@1#0,2#0", false).unwrap();
+        assert_eq!(cursor.render(false), "my-topic@1#0,2#0");
+    }
+
+    #[test]
+    fn malformed_cursors_are_refused_with_the_reason() {
+        assert_eq!(Cursor::parse("%%%", true), Err(CursorError::NotBase64));
+        assert!(matches!(Cursor::parse("topic", false), Err(CursorError::Malformed(_))));
+        assert!(matches!(Cursor::parse("topic@x#1", false), Err(CursorError::Malformed(_))));
+        assert!(matches!(Cursor::parse("topic@0#-1", false), Err(CursorError::Malformed(_))));
+        assert!(matches!(Cursor::parse("", false), Err(CursorError::Malformed(_))));
+        assert!(matches!(Cursor::parse("@0#1", false), Err(CursorError::Malformed(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn render_then_parse_is_identity(
+            positions in proptest::collection::btree_map(
+                "[a-zA-Z0-9._-]{1,20}",
+                proptest::collection::btree_map(0i32..1000, 0i64..i64::MAX, 1..5),
+                1..4),
+            encode in any::<bool>())
+        {
+            let cursor = Cursor { positions };
+            prop_assert_eq!(Cursor::parse(&cursor.render(encode), encode).unwrap(), cursor);
+        }
+
+        #[test]
+        fn parsing_never_panics(text in ".*", encode in any::<bool>()) {
+            let _ = Cursor::parse(&text, encode);
+        }
+    }
+}

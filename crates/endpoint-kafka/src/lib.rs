@@ -1,0 +1,56 @@
+//! The Kafka endpoint: turns the message stream of an entrypoint into Kafka produce and consume
+//! operations (DESIGN 4). It knows nothing of HTTP.
+
+mod cursor;
+mod failure;
+mod producer;
+mod settings;
+mod subscriber;
+
+pub use cursor::{message_id, Cursor, CursorError};
+pub use producer::ProducerPool;
+pub use settings::{ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED};
+
+use kafka_edge_definition::Endpoint as EndpointDefinition;
+use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions, Subscription};
+use settings::Resolver;
+use std::sync::Arc;
+
+/// The Kafka endpoint of one API.
+#[derive(Debug)]
+pub struct KafkaEndpoint {
+    resolver: Resolver,
+    producers: Arc<ProducerPool>,
+}
+
+impl KafkaEndpoint {
+    /// `producers` is shared by every API of the gateway, so equal configurations share a producer.
+    pub fn new(api_id: &str, definition: EndpointDefinition, producers: Arc<ProducerPool>) -> Self {
+        Self { resolver: Resolver::new(api_id, definition), producers }
+    }
+}
+
+#[async_trait::async_trait]
+impl Endpoint for KafkaEndpoint {
+    async fn publish(&self, context: &ExecutionContext, message: Message) -> Result<(), EndpointFailure> {
+        let settings = self.resolver.producer(context)?;
+        let key = message
+            .attributes
+            .get(ATTR_RECORD_KEY)
+            .or_else(|| context.attributes.get(ATTR_RECORD_KEY))
+            .map(String::as_str);
+        self.producers.publish(&settings, key, &message.content, &message.headers).await
+    }
+
+    async fn subscribe(&self, context: &ExecutionContext, options: SubscribeOptions) -> Result<Subscription, EndpointFailure> {
+        let settings = self.resolver.consumer(context)?;
+        let cursor = match options.cursor.as_deref().filter(|c| !c.trim().is_empty()) {
+            Some(text) => Some(
+                Cursor::parse(text, self.resolver.encode_message_id())
+                    .map_err(|error| EndpointFailure::bad_request(error.to_string()))?,
+            ),
+            None => None,
+        };
+        subscriber::subscribe(settings, options.qos, cursor).await
+    }
+}

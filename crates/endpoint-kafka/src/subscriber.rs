@@ -1,0 +1,372 @@
+//! One consumer per client connection (DESIGN 4.4, 4.5).
+//!
+//! A task owns the consumer and pumps records into a bounded channel that the entrypoint reads;
+//! when the channel is full the task stops polling, so a slow client holds at most the channel and
+//! librdkafka's small prefetch queue. Offsets are stored only for messages the entrypoint
+//! acknowledged (`enable.auto.offset.store=false`), so a message that was fetched but never
+//! delivered is never committed. Lifecycle: created → subscribed → assigned (cursor positions
+//! applied here) → consuming → closing (final synchronous commit) → closed (left the group).
+
+use crate::cursor::{message_id, Cursor};
+use crate::failure::{classify_connection_error, probe_cluster, unknown};
+use crate::producer::short_uuid;
+use crate::settings::ConsumerSettings;
+use bytes::Bytes;
+use kafka_edge_definition::AutoOffsetReset;
+use kafka_edge_message::{
+    AckHandle, AckPosition, Acknowledger, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Subscription,
+};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages buffered between the consumer task and the entrypoint.
+const CHANNEL_CAPACITY: usize = 32;
+
+/// Starts a subscription. Fails at once only on a configuration librdkafka refuses; reaching the
+/// cluster is reported through the message stream.
+pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Option<Cursor>) -> Result<Subscription, EndpointFailure> {
+    let client_id = format!("gio-apim-consumer-{}", short_uuid());
+    let mut config = ClientConfig::new();
+    for (name, value) in &settings.connection {
+        config.set(*name, value);
+    }
+    let auto_offset_reset = match settings.auto_offset_reset {
+        AutoOffsetReset::Earliest => "earliest",
+        AutoOffsetReset::Latest => "latest",
+        AutoOffsetReset::None => "error",
+    };
+    config
+        .set("client.id", &client_id)
+        .set("group.id", &settings.group_id)
+        .set("auto.offset.reset", auto_offset_reset)
+        .set("enable.auto.commit", if qos == Qos::None { "false" } else { "true" })
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("queued.max.messages.kbytes", "4096")
+        .set("socket.connection.setup.timeout.ms", "10000")
+        .set("reconnect.backoff.ms", "100");
+    let context = SubscriberContext {
+        client_id: client_id.clone(),
+        pending_cursor: Mutex::new(cursor),
+        assigned: AtomicBool::new(false),
+        commit_on_revoke: qos != Qos::None,
+    };
+    let consumer: StreamConsumer<SubscriberContext> = config.create_with_context(context).map_err(|error| {
+        tracing::warn!(%error, "Kafka consumer could not be created.");
+        EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
+    })?;
+    let consumer = probe(consumer, settings.topics.first().cloned().unwrap_or_default()).await?;
+    let topic_names: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_names).map_err(|error| {
+        tracing::warn!(%client_id, %error, "Kafka consumer could not subscribe.");
+        unknown(&error)
+    })?;
+    tracing::debug!(%client_id, group_id = %settings.group_id, topics = ?settings.topics, %qos, "Kafka consumer subscribed.");
+
+    let (messages_tx, messages_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let pump = Pump {
+        consumer,
+        qos,
+        topics: settings.topics.clone(),
+        group_id: settings.group_id,
+        encode_message_id: settings.encode_message_id,
+        remove_confluent_header: settings.remove_confluent_header,
+        acknowledger: Arc::new(AckChannel(ack_tx)),
+        acks: ack_rx,
+        messages: messages_tx,
+        received_any: false,
+    };
+    let task = tokio::spawn(pump.run(stop_rx));
+    Ok(Subscription::new(messages_rx, move || {
+        Box::pin(async move {
+            let _ = stop_tx.send(());
+            if let Err(error) = task.await {
+                tracing::error!(%error, "Kafka consumer task failed.");
+            }
+        })
+    }))
+}
+
+/// Proves the cluster answers before the consumer joins its group (see `probe_cluster`).
+async fn probe(consumer: StreamConsumer<SubscriberContext>, topic: String) -> Result<StreamConsumer<SubscriberContext>, EndpointFailure> {
+    tokio::task::spawn_blocking(move || probe_cluster(consumer.client(), &topic).map(|()| consumer))
+        .await
+        .unwrap_or_else(|_| Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")))
+}
+
+type AckRequest = (AckPosition, Option<oneshot::Sender<()>>);
+
+#[derive(Debug)]
+struct AckChannel(mpsc::UnboundedSender<AckRequest>);
+
+impl Acknowledger for AckChannel {
+    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<()>>) {
+        // After the subscription ended there is nothing left to commit.
+        let _ = self.0.send((position, done));
+    }
+}
+
+struct Pump {
+    consumer: StreamConsumer<SubscriberContext>,
+    qos: Qos,
+    /// Index → topic name; an ack position names its topic by index.
+    topics: Vec<String>,
+    group_id: String,
+    encode_message_id: bool,
+    remove_confluent_header: bool,
+    acknowledger: Arc<AckChannel>,
+    acks: mpsc::UnboundedReceiver<AckRequest>,
+    messages: mpsc::Sender<Result<Message, EndpointFailure>>,
+    received_any: bool,
+}
+
+enum Step {
+    Continue,
+    Stop,
+}
+
+impl Pump {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = &mut stop => Step::Stop,
+                _ = self.messages.closed() => Step::Stop,
+                Some((position, done)) = self.acks.recv() => {
+                    self.acknowledge(position, done);
+                    Step::Continue
+                }
+                received = self.consumer.recv() => match received {
+                    Ok(record) => {
+                        self.received_any = true;
+                        let message = self.to_message(&record);
+                        drop(record);
+                        self.deliver(Ok(message), &mut stop).await
+                    }
+                    Err(error) => match self.on_error(&error) {
+                        Some(failure) => {
+                            self.deliver(Err(failure), &mut stop).await;
+                            Step::Stop
+                        }
+                        None => Step::Continue,
+                    },
+                },
+            };
+            if let Step::Stop = step {
+                break;
+            }
+        }
+        self.finish().await;
+    }
+
+    /// Hands one item to the entrypoint, serving acknowledgements while the channel is full (an
+    /// entrypoint may be waiting for one before it reads again).
+    async fn deliver(&mut self, item: Result<Message, EndpointFailure>, stop: &mut oneshot::Receiver<()>) -> Step {
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut *stop => return Step::Stop,
+                Some((position, done)) = self.acks.recv() => self.acknowledge(position, done),
+                permit = self.messages.reserve() => {
+                    return match permit {
+                        Ok(permit) => {
+                            permit.send(item);
+                            Step::Continue
+                        }
+                        Err(_) => Step::Stop,
+                    };
+                }
+            }
+        }
+    }
+
+    fn to_message(&self, record: &BorrowedMessage<'_>) -> Message {
+        let topic = record.topic();
+        let partition = record.partition();
+        let offset = record.offset();
+        let mut payload = record.payload().unwrap_or_default();
+        if self.remove_confluent_header && payload.len() >= 5 && payload[0] == 0 {
+            payload = &payload[5..];
+        }
+        let mut headers = Headers::new();
+        if let Some(record_headers) = record.headers() {
+            for header in record_headers.iter() {
+                let value = header.value.map(String::from_utf8_lossy).unwrap_or_default();
+                headers.append(header.key, value);
+            }
+        }
+        let metadata = Metadata {
+            key: record.key().map(|key| String::from_utf8_lossy(key).into_owned()),
+            topic: topic.to_string(),
+            partition,
+            offset,
+            source_timestamp: record.timestamp().to_millis(),
+        };
+        let id = self.qos.emits_ids().then(|| message_id(topic, partition, offset, self.encode_message_id));
+        let ack = (self.qos != Qos::None).then(|| {
+            let topic_index = self.topics.iter().position(|t| t == topic).unwrap_or(usize::MAX) as u64;
+            let position = AckPosition { stream: (topic_index << 32) | u64::from(partition as u32), offset };
+            AckHandle::new(self.acknowledger.clone(), position)
+        });
+        Message { id, content: Bytes::copy_from_slice(payload), headers, metadata: Some(metadata), attributes: Default::default(), ack }
+    }
+
+    /// Records a delivery: stores the offset for the next commit, or commits it at once for
+    /// at-most-once, where it must be durable before the client sees the message.
+    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<()>>) {
+        let topic_index = (position.stream >> 32) as usize;
+        let partition = (position.stream & 0xffff_ffff) as u32 as i32;
+        if let Some(topic) = self.topics.get(topic_index) {
+            let result = if self.qos == Qos::AtMostOnce {
+                let mut offsets = TopicPartitionList::new();
+                offsets
+                    .add_partition_offset(topic, partition, Offset::Offset(position.offset + 1))
+                    .and_then(|()| self.consumer.commit(&offsets, CommitMode::Sync))
+            } else {
+                self.consumer.store_offset(topic, partition, position.offset)
+            };
+            if let Err(error) = result {
+                // A partition revoked meanwhile belongs to another member now; its offset is theirs.
+                tracing::debug!(%error, topic, partition, offset = position.offset, "Offset not recorded.");
+            }
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+
+    /// Decides what a consumer error means: `Some` ends the subscription with that failure.
+    fn on_error(&self, error: &KafkaError) -> Option<EndpointFailure> {
+        let ever_connected = self.received_any || self.consumer.context().assigned.load(Ordering::Relaxed);
+        if let Some(failure) = classify_connection_error(error, ever_connected) {
+            tracing::warn!(client_id = %self.consumer.context().client_id, %error, "Kafka consumer cannot reach its cluster.");
+            return Some(failure);
+        }
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AutoOffsetReset) => {
+                tracing::info!(group_id = %self.group_id, "No committed offset and autoOffsetReset is none.");
+                Some(EndpointFailure::new(
+                    FailureKind::Unknown,
+                    format!("No committed offset for consumer group `{}` and autoOffsetReset is `none`", self.group_id),
+                ))
+            }
+            // Topics that do not exist (yet) are waited for: they may be created while connected.
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => {
+                tracing::debug!(%error, "Subscribed topic not available yet.");
+                None
+            }
+            _ if matches!(error, KafkaError::MessageConsumptionFatal(_)) => {
+                tracing::warn!(%error, "Kafka consumer failed.");
+                Some(unknown(error))
+            }
+            _ => {
+                tracing::debug!(%error, "Kafka consumer error, retrying.");
+                None
+            }
+        }
+    }
+
+    /// Commits what was acknowledged and closes the consumer, which leaves its group. Blocking
+    /// librdkafka calls run off the async threads.
+    async fn finish(mut self) {
+        while let Ok((position, done)) = self.acks.try_recv() {
+            self.acknowledge(position, done);
+        }
+        let Pump { consumer, qos, .. } = self;
+        let closing = tokio::task::spawn_blocking(move || {
+            if qos != Qos::None {
+                match consumer.commit_consumer_state(CommitMode::Sync) {
+                    Ok(()) => {}
+                    Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
+                    Err(error) => tracing::warn!(%error, "Final offset commit failed."),
+                }
+            }
+            let client_id = consumer.context().client_id.clone();
+            drop(consumer);
+            tracing::debug!(%client_id, "Kafka consumer closed.");
+        });
+        if let Err(error) = closing.await {
+            tracing::error!(%error, "Closing the Kafka consumer failed.");
+        }
+    }
+}
+
+/// Callbacks of one consumer. They run on the thread that polls the consumer and must be quick.
+struct SubscriberContext {
+    client_id: String,
+    /// Cursor positions not applied yet: applied on the first assignment of each partition.
+    pending_cursor: Mutex<Option<Cursor>>,
+    assigned: AtomicBool,
+    commit_on_revoke: bool,
+}
+
+impl ClientContext for SubscriberContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        crate::failure::log_librdkafka(level, facility, message);
+    }
+}
+
+impl ConsumerContext for SubscriberContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, event: RDKafkaRespErr, partitions: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match event {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.apply_cursor(partitions);
+                self.assigned.store(true, Ordering::Relaxed);
+                tracing::debug!(client_id = %self.client_id, assigned = partitions.count(), "Partitions assigned.");
+                if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if self.commit_on_revoke {
+                    // What was acknowledged is committed before another member takes over.
+                    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+                }
+                if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(client_id = %self.client_id, error = ?other, "Rebalance failed.");
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(client_id = %self.client_id, %error, "Applying a rebalance failed.");
+        }
+    }
+}
+
+impl SubscriberContext {
+    fn apply_cursor(&self, partitions: &mut TopicPartitionList) {
+        let Ok(mut pending) = self.pending_cursor.lock() else { return };
+        let Some(cursor) = pending.as_mut() else { return };
+        let assigned: Vec<(String, i32)> =
+            partitions.elements().iter().map(|element| (element.topic().to_string(), element.partition())).collect();
+        for (topic, partition) in assigned {
+            if let Some(offset) = cursor.resume_offset(&topic, partition) {
+                if partitions.set_partition_offset(&topic, partition, Offset::Offset(offset)).is_ok() {
+                    if let Some(positions) = cursor.positions.get_mut(&topic) {
+                        positions.remove(&partition);
+                    }
+                }
+            }
+        }
+    }
+}

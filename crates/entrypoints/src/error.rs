@@ -1,0 +1,26 @@
+//! The one place that turns failures into client-facing error responses (DESIGN 6):
+//! `{"message": "...", "http_status_code": N}` plus `"key"` where one applies.
+
+use axum::response::{IntoResponse, Response};
+use http::{header, StatusCode};
+use kafka_edge_message::EndpointFailure;
+
+/// A JSON error body with the given status.
+pub fn json_error(status: StatusCode, message: &str, key: Option<&str>) -> Response {
+    let mut body = serde_json::json!({ "message": message, "http_status_code": status.as_u16() });
+    if let Some(key) = key {
+        body["key"] = key.into();
+    }
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// The answer to an endpoint failure that ends a request before any message was exchanged.
+pub fn failure_response(failure: &EndpointFailure) -> Response {
+    let status = StatusCode::from_u16(failure.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_error(status, &failure.message, Some(failure.kind.key()))
+}
+
+/// DESIGN 5: no API or no matching entrypoint.
+pub fn no_context_path() -> Response {
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "No context-path matches the request URI.").into_response()
+}

@@ -1,0 +1,169 @@
+//! http-get (DESIGN 5.2): one response collects up to `limit` messages or for up to
+//! `messagesLimitDurationMs`, whichever ends first; what it delivers is committed before the
+//! response is sent, so the client's next call continues exactly after it.
+
+use crate::accept::negotiate;
+use crate::error::{failure_response, json_error};
+use crate::render::Page;
+use crate::EntrypointContext;
+use axum::response::{IntoResponse, Response};
+use http::{header, request::Parts, StatusCode};
+use kafka_edge_definition::{HttpGetConfiguration, Qos};
+use kafka_edge_message::{AckHandle, EndpointFailure, FailureKind, Message, SubscribeOptions};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Serves one http-get request.
+pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: EntrypointContext, request: &Parts) -> Response {
+    let started = Instant::now();
+    let format = match negotiate(&request.headers) {
+        Ok(format) => format,
+        Err(unsupported) => {
+            return json_error(StatusCode::BAD_REQUEST, &format!("Unsupported accept header: [{}]", unsupported.join(", ")), None)
+        }
+    };
+    let query = Query::parse(request.uri.query());
+    let limit = match query.limit.map(|raw| raw.parse::<u64>().map(|n| (raw, n))) {
+        None => None,
+        Some(Ok((raw, n))) if n > 0 => Some((raw, n)),
+        Some(_) => return json_error(StatusCode::BAD_REQUEST, "Invalid limit query parameter: expected a positive integer", None),
+    };
+    let max_count = limit.map_or(configuration.messages_limit_count, |(_, n)| n.min(configuration.messages_limit_count)) as usize;
+    // A cursor only means something where messages have ids.
+    let cursor = query.cursor.filter(|_| qos.emits_ids());
+    let options = SubscribeOptions { qos, cursor: cursor.clone() };
+
+    let mut subscription = match context.endpoint.subscribe(&context.execution, options).await {
+        Ok(subscription) => subscription,
+        Err(failure) if failure.kind == FailureKind::BadRequest || failure.kind == FailureKind::InvalidDynamicConfiguration => {
+            return failure_response(&failure)
+        }
+        Err(failure) => return page_response(format, configuration, Vec::new(), Some(failure), cursor, limit.map(|l| l.0)),
+    };
+
+    let deadline = (configuration.messages_limit_duration_ms > 0)
+        .then(|| started + Duration::from_millis(configuration.messages_limit_duration_ms));
+    let mut items: Vec<Message> = Vec::with_capacity(max_count.min(64));
+    let mut failure: Option<EndpointFailure> = None;
+    while items.len() < max_count {
+        let next = tokio::select! {
+            next = subscription.next() => next,
+            _ = sleep_until(deadline) => break,
+            _ = context.shutdown.cancelled() => break,
+        };
+        match next {
+            Some(Ok(message)) => items.push(message),
+            Some(Err(error)) => {
+                failure = Some(error);
+                break;
+            }
+            None => break,
+        }
+    }
+
+    // Everything in `items` is delivered: acknowledge the last message of each partition (which
+    // covers the earlier ones) and close, which commits synchronously before we answer.
+    acknowledge_latest(&mut items);
+    subscription.close().await;
+
+    let next_cursor = items.iter().rev().find_map(|m| m.id.clone()).or(cursor);
+    page_response(format, configuration, items, failure, next_cursor, limit.map(|l| l.0))
+}
+
+fn page_response(
+    format: crate::accept::BodyFormat,
+    configuration: &HttpGetConfiguration,
+    items: Vec<Message>,
+    error: Option<EndpointFailure>,
+    next_cursor: Option<String>,
+    limit: Option<&str>,
+) -> Response {
+    let page = Page {
+        items: &items,
+        error: error.as_ref(),
+        next_cursor: next_cursor.as_deref(),
+        limit,
+        headers_in_payload: configuration.headers_in_payload,
+        metadata_in_payload: configuration.metadata_in_payload,
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], page.render(format)).into_response()
+}
+
+fn acknowledge_latest(items: &mut [Message]) {
+    let mut latest: HashMap<(String, i32), AckHandle> = HashMap::new();
+    for message in items.iter_mut() {
+        if let (Some(ack), Some(metadata)) = (message.ack.take(), &message.metadata) {
+            latest.insert((metadata.topic.clone(), metadata.partition), ack);
+        }
+    }
+    for ack in latest.into_values() {
+        ack.ack();
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The query parameters http-get reads.
+struct Query<'a> {
+    limit: Option<&'a str>,
+    cursor: Option<String>,
+}
+
+impl<'a> Query<'a> {
+    fn parse(query: Option<&'a str>) -> Self {
+        let mut parsed = Query { limit: None, cursor: None };
+        for pair in query.unwrap_or_default().split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "limit" => parsed.limit = Some(value),
+                "cursor" => parsed.cursor = Some(percent_decode(value)),
+                _ => {}
+            }
+        }
+        parsed
+    }
+}
+
+/// Cursors are base64, whose `+`, `/` and `=` clients may or may not percent-encode.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' && index + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex_value(bytes[index + 1]), hex_value(bytes[index + 2])) {
+                out.push(high << 4 | low);
+                index += 3;
+                continue;
+            }
+        }
+        out.push(bytes[index]);
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    (byte as char).to_digit(16).map(|digit| digit as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_reads_limit_and_decodes_cursor() {
+        let query = Query::parse(Some("limit=2&cursor=dGVzdC10b3BpY0AwIzA%3D&other=x"));
+        assert_eq!(query.limit, Some("2"));
+        assert_eq!(query.cursor.as_deref(), Some("dGVzdC10b3BpY0AwIzA="));
+        assert_eq!(Query::parse(Some("cursor=a+b%2")).cursor.as_deref(), Some("a+b%2"));
+        assert_eq!(Query::parse(None).limit, None);
+        assert_eq!(Query::parse(Some("cursor=%é%")).cursor.as_deref(), Some("%é%"));
+    }
+}

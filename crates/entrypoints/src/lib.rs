@@ -1,0 +1,21 @@
+//! Entrypoints: how clients reach an API over HTTP (DESIGN 5). Each turns a request into
+//! endpoint operations through the `Endpoint` trait and renders the outcome; none knows Kafka.
+
+pub mod error;
+pub mod http_get;
+pub mod http_post;
+mod accept;
+mod render;
+
+use kafka_edge_message::{Endpoint, ExecutionContext};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What every entrypoint receives with a request, besides the request itself.
+#[derive(Clone)]
+pub struct EntrypointContext {
+    pub endpoint: Arc<dyn Endpoint>,
+    pub execution: ExecutionContext,
+    /// Cancelled when the gateway stops: long-lived responses end early.
+    pub shutdown: CancellationToken,
+}

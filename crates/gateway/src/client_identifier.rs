@@ -1,0 +1,35 @@
+//! Who is calling (DESIGN 5.1). With a key-less plan: a hash of the remote address, suffixed with
+//! `X-Gravitee-Client-Identifier` when the client sends one. It is the default consumer group, so
+//! repeated calls from one client continue where the previous one stopped.
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+
+pub const CLIENT_IDENTIFIER_HEADER: &str = "x-gravitee-client-identifier";
+
+pub fn key_less(remote: IpAddr, headers: &HeaderMap) -> String {
+    let digest = Sha256::digest(remote.to_string().as_bytes());
+    let inferred: String = digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect();
+    match headers.get(CLIENT_IDENTIFIER_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
+        Some(provided) if !provided.is_empty() => format!("{inferred}-{provided}"),
+        _ => inferred,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_address_same_identifier_and_the_header_is_appended() {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let none = HeaderMap::new();
+        assert_eq!(key_less(ip, &none), key_less(ip, &none));
+        assert_ne!(key_less(ip, &none), key_less(other, &none));
+        let mut headers = HeaderMap::new();
+        headers.insert(CLIENT_IDENTIFIER_HEADER, "mobile-1".parse().unwrap());
+        assert_eq!(key_less(ip, &headers), format!("{}-mobile-1", key_less(ip, &none)));
+    }
+}

@@ -1,0 +1,139 @@
+//! `kafka-edge`: run the gateway, or validate API definitions.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use kafka_edge_definition::load_paths;
+use kafka_edge_gateway::Gateway;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "kafka-edge", version, about = "An event-native API gateway that puts Apache Kafka behind HTTP.")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KAFKA_EDGE_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the APIs defined in the given files and directories.
+    Run {
+        /// An API definition file (.json, .yaml, .yml) or a directory of them; repeatable.
+        #[arg(long = "api", required = true, value_name = "FILE|DIR")]
+        apis: Vec<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, env = "KAFKA_EDGE_LISTEN", default_value = "0.0.0.0:8082", value_name = "ADDR")]
+        listen: String,
+    },
+    /// Check API definitions: exit 0 when all are valid, otherwise print one line per problem.
+    Validate {
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Run { apis, listen } => run(apis, listen),
+        Command::Validate { paths } => Ok(validate(&paths)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> ExitCode {
+    match load_paths(paths) {
+        Ok(loaded) => {
+            for definition in &loaded {
+                for ignored in &definition.ignored {
+                    println!("warning: {ignored}");
+                }
+                println!("ok: {} (API `{}`)", definition.file, definition.api.id);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in &problems {
+                println!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(apis: Vec<PathBuf>, listen: String) -> anyhow::Result<ExitCode> {
+    let loaded = match load_paths(&apis) {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            for problem in &problems {
+                tracing::error!("Invalid API definition: {problem}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if loaded.is_empty() {
+        anyhow::bail!("no API definition (.json, .yaml, .yml) found in {apis:?}");
+    }
+    for ignored in loaded.iter().flat_map(|l| &l.ignored) {
+        tracing::warn!("{ignored}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let gateway = Gateway::new(loaded.into_iter().map(|l| l.api).collect(), shutdown.clone())?;
+        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        tokio::spawn(stop_on_signal(shutdown));
+        gateway.serve(listener).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "Cannot listen for SIGTERM.");
+                let _ = interrupt.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received, shutting down."),
+            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down."),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    shutdown.cancel();
+}

@@ -1,0 +1,220 @@
+//! http-get against the real broker: continuation per client, ids and cursors, body formats,
+//! errors, and consumers that leave their group when the request ends.
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use kafka_edge_gateway::client_identifier::key_less;
+use serde_json::{json, Value};
+
+fn encoded_id(topic: &str, partition: i32, offset: i64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{topic}@{partition}#{offset}"))
+}
+
+/// The consumer group the gateway uses for `client` calling from loopback.
+fn group_of(client: &str) -> String {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-gravitee-client-identifier", client.parse().unwrap());
+    key_less("127.0.0.1".parse().unwrap(), &headers)
+}
+
+async fn topic_with(records: &[&str]) -> String {
+    let topic = unique("get");
+    create_topic(&topic, 1).await;
+    let records: Vec<(Option<&str>, &str)> = records.iter().map(|r| (None, *r)).collect();
+    produce(&topic, &records).await;
+    topic
+}
+
+#[tokio::test]
+async fn the_same_client_continues_where_it_stopped_and_another_client_starts_over() {
+    let topic = topic_with(&["m1", "m2", "m3"]).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 1500});
+    let gateway = TestGateway::start(&spec).await;
+    let (alice, bob) = (unique("alice"), unique("bob"));
+
+    assert_eq!(contents(&gateway.get_json(&alice, "?limit=2").await), ["m1", "m2"]);
+    assert_eq!(contents(&gateway.get_json(&alice, "?limit=1").await), ["m3"]);
+    assert_eq!(contents(&gateway.get_json(&alice, "").await), Vec::<String>::new());
+    assert_eq!(contents(&gateway.get_json(&bob, "?limit=3").await), ["m1", "m2", "m3"]);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn auto_qos_gives_no_ids_and_no_pagination() {
+    let topic = topic_with(&["plain"]).await;
+    let gateway = TestGateway::start(&ApiSpec::new(&topic)).await;
+    let body = gateway.get_json(&unique("c"), "?limit=1").await;
+    assert_eq!(body, json!({"items": [{"content": "plain"}]}));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn at_least_once_gives_ids_and_a_cursor_that_resumes() {
+    let topic = topic_with(&["a", "b", "c"]).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get_qos = "at-least-once";
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 1500});
+    let gateway = TestGateway::start(&spec).await;
+
+    let body = gateway.get_json(&unique("c"), "?limit=3").await;
+    let ids: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (0..3).map(|offset| encoded_id(&topic, 0, offset)).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(body["pagination"], json!({"nextCursor": expected[2], "limit": "3"}));
+
+    // A new client resuming after the first message gets the rest.
+    let resumed = gateway.get_json(&unique("c"), &format!("?limit=2&cursor={}", expected[0])).await;
+    assert_eq!(contents(&resumed), ["b", "c"]);
+    assert_eq!(resumed["pagination"]["nextCursor"], expected[2]);
+
+    // Resuming after the last message: nothing new, and the cursor stays where it was.
+    let nothing = gateway.get_json(&unique("c"), &format!("?cursor={}", expected[2])).await;
+    assert_eq!(contents(&nothing), Vec::<String>::new());
+    assert_eq!(nothing["pagination"]["nextCursor"], expected[2]);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn plain_ids_when_encoding_is_off() {
+    let topic = topic_with(&["x"]).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get_qos = "at-most-once";
+    spec.consumer_extra = json!({"autoOffsetReset": "earliest", "encodeMessageId": false});
+    let gateway = TestGateway::start(&spec).await;
+    let client = unique("c");
+    let body = gateway.get_json(&client, "?limit=1").await;
+    assert_eq!(body["items"][0]["id"], format!("{topic}@0#0"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn json_carries_headers_and_metadata_when_configured() {
+    let topic = unique("get-meta");
+    create_topic(&topic, 1).await;
+    produce_with_headers(&topic, "hello", &[("greeting", "mate"), ("greeting", "again")]).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get = json!({"messagesLimitCount": 1, "headersInPayload": true, "metadataInPayload": "true"});
+    let gateway = TestGateway::start(&spec).await;
+    let body = gateway.get_json(&unique("c"), "").await;
+    let item = &body["items"][0];
+    assert_eq!(item["content"], "hello");
+    assert_eq!(item["headers"], json!({"greeting": ["mate", "again"]}));
+    assert_eq!(item["metadata"]["topic"], topic.as_str());
+    assert_eq!(item["metadata"]["partition"], 0);
+    assert_eq!(item["metadata"]["offset"], 0);
+    assert!(item["metadata"]["sourceTimestamp"].as_i64().unwrap() > 0);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn xml_and_text_bodies() {
+    let topic = topic_with(&["<b>one</b>", "two"]).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get_qos = "at-least-once";
+    spec.consumer_extra = json!({"autoOffsetReset": "earliest", "encodeMessageId": false});
+    let gateway = TestGateway::start(&spec).await;
+
+    let xml = gateway
+        .http
+        .get(format!("{}?limit=2", gateway.url()))
+        .header("Accept", "application/xml")
+        .header("X-Gravitee-Client-Identifier", unique("c"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xml.headers()["content-type"], "application/xml");
+    assert_eq!(
+        xml.text().await.unwrap(),
+        format!(
+            "<response><items><item><id>{t}@0#0</id><content><![CDATA[<b>one</b>]]></content></item><item><id>{t}@0#1</id><content><![CDATA[two]]></content></item></items><pagination><nextCursor>{t}@0#1</nextCursor><limit>2</limit></pagination></response>",
+            t = topic
+        )
+    );
+
+    let text = gateway
+        .http
+        .get(format!("{}?limit=2", gateway.url()))
+        .header("Accept", "text/plain")
+        .header("X-Gravitee-Client-Identifier", unique("c"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.headers()["content-type"], "text/plain");
+    assert_eq!(
+        text.text().await.unwrap(),
+        format!("items\nitem\nid: {t}@0#0\ncontent: <b>one</b>\n\nitem\nid: {t}@0#1\ncontent: two\n\npagination\nnextCursor: {t}@0#1\nlimit: 2", t = topic)
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_400_with_a_json_reason() {
+    let topic = unique("get-bad");
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get_qos = "at-least-once";
+    let gateway = TestGateway::start(&spec).await;
+
+    let response = gateway.http.get(gateway.url()).header("Accept", "image/png").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"message": "Unsupported accept header: [image/png]", "http_status_code": 400}));
+
+    let response = gateway.http.get(format!("{}?cursor=%25%25%25", gateway.url())).header("Accept", "application/json").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "Invalid cursor: not valid base64");
+    assert_eq!(body["http_status_code"], 400);
+
+    let response = gateway.http.get(format!("{}?limit=abc", gateway.url())).header("Accept", "application/json").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_reported_in_the_error_object() {
+    let mut spec = ApiSpec::new(&unique("get-down"));
+    spec.bootstrap = "127.0.0.1:1".into();
+    let gateway = TestGateway::start(&spec).await;
+    let body = gateway.get_json(&unique("c"), "").await;
+    assert_eq!(body["items"], json!([]));
+    assert_eq!(body["error"]["metadata"]["key"], "FAILURE_ENDPOINT_CONFIGURATION_INVALID");
+    assert!(body["error"]["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(body["error"]["content"].as_str().unwrap().starts_with("Endpoint configuration invalid"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn auto_offset_reset_none_without_committed_offsets_is_an_error() {
+    let topic = topic_with(&["never delivered"]).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.consumer_extra = json!({"autoOffsetReset": "none"});
+    let gateway = TestGateway::start(&spec).await;
+    let body = gateway.get_json(&unique("c"), "").await;
+    assert_eq!(body["items"], json!([]));
+    assert_eq!(body["error"]["metadata"]["key"], "FAILURE_ENDPOINT_UNKNOWN_ERROR");
+    assert!(body["error"]["content"].as_str().unwrap().contains("autoOffsetReset is `none`"), "{body}");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_consumer_is_a_group_member_during_the_request_and_leaves_when_it_ends() {
+    let topic = topic_with(&[]).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 4000});
+    let gateway = TestGateway::start(&spec).await;
+    let client = unique("member");
+    let group = group_of(&client);
+
+    let request = gateway.get_json(&client, "");
+    let watcher = async {
+        assert!(eventually(|| group_members(&group) == 1).await, "the consumer joined group {group}");
+    };
+    let (body, ()) = tokio::join!(request, watcher);
+    assert_eq!(body["items"], json!([]));
+    // The response is sent after the consumer closed, so it is gone already.
+    assert_eq!(group_members(&group), 0, "the consumer left group {group}");
+    gateway.stop().await;
+}

@@ -1,0 +1,16 @@
+//! What flows between an entrypoint (HTTP side) and an endpoint (Kafka side): messages, their
+//! acknowledgement, the execution context of a request, and the failures an endpoint reports.
+//! Neither side's protocol appears here, so each can be replaced without touching the other.
+
+mod ack;
+mod context;
+mod endpoint;
+mod failure;
+mod message;
+
+pub use ack::{AckHandle, AckPosition, Acknowledger};
+pub use context::{ExecutionContext, RequestAttributes};
+pub use endpoint::{Endpoint, SubscribeOptions, Subscription};
+pub use failure::{EndpointFailure, FailureKind};
+pub use kafka_edge_definition::Qos;
+pub use message::{Headers, Message, Metadata};
