@@ -8,6 +8,8 @@ use crate::load::{join, problem, Ignored, Problem};
 use crate::value::{is_expression, Dynamic};
 
 pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) {
+    // A group or endpoint that failed to parse was reported already; do not report it missing.
+    let endpoints_reported = problems.iter().any(|p| p.path.starts_with("endpointGroups"));
     let mut report = |path: &str, message: String| problems.push(problem(origin, path, message));
     let mut ignore = |path: String, reason: &str| ignored.push(Ignored { file: origin.into(), path, reason: reason.into() });
 
@@ -18,10 +20,12 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
         report("listeners", "at least one listener is required".into());
     }
     let primary = api.primary_endpoint();
-    if primary.is_none() && !api.endpoint_groups.is_empty() {
-        report("endpointGroups[0].endpoints", "at least one endpoint is required".into());
-    } else if api.endpoint_groups.is_empty() {
-        report("endpointGroups", "at least one endpoint group of type `kafka` is required".into());
+    if primary.is_none() && !endpoints_reported {
+        if api.endpoint_groups.is_empty() {
+            report("endpointGroups", "at least one endpoint group of type `kafka` is required".into());
+        } else {
+            report("endpointGroups[0].endpoints", "at least one endpoint is required".into());
+        }
     }
 
     for (listener_index, listener) in api.listeners.iter().enumerate() {
@@ -123,7 +127,7 @@ fn check_capability(kind: EntrypointType, shared: &SharedConfiguration, path: &s
 
 fn check_bootstrap_servers(servers: &str, path: &str, report: &mut impl FnMut(&str, String)) {
     if is_expression(servers) {
-        return;
+        return report(path, format!("invalid value `{servers}`: expression-language values are not evaluated by this version yet"));
     }
     if servers.trim().is_empty() {
         return report(path, "must not be empty: a comma-separated list of host:port".into());
@@ -146,6 +150,12 @@ fn check_shared(
 ) {
     // The configuration in use: the group's or the endpoint's override.
     let base = join(base, "sharedConfiguration");
+    for (path, expression) in expressions(shared) {
+        report(
+            &join(&base, path),
+            format!("invalid value `{expression}`: expression-language values are not evaluated by this version yet"),
+        );
+    }
     if let Dynamic::Static(protocol) = shared.security.protocol {
         if protocol != SecurityProtocol::Plaintext {
             report(
@@ -182,4 +192,24 @@ fn check_shared(
             ignore(join(&base, "consumer.checkTopicExistence"), "not implemented by this version");
         }
     }
+}
+
+/// Properties written as expressions, with their paths below `sharedConfiguration`.
+fn expressions(shared: &SharedConfiguration) -> Vec<(&'static str, String)> {
+    fn dynamic<T>(value: &Dynamic<T>) -> Option<String> {
+        match value {
+            Dynamic::Expression(expression) => Some(expression.clone()),
+            Dynamic::Static(_) => None,
+        }
+    }
+    let sasl = shared.security.sasl.as_ref();
+    let candidates = [
+        ("security.protocol", dynamic(&shared.security.protocol)),
+        ("security.sasl.saslMechanism", sasl.and_then(|s| s.sasl_mechanism.as_ref()).and_then(dynamic)),
+        ("producer.compressionType", dynamic(&shared.producer.compression_type)),
+        ("consumer.autoOffsetReset", dynamic(&shared.consumer.auto_offset_reset)),
+        ("producer.topics", shared.producer.topics.iter().find(|t| is_expression(t)).cloned()),
+        ("consumer.topics", shared.consumer.topics.iter().find(|t| is_expression(t)).cloned()),
+    ];
+    candidates.into_iter().filter_map(|(path, expression)| expression.map(|e| (path, e))).collect()
 }

@@ -50,7 +50,8 @@ pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: Ent
         let next = tokio::select! {
             next = subscription.next() => next,
             _ = sleep_until(deadline) => break,
-            _ = context.shutdown.cancelled() => break,
+            // A bounded response runs to its end during shutdown; an unbounded one ends now.
+            _ = context.shutdown.cancelled(), if deadline.is_none() => break,
         };
         match next {
             Some(Ok(message)) => items.push(message),

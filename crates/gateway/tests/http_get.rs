@@ -94,7 +94,7 @@ async fn plain_ids_when_encoding_is_off() {
 async fn json_carries_headers_and_metadata_when_configured() {
     let topic = unique("get-meta");
     create_topic(&topic, 1).await;
-    produce_with_headers(&topic, "hello", &[("greeting", "mate"), ("greeting", "again")]).await;
+    produce_with_headers(&topic, b"hello", &[("greeting", "mate"), ("greeting", "again")]).await;
     let mut spec = ApiSpec::new(&topic);
     spec.http_get = json!({"messagesLimitCount": 1, "headersInPayload": true, "metadataInPayload": "true"});
     let gateway = TestGateway::start(&spec).await;

@@ -1,110 +1,13 @@
-//! Shared helpers for the integration tests: the real broker of the test bed (never a mock), a
-//! gateway started in-process on a random port, API definitions, and a direct Kafka client that
-//! checks what really landed in Kafka.
+//! Helpers for the gateway's integration tests: a gateway started in-process on a random port and
+//! the API definitions it serves; the broker helpers come from the test bed's support crate.
 #![allow(dead_code)]
 
 use kafka_edge_definition::{load_str, Format};
 use kafka_edge_gateway::Gateway;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::Message as _;
 use serde_json::{json, Value};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Longest wait for anything a test awaits.
-pub const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The test bed's broker; the test command exports its address.
-pub fn bootstrap() -> String {
-    std::env::var("KAFKA_EDGE_BOOTSTRAP").expect(
-        "KAFKA_EDGE_BOOTSTRAP is not set: run the tests with scripts/test, which starts the Kafka test bed",
-    )
-}
-
-/// A name no other test (or earlier run) uses.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}
-
-fn client_config() -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap());
-    config
-}
-
-pub async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin client");
-    let results = admin
-        .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
-        .await
-        .expect("create topic request");
-    for result in results {
-        result.expect("topic created");
-    }
-}
-
-/// Produces records directly (not through the gateway).
-pub async fn produce(topic: &str, records: &[(Option<&str>, &str)]) {
-    let producer: FutureProducer = client_config().create().expect("producer");
-    for (key, value) in records {
-        let mut record = FutureRecord::to(topic).payload(*value);
-        if let Some(key) = key {
-            record = record.key(*key);
-        }
-        producer.send(record, TIMEOUT).await.expect("direct produce");
-    }
-}
-
-/// Produces one record with headers directly.
-pub async fn produce_with_headers(topic: &str, value: &str, headers: &[(&str, &str)]) {
-    let producer: FutureProducer = client_config().create().expect("producer");
-    let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(*v) }));
-    producer.send(FutureRecord::<(), _>::to(topic).payload(value).headers(headers), TIMEOUT).await.expect("direct produce");
-}
-
-/// Reads every record of `topic` from the beginning until `count` arrived (or TIMEOUT).
-pub fn read_records(topic: &str, count: usize) -> Vec<OwnedMessage> {
-    let consumer: BaseConsumer = client_config().set("group.id", unique("reader")).create().expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).expect("metadata");
-    let mut assignment = TopicPartitionList::new();
-    for partition in metadata.topics()[0].partitions() {
-        assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).expect("partition");
-    }
-    consumer.assign(&assignment).expect("assign");
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    let mut records = Vec::new();
-    while records.len() < count && std::time::Instant::now() < deadline {
-        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
-            records.push(result.expect("record").detach());
-        }
-    }
-    records
-}
-
-/// Number of members the group has right now.
-pub fn group_members(group: &str) -> usize {
-    let consumer: BaseConsumer = client_config().create().expect("consumer");
-    let groups = consumer.fetch_group_list(Some(group), TIMEOUT).expect("group list");
-    groups.groups().iter().find(|g| g.name() == group).map_or(0, |g| g.members().len())
-}
-
-/// Polls `condition` until it holds or TIMEOUT passes; returns whether it held.
-pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    condition()
-}
+pub use kafka_edge_testkit::*;
 
 /// What the test API looks like.
 pub struct ApiSpec {
@@ -230,6 +133,3 @@ pub fn contents(body: &Value) -> Vec<String> {
     })
 }
 
-pub fn payload(record: &OwnedMessage) -> String {
-    String::from_utf8_lossy(record.payload().unwrap_or_default()).into_owned()
-}
