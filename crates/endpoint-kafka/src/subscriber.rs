@@ -25,10 +25,15 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Messages buffered between the consumer task and the entrypoint.
 const CHANNEL_CAPACITY: usize = 32;
+
+/// Longest a request waits for its consumer's final commit and group leave; a cluster that went
+/// away must not hold the client's response. The close goes on in the background.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts a subscription. Fails at once only on a configuration librdkafka refuses; reaching the
 /// cluster is reported through the message stream.
@@ -78,7 +83,7 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
     let pump = Pump {
         consumer,
         qos,
-        topics: settings.topics.clone(),
+        topics: Mutex::new(settings.topics.clone()),
         group_id: settings.group_id,
         encode_message_id: settings.encode_message_id,
         remove_confluent_header: settings.remove_confluent_header,
@@ -91,8 +96,10 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
     Ok(Subscription::new(messages_rx, move || {
         Box::pin(async move {
             let _ = stop_tx.send(());
-            if let Err(error) = task.await {
-                tracing::error!(%error, "Kafka consumer task failed.");
+            match tokio::time::timeout(CLOSE_TIMEOUT, task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "Kafka consumer task failed."),
+                Err(_) => tracing::warn!("Kafka consumer still closing; the request does not wait for it."),
             }
         })
     }))
@@ -120,8 +127,8 @@ impl Acknowledger for AckChannel {
 struct Pump {
     consumer: StreamConsumer<SubscriberContext>,
     qos: Qos,
-    /// Index → topic name; an ack position names its topic by index.
-    topics: Vec<String>,
+    /// Index → topic name; an ack position names its topic by index (`topic_index`).
+    topics: Mutex<Vec<String>>,
     group_id: String,
     encode_message_id: bool,
     remove_confluent_header: bool,
@@ -191,6 +198,19 @@ impl Pump {
         }
     }
 
+    /// The index of `topic` in `topics`, adding it when new (pattern subscriptions find topics).
+    fn topic_index(&self, topic: &str) -> u64 {
+        let Ok(mut topics) = self.topics.lock() else { return u64::from(u32::MAX) };
+        let index = match topics.iter().position(|t| t == topic) {
+            Some(index) => index,
+            None => {
+                topics.push(topic.to_string());
+                topics.len() - 1
+            }
+        };
+        index as u64
+    }
+
     fn to_message(&self, record: &BorrowedMessage<'_>) -> Message {
         let topic = record.topic();
         let partition = record.partition();
@@ -215,7 +235,7 @@ impl Pump {
         };
         let id = self.qos.emits_ids().then(|| message_id(topic, partition, offset, self.encode_message_id));
         let ack = (self.qos != Qos::None).then(|| {
-            let topic_index = self.topics.iter().position(|t| t == topic).unwrap_or(usize::MAX) as u64;
+            let topic_index = self.topic_index(topic);
             let position = AckPosition { stream: (topic_index << 32) | u64::from(partition as u32), offset };
             AckHandle::new(self.acknowledger.clone(), position)
         });
@@ -227,7 +247,8 @@ impl Pump {
     fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<()>>) {
         let topic_index = (position.stream >> 32) as usize;
         let partition = (position.stream & 0xffff_ffff) as u32 as i32;
-        if let Some(topic) = self.topics.get(topic_index) {
+        let topic = self.topics.lock().ok().and_then(|topics| topics.get(topic_index).cloned());
+        if let Some(topic) = topic.as_deref() {
             let result = if self.qos == Qos::AtMostOnce {
                 let mut offsets = TopicPartitionList::new();
                 offsets
