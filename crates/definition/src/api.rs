@@ -122,6 +122,8 @@ pub struct Endpoint {
     pub weight: u64,
     pub configuration: KafkaEndpointConfiguration,
     pub shared_configuration: SharedConfiguration,
+    /// True when `shared_configuration` is the group's, false when it is the endpoint's override.
+    pub inherits_configuration: bool,
 }
 
 /// `flows[]`: parsed and kept; applied by the policies crate.

@@ -395,15 +395,15 @@ impl RawListener {
 
 impl RawEndpointGroup {
     fn into_group(self, base: &str, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) -> Option<EndpointGroup> {
-        if self.kind != "kafka" {
+        if !self.kind.eq_ignore_ascii_case("kafka") {
             problems.push(problem(origin, &join(base, "type"), format!("invalid value `{}`, expected `kafka`", self.kind)));
             return None;
         }
-        if self.load_balancer.is_some() && self.endpoints.len() > 1 {
+        if self.load_balancer.is_some() {
             ignored.push(Ignored {
                 file: origin.to_string(),
                 path: join(base, "loadBalancer"),
-                reason: "requests are served by the first endpoint of the group".into(),
+                reason: "requests are served by the first endpoint of the first group".into(),
             });
         }
         let shared: SharedConfiguration =
@@ -411,7 +411,7 @@ impl RawEndpointGroup {
         let mut endpoints = Vec::new();
         for (index, endpoint) in self.endpoints.into_iter().enumerate() {
             let path = format!("{base}.endpoints[{index}]");
-            if endpoint.kind != "kafka" {
+            if !endpoint.kind.eq_ignore_ascii_case("kafka") {
                 problems.push(problem(origin, &join(&path, "type"), format!("invalid value `{}`, expected `kafka`", endpoint.kind)));
                 continue;
             }
@@ -421,22 +421,25 @@ impl RawEndpointGroup {
             let configuration: Option<KafkaEndpointConfiguration> =
                 parse_strict(&endpoint.configuration, &join(&path, "configuration"), origin, problems);
             // An explicit `inheritConfiguration: true`, or no override at all, means the group's.
-            let shared_configuration = match (endpoint.inherit_configuration, &endpoint.shared_configuration_override) {
-                (Some(true), _) | (None, None) => Some(shared.clone()),
-                (_, Some(override_value)) => {
-                    parse_strict(override_value, &join(&path, "sharedConfigurationOverride"), origin, problems)
+            let override_path = join(&path, "sharedConfigurationOverride");
+            let inherits = match (endpoint.inherit_configuration, &endpoint.shared_configuration_override) {
+                (Some(true), Some(_)) => {
+                    ignored.push(Ignored { file: origin.to_string(), path: override_path.clone(), reason: "inheritConfiguration is true: the group's sharedConfiguration applies".into() });
+                    true
                 }
+                (Some(true), None) | (None, None) => true,
+                (_, Some(_)) => false,
                 (Some(false), None) => {
-                    problems.push(problem(
-                        origin,
-                        &join(&path, "sharedConfigurationOverride"),
-                        "required when inheritConfiguration is false".into(),
-                    ));
-                    None
+                    problems.push(problem(origin, &override_path, "required when inheritConfiguration is false".into()));
+                    continue;
                 }
             };
+            let shared_configuration = match &endpoint.shared_configuration_override {
+                Some(override_value) if !inherits => parse_strict(override_value, &override_path, origin, problems),
+                _ => Some(shared.clone()),
+            };
             if let (Some(configuration), Some(shared_configuration)) = (configuration, shared_configuration) {
-                endpoints.push(Endpoint { name: endpoint.name, weight: endpoint.weight, configuration, shared_configuration });
+                endpoints.push(Endpoint { name: endpoint.name, weight: endpoint.weight, configuration, shared_configuration, inherits_configuration: inherits });
             }
         }
         Some(EndpointGroup { name: self.name, shared_configuration: shared, endpoints })

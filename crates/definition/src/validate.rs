@@ -77,8 +77,21 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
     for (group_index, group) in api.endpoint_groups.iter().enumerate() {
         for (index, endpoint) in group.endpoints.iter().enumerate() {
             let base = format!("endpointGroups[{group_index}].endpoints[{index}]");
+            if group_index > 0 || index > 0 {
+                ignore(base.clone(), "requests are served by the first endpoint of the first group");
+            }
             check_bootstrap_servers(&endpoint.configuration.bootstrap_servers, &join(&base, "configuration.bootstrapServers"), &mut report);
-            check_shared(&endpoint.shared_configuration, &base, &mut report, &mut ignore);
+            // Report where the user wrote it: the group's block, or the endpoint's override
+            // (a group's block is checked once, with its first endpoint).
+            let shared_base = if endpoint.inherits_configuration {
+                format!("endpointGroups[{group_index}].sharedConfiguration")
+            } else {
+                join(&base, "sharedConfigurationOverride")
+            };
+            let already_checked = endpoint.inherits_configuration && group.endpoints[..index].iter().any(|e| e.inherits_configuration);
+            if !already_checked {
+                check_shared(&endpoint.shared_configuration, &shared_base, &mut report, &mut ignore);
+            }
         }
     }
 
@@ -148,8 +161,7 @@ fn check_shared(
     report: &mut impl FnMut(&str, String),
     ignore: &mut impl FnMut(String, &str),
 ) {
-    // The configuration in use: the group's or the endpoint's override.
-    let base = join(base, "sharedConfiguration");
+    let base = base.to_string();
     for (path, expression) in expressions(shared) {
         report(
             &join(&base, path),
@@ -162,6 +174,14 @@ fn check_shared(
                 &join(&base, "security.protocol"),
                 format!("invalid value `{protocol}`: this version connects with `PLAINTEXT` only (TLS and SASL come with the security work)"),
             );
+        }
+    }
+    if let Dynamic::Static(SecurityProtocol::Plaintext) = shared.security.protocol {
+        if shared.security.sasl.is_some() {
+            ignore(join(&base, "security.sasl"), "the protocol is PLAINTEXT, which uses no SASL");
+        }
+        if shared.security.ssl.is_some() {
+            ignore(join(&base, "security.ssl"), "the protocol is PLAINTEXT, which uses no TLS");
         }
     }
     let producer = &shared.producer;

@@ -158,7 +158,7 @@ fn enabled_clients_need_topics_and_bootstrap_servers_need_ports() {
     value["endpointGroups"][0]["endpoints"][0]["configuration"]["bootstrapServers"] = json!("localhost");
     let found = problems(&value);
     assert!(found.contains(&"api.json: endpointGroups[0].endpoints[0].configuration.bootstrapServers: invalid value `localhost`, expected host:port (a comma-separated list of them)".to_string()), "{found:#?}");
-    assert!(found.contains(&"api.json: endpointGroups[0].endpoints[0].sharedConfiguration.consumer.topics: at least one topic is required when the consumer is enabled".to_string()), "{found:#?}");
+    assert!(found.contains(&"api.json: endpointGroups[0].sharedConfiguration.consumer.topics: at least one topic is required when the consumer is enabled".to_string()), "{found:#?}");
 }
 
 #[test]
@@ -234,4 +234,37 @@ fn directories_are_searched_and_shared_context_paths_are_refused() {
     std::fs::write(dir.path().join("nested/b.json"), second.to_string()).unwrap();
     let loaded = load_paths(&[dir.path().to_path_buf()]).unwrap();
     assert_eq!(loaded.len(), 2);
+}
+
+#[test]
+fn configuration_that_is_never_used_is_reported_as_ignored() {
+    let mut value = definition();
+    let endpoint = value["endpointGroups"][0]["endpoints"][0].clone();
+    value["endpointGroups"][0]["endpoints"][0]["inheritConfiguration"] = json!(true);
+    value["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"] = json!({"consumer": {"enabled": true, "topics": ["x"]}});
+    value["endpointGroups"][0]["endpoints"].as_array_mut().unwrap().push(endpoint);
+    value["endpointGroups"][0]["sharedConfiguration"]["security"] = json!({"protocol": "PLAINTEXT", "sasl": {"saslMechanism": "PLAIN"}});
+    let loaded = load(&value).unwrap();
+    let mut ignored: Vec<String> = loaded.ignored.iter().map(|i| format!("{} ({})", i.path, i.reason)).collect();
+    ignored.sort();
+    assert_eq!(
+        ignored,
+        [
+            "endpointGroups[0].endpoints[0].sharedConfigurationOverride (inheritConfiguration is true: the group's sharedConfiguration applies)",
+            "endpointGroups[0].endpoints[1] (requests are served by the first endpoint of the first group)",
+            "endpointGroups[0].sharedConfiguration.security.sasl (the protocol is PLAINTEXT, which uses no SASL)",
+        ]
+    );
+}
+
+#[test]
+fn problems_in_an_override_name_the_override() {
+    let mut value = definition();
+    value["endpointGroups"][0]["endpoints"][0]["inheritConfiguration"] = json!(false);
+    value["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"] =
+        json!({"producer": {"enabled": true, "topics": ["orders"]}, "consumer": {"enabled": true}});
+    assert_eq!(
+        only_problem(&value),
+        "api.json: endpointGroups[0].endpoints[0].sharedConfigurationOverride.consumer.topics: at least one topic is required when the consumer is enabled"
+    );
 }

@@ -50,7 +50,7 @@ pub fn negotiate(headers: &HeaderMap) -> Result<BodyFormat, Vec<String>> {
         match media.as_str() {
             "application/json" => return Ok(BodyFormat::Json),
             "application/xml" => return Ok(BodyFormat::Xml),
-            "text/plain" => return Ok(BodyFormat::Text),
+            "text/plain" | "text/*" => return Ok(BodyFormat::Text),
             _ => {}
         }
     }
@@ -85,6 +85,11 @@ mod tests {
         assert_eq!(negotiate(&HeaderMap::new()), Ok(BodyFormat::Text));
         assert_eq!(negotiate(&accept(&["image/png"])), Err(vec!["image/png".to_string()]));
         assert_eq!(negotiate(&accept(&["application/json;q=0", "image/png"])).is_err(), true);
+    }
+
+    #[test]
+    fn text_wildcard_is_plain_text() {
+        assert_eq!(negotiate(&accept(&["text/*"])), Ok(BodyFormat::Text));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub fn json_error(status: StatusCode, message: &str, key: Option<&str>) -> Respo
 /// The answer to an endpoint failure that ends a request before any message was exchanged.
 pub fn failure_response(failure: &EndpointFailure) -> Response {
     let status = StatusCode::from_u16(failure.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_error(status, &failure.message, Some(failure.kind.key()))
+    json_error(status, &failure.message, failure.kind.shows_key().then(|| failure.kind.key()))
 }
 
 /// DESIGN 5: no API or no matching entrypoint.

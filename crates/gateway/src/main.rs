@@ -71,6 +71,10 @@ fn init_logging(format: LogFormat) {
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
     match load_paths(paths) {
+        Ok(loaded) if loaded.is_empty() => {
+            println!("no API definition (.json, .yaml, .yml) found in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+            ExitCode::FAILURE
+        }
         Ok(loaded) => {
             for definition in &loaded {
                 for ignored in &definition.ignored {

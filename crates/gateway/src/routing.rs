@@ -7,7 +7,7 @@ use crate::{GatewayError, MAX_BODY_BYTES};
 use axum::extract::Request;
 use axum::response::Response;
 use http::{header, Method, StatusCode};
-use kafka_edge_definition::{ApiDefinition, Entrypoint, EntrypointConfiguration, EntrypointType, PlanSecurityType};
+use kafka_edge_definition::{ApiDefinition, Entrypoint, EntrypointConfiguration, EntrypointType, PlanMode, PlanSecurityType};
 use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
 use kafka_edge_entrypoints::error::{json_error, no_context_path};
 use kafka_edge_entrypoints::{http_get, http_post, EntrypointContext};
@@ -33,7 +33,8 @@ impl ServedApi {
             .filter(|entrypoint| !matches!(entrypoint.configuration, EntrypointConfiguration::NotImplemented))
             .cloned()
             .collect();
-        if definition.plans.iter().any(|plan| plan.security.is_some_and(|s| s != PlanSecurityType::KeyLess)) {
+        let guarded = |plan: &&kafka_edge_definition::Plan| plan.mode == PlanMode::Standard && plan.security.is_some_and(|s| s != PlanSecurityType::KeyLess);
+        if definition.plans.iter().any(|plan| guarded(&plan)) {
             return Err(GatewayError::Api { api: definition.id.clone(), reason: "only key-less plans are supported".into() });
         }
         let (_, endpoint) = definition

@@ -107,3 +107,11 @@ async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     assert!(log.contains("SIGTERM received"), "{log}");
     assert!(read_records(&topic, 1).len() == 1);
 }
+
+#[test]
+fn validate_fails_when_a_path_holds_no_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BINARY).arg("validate").arg(dir.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("no API definition (.json, .yaml, .yml) found in"));
+}

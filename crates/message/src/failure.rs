@@ -32,6 +32,12 @@ impl FailureKind {
         }
     }
 
+    /// Whether a client-facing error body names the key: Gravitee's "Invalid configuration"
+    /// answer (DESIGN 4.1) has none.
+    pub fn shows_key(self) -> bool {
+        self != FailureKind::InvalidDynamicConfiguration
+    }
+
     /// The HTTP status an entrypoint answers with when it answers with a status.
     pub fn http_status(self) -> u16 {
         match self {
