@@ -63,7 +63,7 @@ pub struct ListenerPath {
 
 string_enum!(
     /// Delivery guarantee of an entrypoint (DESIGN 4.5). `balanced` is accepted for `auto`.
-    Qos {
+    Qos default Auto {
         None => "none",
         Auto => "auto" | "balanced",
         AtBest => "at-best" | "at_best",
@@ -71,12 +71,6 @@ string_enum!(
         AtLeastOnce => "at-least-once" | "at_least_once",
     }
 );
-
-impl Default for Qos {
-    fn default() -> Self {
-        Qos::Auto
-    }
-}
 
 impl Qos {
     /// Whether messages carry a resumable id (and cursors are accepted).

@@ -26,14 +26,8 @@ pub struct SharedConfiguration {
 
 string_enum!(
     /// `security.protocol`.
-    SecurityProtocol { Plaintext => "PLAINTEXT", SaslPlaintext => "SASL_PLAINTEXT", SaslSsl => "SASL_SSL", Ssl => "SSL" }
+    SecurityProtocol default Plaintext { Plaintext => "PLAINTEXT", SaslPlaintext => "SASL_PLAINTEXT", SaslSsl => "SASL_SSL", Ssl => "SSL" }
 );
-
-impl Default for SecurityProtocol {
-    fn default() -> Self {
-        SecurityProtocol::Plaintext
-    }
-}
 
 string_enum!(
     /// `security.sasl.saslMechanism`. The seed's `SCRAM_SHA-256` spelling is accepted.
@@ -49,14 +43,8 @@ string_enum!(
 
 string_enum!(
     /// `security.ssl.trustStore.type` and `security.ssl.keyStore.type`.
-    StoreType { None => "NONE" | "", Pem => "PEM", Pkcs12 => "PKCS12", Jks => "JKS" }
+    StoreType default Jks { None => "NONE" | "", Pem => "PEM", Pkcs12 => "PKCS12", Jks => "JKS" }
 );
-
-impl Default for StoreType {
-    fn default() -> Self {
-        StoreType::Jks
-    }
-}
 
 /// `security`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -126,14 +114,8 @@ pub struct KeyStore {
 
 string_enum!(
     /// `producer.compressionType`.
-    CompressionType { None => "none", Gzip => "gzip", Snappy => "snappy", Lz4 => "lz4", Zstd => "zstd" }
+    CompressionType default None { None => "none", Gzip => "gzip", Snappy => "snappy", Lz4 => "lz4", Zstd => "zstd" }
 );
-
-impl Default for CompressionType {
-    fn default() -> Self {
-        CompressionType::None
-    }
-}
 
 /// `producer`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -152,14 +134,8 @@ pub struct ProducerConfiguration {
 
 string_enum!(
     /// `consumer.autoOffsetReset`.
-    AutoOffsetReset { Latest => "latest", Earliest => "earliest", None => "none" }
+    AutoOffsetReset default Latest { Latest => "latest", Earliest => "earliest", None => "none" }
 );
-
-impl Default for AutoOffsetReset {
-    fn default() -> Self {
-        AutoOffsetReset::Latest
-    }
-}
 
 /// `consumer`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]

@@ -111,6 +111,15 @@ impl<T: fmt::Display> Serialize for Dynamic<T> {
 /// Declares a closed set of string values with their JSON spelling, aliases, `FromStr` (whose
 /// error names the value and every allowed value) and `Display`.
 macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident default $default:ident { $($body:tt)* }) => {
+        string_enum!($(#[$meta])* $name { $($body)* });
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name::$default
+            }
+        }
+    };
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal $(| $alias:literal)*),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

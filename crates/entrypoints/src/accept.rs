@@ -84,7 +84,7 @@ mod tests {
     fn missing_header_is_text_and_unsupported_is_refused() {
         assert_eq!(negotiate(&HeaderMap::new()), Ok(BodyFormat::Text));
         assert_eq!(negotiate(&accept(&["image/png"])), Err(vec!["image/png".to_string()]));
-        assert_eq!(negotiate(&accept(&["application/json;q=0", "image/png"])).is_err(), true);
+        assert!(negotiate(&accept(&["application/json;q=0", "image/png"])).is_err());
     }
 
     #[test]
