@@ -1,0 +1,149 @@
+//! The gateway under test: its API definition, the child process, readiness, and its memory.
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The context path of the bench API.
+pub const CONTEXT_PATH: &str = "/bench";
+
+/// How long the gateway may take to answer its first request.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One API: http-post produces to `produce_topic`, http-get consumes `consume_topic`.
+pub fn api_definition(bootstrap: &str, produce_topic: &str, consume_topic: &str, get_limit: u64) -> Value {
+    json!({
+        "id": "kafka-edge-bench",
+        "name": "kafka-edge benchmark",
+        "apiVersion": "1.0",
+        "definitionVersion": "4.0.0",
+        "type": "message",
+        "listeners": [{
+            "type": "http",
+            "paths": [{ "path": CONTEXT_PATH }],
+            "entrypoints": [
+                {
+                    "type": "http-get",
+                    "qos": "auto",
+                    "configuration": {
+                        "messagesLimitCount": get_limit,
+                        "messagesLimitDurationMs": 1000,
+                        "headersInPayload": false,
+                        "metadataInPayload": false
+                    }
+                },
+                { "type": "http-post", "configuration": { "requestHeadersToMessage": false } }
+            ]
+        }],
+        "endpointGroups": [{
+            "name": "default-group",
+            "type": "kafka",
+            "sharedConfiguration": {
+                "security": { "protocol": "PLAINTEXT" },
+                "producer": { "enabled": true, "topics": [produce_topic], "compressionType": "none" },
+                "consumer": { "enabled": true, "topics": [consume_topic], "autoOffsetReset": "earliest", "encodeMessageId": true }
+            },
+            "endpoints": [{
+                "name": "default",
+                "type": "kafka",
+                "weight": 1,
+                "inheritConfiguration": true,
+                "configuration": { "bootstrapServers": bootstrap }
+            }]
+        }],
+        "plans": [{ "id": "keyless", "name": "Keyless", "security": { "type": "key-less" }, "mode": "STANDARD", "status": "PUBLISHED" }]
+    })
+}
+
+/// The running gateway; killed when dropped, so no error path leaves it behind.
+pub struct GatewayProcess {
+    child: Child,
+    pub address: SocketAddr,
+    log: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Starts `binary run --api <definition> --listen 127.0.0.1:<free port>` and waits until it
+    /// answers HTTP.
+    pub async fn start(binary: &Path, definition: &Path, log: PathBuf) -> anyhow::Result<Self> {
+        let address = free_address()?;
+        let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(binary)
+            .arg("run")
+            .arg("--api")
+            .arg(definition)
+            .arg("--listen")
+            .arg(address.to_string())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {} (build it with cargo build --release)", binary.display()))?;
+        let mut gateway = Self { child, address, log };
+        gateway.wait_ready().await?;
+        Ok(gateway)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls with a request outside the API's context path (a 404 that touches no Kafka client)
+    /// until one gets an HTTP answer.
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the gateway exited during start-up ({status}); its log:\n{}", self.log_tail());
+            }
+            if crate::http::probe(self.address).await {
+                eprintln!("bench: gateway pid {} ready on {} in {:?}", self.pid(), self.address, started.elapsed());
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!("the gateway did not answer on {} within {START_TIMEOUT:?}; its log:\n{}", self.address, self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Resident and peak resident memory in KiB (VmRSS, VmHWM of /proc/<pid>/status).
+    pub fn memory(&self) -> Memory {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        Memory { rss_kib: field("VmRSS:"), peak_kib: field("VmHWM:") }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+pub struct Memory {
+    pub rss_kib: Option<u64>,
+    pub peak_kib: Option<u64>,
+}
+
+/// A loopback port nobody listens on right now.
+fn free_address() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
+}

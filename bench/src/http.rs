@@ -1,0 +1,217 @@
+//! The HTTP side: keep-alive HTTP/1.1 clients on raw hyper connections (one connection per client,
+//! no pool), so the client costs as little CPU as possible on a machine it shares with the gateway.
+
+use crate::run::{latency_histogram, record, CpuSampler, Load, Progress, RunStats};
+use anyhow::Context;
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Body;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Longest wait for one HTTP response.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Consecutive empty http-get pages after which the drain is reported as stalled.
+const MAX_EMPTY_PAGES: u32 = 10;
+
+async fn connect<B>(address: SocketAddr) -> anyhow::Result<SendRequest<B>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// Sends one request and reads the whole response.
+async fn exchange<B>(sender: &mut SendRequest<B>, request: Request<B>) -> anyhow::Result<(StatusCode, Bytes)>
+where
+    B: Body + Send + 'static,
+{
+    let exchange = async {
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((status, body))
+    };
+    Ok(tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.context("no response in time")??)
+}
+
+/// True once the gateway answers any HTTP request.
+pub async fn probe(address: SocketAddr) -> bool {
+    let Ok(mut sender) = connect::<Empty<Bytes>>(address).await else { return false };
+    let Ok(request) = Request::get("/kafka-edge-bench-ready").header(header::HOST, address.to_string()).body(Empty::new()) else {
+        return false;
+    };
+    exchange(&mut sender, request).await.is_ok()
+}
+
+/// `load.concurrency` clients each POST the payload on their own keep-alive connection, one
+/// request at a time, until the budget is spent; the latency is request sent → response read.
+pub async fn post(
+    name: &'static str,
+    address: SocketAddr,
+    load: &Load,
+    progress: &Progress,
+    cpu: CpuSampler,
+) -> anyhow::Result<RunStats> {
+    let uri = format!("{}/produce", crate::gateway::CONTEXT_PATH);
+    let host = address.to_string();
+    let mut senders = Vec::with_capacity(load.concurrency);
+    for _ in 0..load.concurrency {
+        senders.push(connect::<Full<Bytes>>(address).await.context("connecting to the gateway")?);
+    }
+    let started = Instant::now();
+    let workers = senders.into_iter().map(|mut sender| {
+        let (uri, host, budget, payload, done) =
+            (uri.clone(), host.clone(), load.budget.clone(), load.payload.clone(), progress.counter());
+        tokio::spawn(async move {
+            let mut latency = latency_histogram();
+            let (mut ok, mut errors) = (0u64, 0u64);
+            while budget.take() {
+                let request = Request::builder()
+                    .method(Method::POST)
+                    .uri(&uri)
+                    .header(header::HOST, &host)
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(Full::new(payload.clone()))?;
+                let sent = Instant::now();
+                match exchange(&mut sender, request).await {
+                    Ok((StatusCode::ACCEPTED, _)) => {
+                        record(&mut latency, sent.elapsed());
+                        ok += 1;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok((status, body)) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("bench: POST answered {status}: {}", String::from_utf8_lossy(&body));
+                        }
+                    }
+                    Err(error) => {
+                        errors += 1;
+                        eprintln!("bench: POST failed ({error:#}); reconnecting");
+                        sender = connect(address).await?;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((latency, ok, errors))
+        })
+    });
+    let results = futures::future::join_all(workers).await;
+    let elapsed = started.elapsed();
+    let mut latency = latency_histogram();
+    let (mut messages, mut errors) = (0, 0);
+    for result in results {
+        let (histogram, ok, failed) = result.context("client task failed")??;
+        latency.add(histogram).context("merging histograms")?;
+        messages += ok;
+        errors += failed;
+    }
+    Ok(RunStats {
+        name,
+        messages,
+        bytes: messages * load.payload.len() as u64,
+        elapsed,
+        errors,
+        requests: Some(messages + errors),
+        latency: Some(latency),
+        latency_of: "request → 202",
+        cpu: cpu.finish(),
+        stalled: None,
+    })
+}
+
+/// The parts of an http-get JSON page the drain needs.
+#[derive(Deserialize)]
+struct Page {
+    items: Vec<Item>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    content: String,
+}
+
+/// One client (one identifier, hence one consumer group) GETs pages of up to `limit` messages,
+/// one after the other, until `count` messages arrived; the latency is per request. Should the
+/// gateway stop delivering, the run ends after `MAX_EMPTY_PAGES` empty pages in a row and reports
+/// the rates up to the last page that had messages.
+pub async fn drain(
+    name: &'static str,
+    address: SocketAddr,
+    client_identifier: &str,
+    limit: u64,
+    count: u64,
+    progress: &Progress,
+    cpu: CpuSampler,
+) -> anyhow::Result<RunStats> {
+    let uri = format!("{}/drain?limit={limit}", crate::gateway::CONTEXT_PATH);
+    let mut sender = connect::<Empty<Bytes>>(address).await.context("connecting to the gateway")?;
+    let done = progress.counter();
+    let mut latency = latency_histogram();
+    let (mut messages, mut bytes, mut requests, mut errors, mut empty_in_a_row) = (0u64, 0u64, 0u64, 0u64, 0u32);
+    let started = Instant::now();
+    let mut last_delivery = started;
+    let mut stalled = None;
+    while messages < count {
+        let request = Request::get(&uri)
+            .header(header::HOST, address.to_string())
+            .header(header::ACCEPT, "application/json")
+            .header("X-Gravitee-Client-Identifier", client_identifier)
+            .body(Empty::new())?;
+        let sent = Instant::now();
+        let (status, body) = exchange(&mut sender, request).await.context("GET from the gateway")?;
+        record(&mut latency, sent.elapsed());
+        requests += 1;
+        anyhow::ensure!(status == StatusCode::OK, "GET answered {status}: {}", String::from_utf8_lossy(&body));
+        let page: Page = serde_json::from_slice(&body).context("reading an http-get page")?;
+        if let Some(error) = page.error {
+            errors += 1;
+            eprintln!("bench: GET page carried an error: {error}");
+        }
+        if page.items.is_empty() {
+            empty_in_a_row += 1;
+            if empty_in_a_row == MAX_EMPTY_PAGES {
+                let reason = format!("{MAX_EMPTY_PAGES} empty pages in a row after {messages} of {count} messages");
+                eprintln!("bench: gateway drain stalled: {reason}");
+                stalled = Some(reason);
+                break;
+            }
+        } else {
+            empty_in_a_row = 0;
+            last_delivery = Instant::now();
+        }
+        messages += page.items.len() as u64;
+        bytes += page.items.iter().map(|item| item.content.len() as u64).sum::<u64>();
+        done.fetch_add(page.items.len() as u64, Ordering::Relaxed);
+    }
+    let elapsed = if stalled.is_some() { last_delivery - started } else { started.elapsed() };
+    Ok(RunStats {
+        name,
+        messages,
+        bytes,
+        elapsed,
+        errors,
+        requests: Some(requests),
+        latency: Some(latency),
+        latency_of: "per GET",
+        cpu: cpu.finish(),
+        stalled,
+    })
+}
