@@ -9,6 +9,7 @@ use serde::Deserialize;
 pub enum EntrypointConfiguration {
     HttpGet(HttpGetConfiguration),
     HttpPost(HttpPostConfiguration),
+    Sse(SseConfiguration),
     /// An entrypoint type this build does not serve yet; reported at load as ignored.
     NotImplemented,
 }
@@ -57,4 +58,29 @@ pub struct HttpPostConfiguration {
     /// Copy every HTTP request header into the message headers. Default false.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub request_headers_to_message: bool,
+}
+
+/// `sse` (DESIGN 5.5).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SseConfiguration {
+    /// Idle time after which a `:` comment keeps the connection alive, in ms. Default 5000; at least 1.
+    #[serde(default = "default_heartbeat_interval_ms", deserialize_with = "lenient_u64")]
+    pub heartbeat_interval_in_ms: u64,
+    /// Send each message's metadata as `:name: value` comments. Default false.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub metadata_as_comment: bool,
+    /// Send each message's headers as `:name: value` comments. Default false.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub headers_as_comment: bool,
+}
+
+fn default_heartbeat_interval_ms() -> u64 {
+    5000
+}
+
+impl Default for SseConfiguration {
+    fn default() -> Self {
+        Self { heartbeat_interval_in_ms: default_heartbeat_interval_ms(), metadata_as_comment: false, headers_as_comment: false }
+    }
 }

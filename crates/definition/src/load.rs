@@ -376,7 +376,9 @@ impl RawListener {
                         .map(EntrypointConfiguration::HttpGet),
                     EntrypointType::HttpPost => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
                         .map(EntrypointConfiguration::HttpPost),
-                    EntrypointType::Sse | EntrypointType::Websocket | EntrypointType::Webhook => {
+                    EntrypointType::Sse => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                        .map(EntrypointConfiguration::Sse),
+                    EntrypointType::Websocket | EntrypointType::Webhook => {
                         ignored.push(Ignored {
                             file: origin.to_string(),
                             path,

@@ -60,10 +60,14 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
                 let allowed: Vec<String> = supported.iter().map(|q| format!("`{q}`")).collect();
                 report(&join(&path, "qos"), format!("invalid value `{}` for entrypoint `{}`, expected one of {}", entrypoint.qos, entrypoint.kind, allowed.join(", ")));
             }
-            if let EntrypointConfiguration::HttpGet(configuration) = &entrypoint.configuration {
-                if configuration.messages_limit_count == 0 {
+            match &entrypoint.configuration {
+                EntrypointConfiguration::HttpGet(configuration) if configuration.messages_limit_count == 0 => {
                     report(&join(&path, "configuration.messagesLimitCount"), "invalid value `0`, must be at least 1".into());
                 }
+                EntrypointConfiguration::Sse(configuration) if configuration.heartbeat_interval_in_ms == 0 => {
+                    report(&join(&path, "configuration.heartbeatIntervalInMs"), "invalid value `0`, must be at least 1".into());
+                }
+                _ => {}
             }
             if entrypoint.dlq_endpoint.is_some() {
                 ignore(join(&path, "dlq"), "dead-letter queues are not implemented by this version");

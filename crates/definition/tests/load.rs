@@ -134,7 +134,7 @@ fn fields_we_do_not_implement_are_reported_as_ignored() {
     let mut value = definition();
     value["analytics"] = json!({"enabled": false});
     value["listeners"][0]["cors"] = json!({"enabled": true});
-    value["listeners"][0]["entrypoints"].as_array_mut().unwrap().push(json!({"type": "sse", "qos": "auto"}));
+    value["listeners"][0]["entrypoints"].as_array_mut().unwrap().push(json!({"type": "websocket", "qos": "auto"}));
     let loaded = load(&value).unwrap();
     let mut ignored: Vec<String> = loaded.ignored.iter().map(|i| i.path.clone()).collect();
     ignored.sort();

@@ -56,6 +56,10 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
+        // A partition with nothing new must not hold a request: the broker parks an empty fetch
+        // this long, and offset lookups for the other partitions wait behind it on the same
+        // connection (with the 500 ms default, short http-get windows came back empty).
+        .set("fetch.wait.max.ms", "100")
         .set("queued.max.messages.kbytes", "4096")
         .set("socket.connection.setup.timeout.ms", "10000")
         .set("reconnect.backoff.ms", "100");

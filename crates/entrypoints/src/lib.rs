@@ -4,6 +4,7 @@
 pub mod error;
 pub mod http_get;
 pub mod http_post;
+pub mod sse;
 mod accept;
 mod render;
 

@@ -10,7 +10,7 @@ use http::{header, Method, StatusCode};
 use kafka_edge_definition::{ApiDefinition, Entrypoint, EntrypointConfiguration, EntrypointType, PlanMode, PlanSecurityType};
 use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
 use kafka_edge_entrypoints::error::{json_error, no_context_path};
-use kafka_edge_entrypoints::{http_get, http_post, EntrypointContext};
+use kafka_edge_entrypoints::{http_get, http_post, sse, EntrypointContext};
 use kafka_edge_message::{Endpoint, ExecutionContext};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,6 +112,7 @@ pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: C
             };
             http_post::handle(configuration, context, &parts, body).await
         }
+        EntrypointConfiguration::Sse(configuration) => sse::handle(configuration, entrypoint.qos, context, &parts.headers).await,
         EntrypointConfiguration::NotImplemented => no_context_path(),
     }
 }

@@ -218,3 +218,30 @@ async fn the_consumer_is_a_group_member_during_the_request_and_leaves_when_it_en
     assert_eq!(group_members(&group), 0, "the consumer left group {group}");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn repeated_gets_drain_every_partition() {
+    let topic = unique("get-partitions");
+    create_topic(&topic, 3).await;
+    let values: Vec<String> = (0..30).map(|n| format!("v{n}")).collect();
+    let keys: Vec<String> = (0..30).map(|n| format!("key-{n}")).collect();
+    let records: Vec<(Option<&str>, &str)> = keys.iter().zip(&values).map(|(k, v)| (Some(k.as_str()), v.as_str())).collect();
+    produce(&topic, &records).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get = json!({"messagesLimitCount": 5, "messagesLimitDurationMs": 1000});
+    let gateway = TestGateway::start(&spec).await;
+    let client = unique("drain");
+
+    let mut received: Vec<String> = Vec::new();
+    for _ in 0..20 {
+        received.extend(contents(&gateway.get_json(&client, "").await));
+        if received.len() >= values.len() {
+            break;
+        }
+    }
+    received.sort();
+    let mut expected = values.clone();
+    expected.sort();
+    assert_eq!(received, expected, "every record exactly once, in at most 20 calls of 5");
+    gateway.stop().await;
+}

@@ -17,6 +17,8 @@ pub struct ApiSpec {
     pub http_get: Value,
     pub http_get_qos: &'static str,
     pub http_post: Value,
+    pub sse: Value,
+    pub sse_qos: &'static str,
     pub consumer_extra: Value,
     pub producer_extra: Value,
     pub bootstrap: String,
@@ -31,6 +33,8 @@ impl ApiSpec {
             http_get: json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 3000}),
             http_get_qos: "auto",
             http_post: json!({}),
+            sse: json!({}),
+            sse_qos: "auto",
             consumer_extra: json!({"autoOffsetReset": "earliest"}),
             producer_extra: json!({}),
             bootstrap: bootstrap(),
@@ -52,7 +56,8 @@ impl ApiSpec {
                 "paths": [{"path": self.path}],
                 "entrypoints": [
                     {"type": "http-get", "qos": self.http_get_qos, "configuration": self.http_get},
-                    {"type": "http-post", "configuration": self.http_post}
+                    {"type": "http-post", "configuration": self.http_post},
+                    {"type": "sse", "qos": self.sse_qos, "configuration": self.sse}
                 ]
             }],
             "endpointGroups": [{
