@@ -88,9 +88,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     let in_flight = http.get(&url).header("Accept", "application/json").header("X-Gravitee-Client-Identifier", &client).send();
     let terminate = async {
         // The GET is being served once its consumer joined the client's group.
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-gravitee-client-identifier", client.parse().unwrap());
-        let group = kafka_edge_gateway::client_identifier::key_less("127.0.0.1".parse().unwrap(), &headers);
+        let group = group_of(&client);
         assert!(eventually(|| group_members(&group) == 1).await, "the GET is in flight");
         let status = Command::new("kill").args(["-TERM", &gateway.id().to_string()]).status().unwrap();
         assert!(status.success());

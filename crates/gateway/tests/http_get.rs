@@ -5,18 +5,10 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
-use kafka_edge_gateway::client_identifier::key_less;
 use serde_json::{json, Value};
 
 fn encoded_id(topic: &str, partition: i32, offset: i64) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{topic}@{partition}#{offset}"))
-}
-
-/// The consumer group the gateway uses for `client` calling from loopback.
-fn group_of(client: &str) -> String {
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-gravitee-client-identifier", client.parse().unwrap());
-    key_less("127.0.0.1".parse().unwrap(), &headers)
 }
 
 async fn topic_with(records: &[&str]) -> String {

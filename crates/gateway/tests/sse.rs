@@ -8,12 +8,6 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::json;
 
-fn group_of(client: &str) -> String {
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-gravitee-client-identifier", client.parse().unwrap());
-    kafka_edge_gateway::client_identifier::key_less("127.0.0.1".parse().unwrap(), &headers)
-}
-
 async fn connect(gateway: &TestGateway, client: &str, last_event_id: Option<&str>) -> reqwest::Response {
     let mut request = gateway
         .http

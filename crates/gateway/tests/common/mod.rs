@@ -9,6 +9,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use kafka_edge_testkit::*;
 
+/// The consumer group the gateway uses for `client` (X-Gravitee-Client-Identifier) calling from
+/// loopback.
+pub fn group_of(client: &str) -> String {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-gravitee-client-identifier", client.parse().expect("header value"));
+    kafka_edge_gateway::client_identifier::key_less("127.0.0.1".parse().expect("address"), &headers)
+}
+
 /// What the test API looks like.
 pub struct ApiSpec {
     pub path: String,
