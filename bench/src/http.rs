@@ -1,7 +1,7 @@
 //! The HTTP side: keep-alive HTTP/1.1 clients on raw hyper connections (one connection per client,
 //! no pool), so the client costs as little CPU as possible on a machine it shares with the gateway.
 
-use crate::run::{latency_histogram, record, CpuSampler, Load, Progress, RunStats};
+use crate::run::{latency_histogram, merge_tallies, record, CpuSampler, Load, Progress, RunStats};
 use anyhow::Context;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -114,14 +114,8 @@ pub async fn post(
     });
     let results = futures::future::join_all(workers).await;
     let elapsed = started.elapsed();
-    let mut latency = latency_histogram();
-    let (mut messages, mut errors) = (0, 0);
-    for result in results {
-        let (histogram, ok, failed) = result.context("client task failed")??;
-        latency.add(histogram).context("merging histograms")?;
-        messages += ok;
-        errors += failed;
-    }
+    let tallies = results.into_iter().map(|r| r.context("client task failed")?).collect::<anyhow::Result<Vec<_>>>()?;
+    let (latency, messages, errors) = merge_tallies(tallies)?;
     Ok(RunStats {
         name,
         messages,

@@ -1,6 +1,6 @@
 //! The ceiling: a direct librdkafka client on the same broker, configured like the gateway's.
 
-use crate::run::{latency_histogram, record, CpuSampler, Load, Progress, RunStats};
+use crate::run::{latency_histogram, merge_tallies, record, CpuSampler, Load, Progress, RunStats};
 use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -93,14 +93,8 @@ pub async fn produce(
     });
     let results = futures::future::join_all(workers).await;
     let elapsed = started.elapsed();
-    let mut latency = latency_histogram();
-    let (mut messages, mut errors) = (0, 0);
-    for result in results {
-        let (histogram, ok, failed) = result.context("producer task failed")?;
-        latency.add(histogram).context("merging histograms")?;
-        messages += ok;
-        errors += failed;
-    }
+    let tallies = results.into_iter().map(|r| r.context("producer task failed")).collect::<anyhow::Result<Vec<_>>>()?;
+    let (latency, messages, errors) = merge_tallies(tallies)?;
     Ok(RunStats {
         name,
         messages,

@@ -85,6 +85,21 @@ pub fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
     histogram.saturating_record(elapsed.as_micros().clamp(1, u128::from(u64::MAX)) as u64);
 }
 
+/// What one concurrent worker of a produce scenario measured.
+pub type WorkerTally = (Histogram<u64>, u64, u64);
+
+/// Sums the workers' latency histograms and their ok / failed counts.
+pub fn merge_tallies(tallies: impl IntoIterator<Item = WorkerTally>) -> anyhow::Result<WorkerTally> {
+    let mut latency = latency_histogram();
+    let (mut ok, mut failed) = (0, 0);
+    for (histogram, worker_ok, worker_failed) in tallies {
+        latency.add(histogram).map_err(|e| anyhow::anyhow!("merging histograms: {e}"))?;
+        ok += worker_ok;
+        failed += worker_failed;
+    }
+    Ok((latency, ok, failed))
+}
+
 /// The outcome of one scenario.
 pub struct RunStats {
     pub name: &'static str,
