@@ -16,6 +16,8 @@ pub struct ApiDefinition {
     pub endpoint_groups: Vec<EndpointGroup>,
     pub flows: Vec<Flow>,
     pub plans: Vec<Plan>,
+    /// `properties[]`: key/value pairs expressions read as `#properties['key']`.
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 impl ApiDefinition {
@@ -129,7 +131,7 @@ pub struct Flow {
     #[serde(default = "enabled_by_default", deserialize_with = "crate::value::lenient_bool")]
     pub enabled: bool,
     #[serde(default)]
-    pub selectors: Vec<Value>,
+    pub selectors: Vec<Selector>,
     #[serde(default)]
     pub request: Vec<Step>,
     #[serde(default)]
@@ -148,6 +150,44 @@ impl Flow {
             .chain(&self.publish)
             .chain(&self.subscribe)
     }
+}
+
+string_enum!(
+    /// How a selector's path or channel is compared.
+    PathOperator default StartsWith { StartsWith => "STARTS_WITH", Equals => "EQUALS" }
+);
+
+/// `flows[].selectors[]`: when a flow applies. Every selector of a flow must match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Selector {
+    /// Path below the context path and HTTP method (no methods: any).
+    Http {
+        #[serde(default = "root_path")]
+        path: String,
+        #[serde(default, rename = "pathOperator")]
+        path_operator: PathOperator,
+        #[serde(default)]
+        methods: Vec<String>,
+    },
+    /// Gravitee's message-API selector: the channel is matched like a path; `operations`
+    /// (PUBLISH, SUBSCRIBE) and `entrypoints` narrow it further.
+    Channel {
+        #[serde(default = "root_path")]
+        channel: String,
+        #[serde(default, rename = "channelOperator")]
+        channel_operator: PathOperator,
+        #[serde(default)]
+        operations: Vec<String>,
+        #[serde(default)]
+        entrypoints: Vec<String>,
+    },
+    /// An expression that must be true for the request.
+    Condition { condition: String },
+}
+
+fn root_path() -> String {
+    "/".to_string()
 }
 
 /// One policy invocation inside a flow phase.

@@ -236,6 +236,15 @@ struct RawApi {
     flows: Vec<Flow>,
     #[serde(default)]
     plans: Vec<RawPlan>,
+    #[serde(default)]
+    properties: Vec<RawProperty>,
+}
+
+#[derive(Deserialize)]
+struct RawProperty {
+    key: String,
+    #[serde(default)]
+    value: String,
 }
 
 #[derive(Deserialize)]
@@ -358,7 +367,7 @@ impl RawApi {
                 status: plan.status,
             })
             .collect();
-        ApiDefinition { id: self.id, name: self.name, api_version: self.api_version, listeners, endpoint_groups, flows: self.flows, plans }
+        ApiDefinition { id: self.id, name: self.name, api_version: self.api_version, listeners, endpoint_groups, flows: self.flows, plans, properties: self.properties.into_iter().map(|p| (p.key, p.value)).collect() }
     }
 }
 

@@ -111,11 +111,6 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
         }
     }
 
-    for (index, flow) in api.flows.iter().enumerate() {
-        if flow.enabled && flow.steps().any(|step| step.enabled) {
-            ignore(format!("flows[{index}]"), "flows and policies are not applied by this version");
-        }
-    }
 }
 
 /// The QoS levels each entrypoint supports (DESIGN 4.5).
@@ -144,7 +139,10 @@ fn check_capability(kind: EntrypointType, shared: &SharedConfiguration, path: &s
 
 fn check_bootstrap_servers(servers: &str, path: &str, report: &mut impl FnMut(&str, String)) {
     if is_expression(servers) {
-        return report(path, format!("invalid value `{servers}`: expression-language values are not evaluated by this version yet"));
+        if let Err(error) = kafka_edge_el::Template::parse(servers) {
+            report(path, format!("invalid expression `{servers}`: {error}"));
+        }
+        return;
     }
     if servers.trim().is_empty() {
         return report(path, "must not be empty: a comma-separated list of host:port".into());
@@ -167,10 +165,9 @@ fn check_shared(
 ) {
     let base = base.to_string();
     for (path, expression) in expressions(shared) {
-        report(
-            &join(&base, path),
-            format!("invalid value `{expression}`: expression-language values are not evaluated by this version yet"),
-        );
+        if let Err(error) = kafka_edge_el::Template::parse(&expression) {
+            report(&join(&base, path), format!("invalid expression `{expression}`: {error}"));
+        }
     }
     if let Dynamic::Static(protocol) = shared.security.protocol {
         if protocol != SecurityProtocol::Plaintext {
@@ -203,7 +200,13 @@ fn check_shared(
     if consumer.enabled {
         match (&consumer.topic_pattern, consumer.topics.is_empty()) {
             (Some(_), false) => report(&join(&base, "consumer"), "give either `topics` or `topicPattern`, not both".into()),
-            (Some(_), true) => report(&join(&base, "consumer.topicPattern"), "topic patterns are not supported by this version yet; list the topics in `topics`".into()),
+            (Some(pattern), true) => {
+                if !is_expression(pattern) {
+                    if let Err(error) = regex::Regex::new(pattern) {
+                        report(&join(&base, "consumer.topicPattern"), format!("invalid regular expression `{pattern}`: {error}"));
+                    }
+                }
+            }
             (None, true) => report(&join(&base, "consumer.topics"), "at least one topic is required when the consumer is enabled".into()),
             (None, false) => {}
         }
@@ -212,13 +215,11 @@ fn check_shared(
                 report(&format!("{base}.consumer.topics[{index}]"), "must not be empty".into());
             }
         }
-        if consumer.check_topic_existence {
-            ignore(join(&base, "consumer.checkTopicExistence"), "not implemented by this version");
-        }
     }
 }
 
-/// Properties written as expressions, with their paths below `sharedConfiguration`.
+/// Properties written as expressions, with their paths below `sharedConfiguration` (checked to
+/// parse here; evaluated and checked again per request).
 fn expressions(shared: &SharedConfiguration) -> Vec<(&'static str, String)> {
     fn dynamic<T>(value: &Dynamic<T>) -> Option<String> {
         match value {
@@ -232,8 +233,10 @@ fn expressions(shared: &SharedConfiguration) -> Vec<(&'static str, String)> {
         ("security.sasl.saslMechanism", sasl.and_then(|s| s.sasl_mechanism.as_ref()).and_then(dynamic)),
         ("producer.compressionType", dynamic(&shared.producer.compression_type)),
         ("consumer.autoOffsetReset", dynamic(&shared.consumer.auto_offset_reset)),
+        ("security.sasl.saslJaasConfig", sasl.and_then(|s| s.sasl_jaas_config.clone()).filter(|j| is_expression(j))),
         ("producer.topics", shared.producer.topics.iter().find(|t| is_expression(t)).cloned()),
         ("consumer.topics", shared.consumer.topics.iter().find(|t| is_expression(t)).cloned()),
+        ("consumer.topicPattern", shared.consumer.topic_pattern.clone().filter(|p| is_expression(p))),
     ];
     candidates.into_iter().filter_map(|(path, expression)| expression.map(|e| (path, e))).collect()
 }

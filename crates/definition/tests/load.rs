@@ -171,10 +171,13 @@ fn plans_that_would_need_credentials_are_refused() {
 }
 
 #[test]
-fn expressions_are_refused_until_they_are_evaluated() {
+fn expressions_are_accepted_and_malformed_ones_refused_with_the_position() {
     let mut value = definition();
     value["endpointGroups"][0]["sharedConfiguration"]["consumer"]["autoOffsetReset"] = json!("{#request.headers['autoOffsetReset'][0]}");
-    assert!(only_problem(&value).contains("consumer.autoOffsetReset: invalid value `{#request.headers['autoOffsetReset'][0]}`: expression-language values are not evaluated"));
+    assert!(load(&value).is_ok());
+    value["endpointGroups"][0]["sharedConfiguration"]["consumer"]["autoOffsetReset"] = json!("{#request.headers['autoOffsetReset'][0]");
+    let problem = only_problem(&value);
+    assert!(problem.starts_with("api.json: endpointGroups[0].sharedConfiguration.consumer.autoOffsetReset: invalid expression `{#request.headers['autoOffsetReset'][0]`: at position "), "{problem}");
 }
 
 #[test]

@@ -22,6 +22,20 @@ pub(crate) fn probe_cluster<C: ClientContext>(client: &Client<C>, topic: &str) -
     })
 }
 
+/// `checkTopicExistence`: the topic must be known to the cluster. Blocking.
+pub(crate) fn check_topic_exists<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<(), EndpointFailure> {
+    let metadata = client.fetch_metadata(Some(topic), PROBE_TIMEOUT).map_err(|error| {
+        classify_connection_error(&error, true).unwrap_or_else(|| unknown(&error))
+    })?;
+    let exists = metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    if exists {
+        Ok(())
+    } else {
+        tracing::info!(topic, "Subscribed topic does not exist (checkTopicExistence).");
+        Err(EndpointFailure::configuration_invalid(format!("topic `{topic}` does not exist")))
+    }
+}
+
 /// librdkafka's own log lines, at debug level: it repeats connection errors on every retry, and
 /// the endpoint reports each classified failure once itself.
 pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {

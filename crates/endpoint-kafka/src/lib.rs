@@ -9,7 +9,7 @@ mod subscriber;
 
 pub use cursor::{message_id, Cursor, CursorError};
 pub use producer::ProducerPool;
-pub use settings::{ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED};
+pub use settings::{ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED};
 
 use kafka_edge_definition::Endpoint as EndpointDefinition;
 use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions, Subscription};
@@ -25,15 +25,16 @@ pub struct KafkaEndpoint {
 
 impl KafkaEndpoint {
     /// `producers` is shared by every API of the gateway, so equal configurations share a producer.
-    pub fn new(api_id: &str, definition: EndpointDefinition, producers: Arc<ProducerPool>) -> Self {
-        Self { resolver: Resolver::new(api_id, definition), producers }
+    /// Fails only on an expression that does not parse, which validation reports at load.
+    pub fn new(api_id: &str, definition: &EndpointDefinition, producers: Arc<ProducerPool>) -> Result<Self, kafka_edge_el::ParseError> {
+        Ok(Self { resolver: Resolver::new(api_id, definition)?, producers })
     }
 }
 
 #[async_trait::async_trait]
 impl Endpoint for KafkaEndpoint {
     async fn publish(&self, context: &ExecutionContext, message: Message) -> Result<(), EndpointFailure> {
-        let settings = self.resolver.producer(context)?;
+        let settings = self.resolver.producer(context, &message.attributes)?;
         let key = message
             .attributes
             .get(ATTR_RECORD_KEY)

@@ -1,12 +1,16 @@
-//! The configuration one request actually uses: the definition's values, with the request's
-//! `gravitee.attribute.kafka.*` attributes applied (DESIGN 4.2), checked, and turned into
-//! librdkafka properties.
+//! The configuration one request actually uses (DESIGN 4.1, 4.2): every string property may be an
+//! expression, evaluated per request; `gravitee.attributes.endpoint.kafka.<path>` attributes
+//! override any property; the `gravitee.attribute.kafka.*` attributes pick topics and the group.
+//! The result is checked like a static value and turned into librdkafka properties.
 
 use kafka_edge_definition::{
     AutoOffsetReset, CompressionType, Dynamic, Endpoint as EndpointDefinition, SecurityProtocol,
 };
-use kafka_edge_message::{EndpointFailure, ExecutionContext, FailureKind};
-use std::collections::BTreeMap;
+use kafka_edge_el::{ParseError, Template};
+use kafka_edge_message::{EndpointFailure, ExecutionContext, FailureKind, Scope};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const ATTR_GROUP_ID: &str = "gravitee.attribute.kafka.groupId";
@@ -14,15 +18,80 @@ pub const ATTR_RECORD_KEY: &str = "gravitee.attribute.kafka.recordKey";
 pub const ATTR_PRODUCER_TOPICS: &str = "gravitee.attribute.kafka.producer.topics";
 pub const ATTR_CONSUMER_TOPICS: &str = "gravitee.attribute.kafka.consumer.topics";
 pub const ATTR_TOPICS_DEPRECATED: &str = "gravitee.attribute.kafka.topics";
+/// Prefix of the attributes that override a configuration property by its path.
+pub const ATTR_OVERRIDE_PREFIX: &str = "gravitee.attributes.endpoint.kafka.";
 
 /// The librdkafka properties that identify a connection: clients with equal ones can be shared.
 pub type ConnectionProperties = BTreeMap<&'static str, String>;
 
+/// One string property: its path, the attribute that overrides it, and its compiled value.
+#[derive(Debug)]
+struct Property {
+    path: &'static str,
+    override_attribute: String,
+    value: Template,
+}
+
+impl Property {
+    fn new(path: &'static str, source: &str) -> Result<Self, ParseError> {
+        Ok(Self { path, override_attribute: format!("{ATTR_OVERRIDE_PREFIX}{path}"), value: Template::parse(source)? })
+    }
+
+    fn dynamic<T: Display>(path: &'static str, value: &Dynamic<T>) -> Result<Self, ParseError> {
+        match value {
+            Dynamic::Static(value) => Self::new(path, &value.to_string()),
+            Dynamic::Expression(expression) => Self::new(path, expression),
+        }
+    }
+
+    fn resolve(&self, context: &ExecutionContext) -> Option<String> {
+        if let Some(value) = context.attributes.get(&self.override_attribute) {
+            return Some(value.clone());
+        }
+        if let Some(literal) = self.value.is_literal().then(|| self.value.source()) {
+            return Some(literal.to_string());
+        }
+        self.value.evaluate_string(&Scope::request(context))
+    }
+}
+
+/// A list of topics; each entry may be an expression, and each value is split on commas.
+#[derive(Debug)]
+struct TopicList {
+    path: &'static str,
+    override_attribute: String,
+    entries: Vec<Template>,
+}
+
+impl TopicList {
+    fn new(path: &'static str, entries: &[String]) -> Result<Self, ParseError> {
+        let entries = entries.iter().map(|entry| Template::parse(entry)).collect::<Result<_, _>>()?;
+        Ok(Self { path, override_attribute: format!("{ATTR_OVERRIDE_PREFIX}{path}"), entries })
+    }
+
+    fn resolve(&self, context: &ExecutionContext) -> Vec<String> {
+        if let Some(value) = context.attributes.get(&self.override_attribute) {
+            return split_list(value);
+        }
+        let scope = Scope::request(context);
+        self.entries.iter().filter_map(|entry| entry.evaluate_string(&scope)).flat_map(|value| split_list(&value)).collect()
+    }
+}
+
 /// Resolves the definition's values for one request.
 #[derive(Debug)]
 pub(crate) struct Resolver {
-    definition: EndpointDefinition,
     api_id: String,
+    bootstrap_servers: Property,
+    protocol: Property,
+    producer_topics: TopicList,
+    compression: Property,
+    consumer_topics: TopicList,
+    topic_pattern: Option<Property>,
+    auto_offset_reset: Property,
+    encode_message_id: bool,
+    remove_confluent_header: bool,
+    check_topic_existence: bool,
     deprecation_logged: AtomicBool,
 }
 
@@ -34,63 +103,91 @@ pub(crate) struct ProducerSettings {
     pub compression: CompressionType,
 }
 
+/// Which topics a subscription reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TopicSelection {
+    Names(Vec<String>),
+    /// A regular expression over topic names; topics created later are picked up.
+    Pattern(String),
+}
+
 /// What a subscription needs.
 #[derive(Debug)]
 pub(crate) struct ConsumerSettings {
     pub connection: ConnectionProperties,
-    pub topics: Vec<String>,
+    pub topics: TopicSelection,
     pub group_id: String,
     pub auto_offset_reset: AutoOffsetReset,
     pub encode_message_id: bool,
     pub remove_confluent_header: bool,
+    pub check_topic_existence: bool,
 }
 
 impl Resolver {
-    pub fn new(api_id: &str, definition: EndpointDefinition) -> Self {
-        Self { definition, api_id: api_id.to_string(), deprecation_logged: AtomicBool::new(false) }
+    /// Compiles every property; the definition was validated, so expressions parse.
+    pub fn new(api_id: &str, definition: &EndpointDefinition) -> Result<Self, ParseError> {
+        let shared = &definition.shared_configuration;
+        Ok(Self {
+            api_id: api_id.to_string(),
+            bootstrap_servers: Property::new("bootstrapServers", &definition.configuration.bootstrap_servers)?,
+            protocol: Property::dynamic("security.protocol", &shared.security.protocol)?,
+            producer_topics: TopicList::new("producer.topics", &shared.producer.topics)?,
+            compression: Property::dynamic("producer.compressionType", &shared.producer.compression_type)?,
+            consumer_topics: TopicList::new("consumer.topics", &shared.consumer.topics)?,
+            topic_pattern: shared.consumer.topic_pattern.as_deref().map(|p| Property::new("consumer.topicPattern", p)).transpose()?,
+            auto_offset_reset: Property::dynamic("consumer.autoOffsetReset", &shared.consumer.auto_offset_reset)?,
+            encode_message_id: shared.consumer.encode_message_id,
+            remove_confluent_header: shared.consumer.remove_confluent_header,
+            check_topic_existence: shared.consumer.check_topic_existence,
+            deprecation_logged: AtomicBool::new(false),
+        })
     }
 
     pub fn encode_message_id(&self) -> bool {
-        self.definition.shared_configuration.consumer.encode_message_id
+        self.encode_message_id
     }
 
-    fn connection(&self) -> Result<ConnectionProperties, EndpointFailure> {
-        let shared = &self.definition.shared_configuration;
-        let protocol = static_value(&shared.security.protocol, "security.protocol", &self.api_id)?;
+    fn connection(&self, context: &ExecutionContext) -> Result<ConnectionProperties, EndpointFailure> {
+        let protocol: SecurityProtocol = self.parse(&self.protocol, context)?;
         if protocol != SecurityProtocol::Plaintext {
-            return Err(invalid_configuration("security.protocol", &self.api_id));
+            return Err(self.invalid(self.protocol.path, "only PLAINTEXT connects in this version"));
+        }
+        let servers = self.resolved(&self.bootstrap_servers, context)?;
+        if !valid_bootstrap_servers(&servers) {
+            return Err(self.invalid(self.bootstrap_servers.path, "expected a comma-separated list of host:port"));
         }
         let mut properties = ConnectionProperties::new();
-        properties.insert("bootstrap.servers", self.definition.configuration.bootstrap_servers.clone());
+        properties.insert("bootstrap.servers", servers);
         properties.insert("security.protocol", "plaintext".into());
         Ok(properties)
     }
 
-    pub fn producer(&self, context: &ExecutionContext) -> Result<ProducerSettings, EndpointFailure> {
-        let producer = &self.definition.shared_configuration.producer;
-        let topics = context
-            .attributes
+    /// `message_attributes` come first: a message-level topic attribute wins (DESIGN 4.2).
+    pub fn producer(&self, context: &ExecutionContext, message_attributes: &HashMap<String, String>) -> Result<ProducerSettings, EndpointFailure> {
+        let chosen = message_attributes
             .get(ATTR_PRODUCER_TOPICS)
-            .or_else(|| self.deprecated_topics(context))
-            .map(|value| split_list(value))
-            .unwrap_or_else(|| producer.topics.clone());
-        Ok(ProducerSettings {
-            connection: self.connection()?,
-            topics,
-            compression: static_value(&producer.compression_type, "producer.compressionType", &self.api_id)?,
-        })
+            .or_else(|| self.deprecated_topics(message_attributes))
+            .or_else(|| context.attributes.get(ATTR_PRODUCER_TOPICS))
+            .or_else(|| self.deprecated_topics(&context.attributes));
+        let topics = match chosen {
+            Some(value) => split_list(value),
+            None => self.producer_topics.resolve(context),
+        };
+        if topics.is_empty() {
+            return Err(self.invalid(self.producer_topics.path, "no topic"));
+        }
+        Ok(ProducerSettings { connection: self.connection(context)?, topics, compression: self.parse(&self.compression, context)? })
     }
 
     pub fn consumer(&self, context: &ExecutionContext) -> Result<ConsumerSettings, EndpointFailure> {
-        let consumer = &self.definition.shared_configuration.consumer;
-        let topics = context
-            .attributes
-            .get(ATTR_CONSUMER_TOPICS)
-            .or_else(|| self.deprecated_topics(context))
-            .map(|value| split_list(value))
-            .unwrap_or_else(|| consumer.topics.clone());
-        if topics.is_empty() {
-            return Err(invalid_configuration("consumer.topics", &self.api_id));
+        let named = context.attributes.get(ATTR_CONSUMER_TOPICS).or_else(|| self.deprecated_topics(&context.attributes)).map(|v| split_list(v));
+        let topics = match (named, &self.topic_pattern) {
+            (Some(topics), _) => TopicSelection::Names(topics),
+            (None, Some(pattern)) => TopicSelection::Pattern(self.resolved(pattern, context)?),
+            (None, None) => TopicSelection::Names(self.consumer_topics.resolve(context)),
+        };
+        if matches!(&topics, TopicSelection::Names(names) if names.is_empty()) {
+            return Err(self.invalid(self.consumer_topics.path, "no topic"));
         }
         let group_id = context
             .attributes
@@ -99,38 +196,59 @@ impl Resolver {
             .cloned()
             .unwrap_or_else(|| context.client_identifier.clone());
         Ok(ConsumerSettings {
-            connection: self.connection()?,
+            connection: self.connection(context)?,
             topics,
             group_id,
-            auto_offset_reset: static_value(&consumer.auto_offset_reset, "consumer.autoOffsetReset", &self.api_id)?,
-            encode_message_id: consumer.encode_message_id,
-            remove_confluent_header: consumer.remove_confluent_header,
+            auto_offset_reset: self.parse(&self.auto_offset_reset, context)?,
+            encode_message_id: self.flag("consumer.encodeMessageId", self.encode_message_id, context),
+            remove_confluent_header: self.flag("consumer.removeConfluentHeader", self.remove_confluent_header, context),
+            check_topic_existence: self.flag("consumer.checkTopicExistence", self.check_topic_existence, context),
         })
     }
 
-    fn deprecated_topics<'a>(&self, context: &'a ExecutionContext) -> Option<&'a String> {
-        let value = context.attributes.get(ATTR_TOPICS_DEPRECATED)?;
+    /// A boolean property, overridable by attribute (`true`/`false`).
+    fn flag(&self, path: &str, configured: bool, context: &ExecutionContext) -> bool {
+        match context.attributes.get(&format!("{ATTR_OVERRIDE_PREFIX}{path}")).map(|v| v.trim().to_ascii_lowercase()) {
+            Some(value) if value == "true" => true,
+            Some(value) if value == "false" => false,
+            _ => configured,
+        }
+    }
+
+    fn resolved(&self, property: &Property, context: &ExecutionContext) -> Result<String, EndpointFailure> {
+        property.resolve(context).filter(|v| !v.trim().is_empty()).ok_or_else(|| self.invalid(property.path, "resolved to nothing"))
+    }
+
+    fn parse<T: FromStr<Err = String>>(&self, property: &Property, context: &ExecutionContext) -> Result<T, EndpointFailure> {
+        let value = self.resolved(property, context)?;
+        value.trim().parse().map_err(|reason: String| self.invalid(property.path, &reason))
+    }
+
+    fn deprecated_topics<'a>(&self, attributes: &'a HashMap<String, String>) -> Option<&'a String> {
+        let value = attributes.get(ATTR_TOPICS_DEPRECATED)?;
         if !self.deprecation_logged.swap(true, Ordering::Relaxed) {
             tracing::warn!(api = %self.api_id, attribute = ATTR_TOPICS_DEPRECATED,
                 "Deprecated attribute used; set gravitee.attribute.kafka.producer.topics or gravitee.attribute.kafka.consumer.topics instead.");
         }
         Some(value)
     }
+
+    /// DESIGN 4.1: a value that cannot be used ends the request with a 500; the log names the path.
+    fn invalid(&self, path: &str, reason: &str) -> EndpointFailure {
+        tracing::warn!(api = %self.api_id, path, reason, "Invalid configuration at request time.");
+        EndpointFailure::new(FailureKind::InvalidDynamicConfiguration, "Invalid configuration")
+    }
 }
 
-/// A comma-separated attribute value as a list, trimmed, without empty entries.
+/// A comma-separated value as a list, trimmed, without empty entries.
 pub(crate) fn split_list(value: &str) -> Vec<String> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
-fn static_value<T: Copy>(value: &Dynamic<T>, path: &str, api_id: &str) -> Result<T, EndpointFailure> {
-    value.as_static().copied().ok_or_else(|| invalid_configuration(path, api_id))
-}
-
-/// DESIGN 4.1: a value that cannot be used at request time ends the request with a 500.
-fn invalid_configuration(path: &str, api_id: &str) -> EndpointFailure {
-    tracing::warn!(api = %api_id, path, "Invalid configuration at request time.");
-    EndpointFailure::new(FailureKind::InvalidDynamicConfiguration, "Invalid configuration")
+fn valid_bootstrap_servers(servers: &str) -> bool {
+    servers.split(',').map(str::trim).all(|server| {
+        server.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
+    })
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@
 //! applied here) → consuming → closing (final synchronous commit) → closed (left the group).
 
 use crate::cursor::{message_id, Cursor};
-use crate::failure::{classify_connection_error, probe_cluster, unknown};
+use crate::failure::{check_topic_exists, classify_connection_error, probe_cluster, unknown};
 use crate::producer::short_uuid;
-use crate::settings::ConsumerSettings;
+use crate::settings::{ConsumerSettings, TopicSelection};
 use bytes::Bytes;
 use kafka_edge_definition::AutoOffsetReset;
 use kafka_edge_message::{
@@ -63,6 +63,10 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         .set("queued.max.messages.kbytes", "4096")
         .set("socket.connection.setup.timeout.ms", "10000")
         .set("reconnect.backoff.ms", "100");
+    if matches!(settings.topics, TopicSelection::Pattern(_)) {
+        // New topics that match are found on the next metadata refresh (librdkafka: 5 min).
+        config.set("topic.metadata.refresh.interval.ms", "10000");
+    }
     let context = SubscriberContext {
         client_id: client_id.clone(),
         pending_cursor: Mutex::new(cursor),
@@ -73,13 +77,20 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         tracing::warn!(%error, "Kafka consumer could not be created.");
         EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
     })?;
-    let consumer = probe(consumer, settings.topics.first().cloned().unwrap_or_default()).await?;
-    let topic_names: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+    let (subscription, known_topics) = match &settings.topics {
+        TopicSelection::Names(names) => (names.clone(), names.clone()),
+        // librdkafka treats a subscription starting with `^` as a regular expression; anchoring
+        // both ends gives the whole-name match of Java's Pattern.matches.
+        TopicSelection::Pattern(pattern) => (vec![format!("^({pattern})$")], Vec::new()),
+    };
+    let required = if settings.check_topic_existence { known_topics.clone() } else { Vec::new() };
+    let consumer = probe(consumer, known_topics.first().cloned().unwrap_or_default(), required).await?;
+    let topic_names: Vec<&str> = subscription.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_names).map_err(|error| {
         tracing::warn!(%client_id, %error, "Kafka consumer could not subscribe.");
         unknown(&error)
     })?;
-    tracing::debug!(%client_id, group_id = %settings.group_id, topics = ?settings.topics, %qos, "Kafka consumer subscribed.");
+    tracing::debug!(%client_id, group_id = %settings.group_id, topics = ?subscription, %qos, "Kafka consumer subscribed.");
 
     let (messages_tx, messages_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -87,7 +98,7 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
     let pump = Pump {
         consumer,
         qos,
-        topics: Mutex::new(settings.topics.clone()),
+        topics: Mutex::new(known_topics),
         group_id: settings.group_id,
         encode_message_id: settings.encode_message_id,
         remove_confluent_header: settings.remove_confluent_header,
@@ -109,9 +120,20 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
     }))
 }
 
-/// Proves the cluster answers before the consumer joins its group (see `probe_cluster`).
-async fn probe(consumer: StreamConsumer<SubscriberContext>, topic: String) -> Result<StreamConsumer<SubscriberContext>, EndpointFailure> {
-    tokio::task::spawn_blocking(move || probe_cluster(consumer.client(), &topic).map(|()| consumer))
+/// Proves the cluster answers before the consumer joins its group (see `probe_cluster`), and that
+/// every `required` topic exists (`checkTopicExistence`).
+async fn probe(
+    consumer: StreamConsumer<SubscriberContext>,
+    topic: String,
+    required: Vec<String>,
+) -> Result<StreamConsumer<SubscriberContext>, EndpointFailure> {
+    tokio::task::spawn_blocking(move || {
+        probe_cluster(consumer.client(), &topic)?;
+        for topic in &required {
+            check_topic_exists(consumer.client(), topic)?;
+        }
+        Ok(consumer)
+    })
         .await
         .unwrap_or_else(|_| Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")))
 }

@@ -25,7 +25,7 @@ fn endpoint_definition(producer_topic: &str, consumer: serde_json::Value) -> End
 }
 
 fn endpoint(producer_topic: &str) -> KafkaEndpoint {
-    KafkaEndpoint::new("endpoint-test", endpoint_definition(producer_topic, json!({})), Arc::new(ProducerPool::new()))
+    KafkaEndpoint::new("endpoint-test", &endpoint_definition(producer_topic, json!({})), Arc::new(ProducerPool::new())).expect("endpoint")
 }
 
 fn keyed(key: &str, content: &str) -> Message {
@@ -113,8 +113,8 @@ async fn equal_configurations_share_one_producer() {
     let topic = unique("shared");
     create_topic(&topic, 1).await;
     let pool = Arc::new(ProducerPool::new());
-    let first = KafkaEndpoint::new("a", endpoint_definition(&topic, json!({})), pool.clone());
-    let second = KafkaEndpoint::new("b", endpoint_definition(&topic, json!({})), pool.clone());
+    let first = KafkaEndpoint::new("a", &endpoint_definition(&topic, json!({})), pool.clone()).expect("endpoint");
+    let second = KafkaEndpoint::new("b", &endpoint_definition(&topic, json!({})), pool.clone()).expect("endpoint");
     first.publish(&ExecutionContext::default(), Message::new("1")).await.unwrap();
     second.publish(&ExecutionContext::default(), Message::new("2")).await.unwrap();
     assert_eq!(pool.len(), 1);
@@ -127,9 +127,10 @@ async fn the_group_id_attribute_names_the_consumer_group() {
     produce(&topic, &[(None, "one")]).await;
     let endpoint = KafkaEndpoint::new(
         "g",
-        endpoint_definition(&topic, json!({"enabled": true, "topics": [topic], "autoOffsetReset": "earliest"})),
+        &endpoint_definition(&topic, json!({"enabled": true, "topics": [topic], "autoOffsetReset": "earliest"})),
         Arc::new(ProducerPool::new()),
-    );
+    )
+    .expect("endpoint");
     let group = unique("chosen-group");
     let mut context = ExecutionContext { client_identifier: unique("client"), ..Default::default() };
     context.attributes.insert(ATTR_GROUP_ID.into(), group.clone());
@@ -151,9 +152,10 @@ async fn the_confluent_header_is_removed_when_configured() {
     produce_with_headers(&topic, &[0, 1], &[]).await;
     let endpoint = KafkaEndpoint::new(
         "c",
-        endpoint_definition(&topic, json!({"enabled": true, "topics": [topic], "autoOffsetReset": "earliest", "removeConfluentHeader": true})),
+        &endpoint_definition(&topic, json!({"enabled": true, "topics": [topic], "autoOffsetReset": "earliest", "removeConfluentHeader": true})),
         Arc::new(ProducerPool::new()),
-    );
+    )
+    .expect("endpoint");
     let context = ExecutionContext { client_identifier: unique("client"), ..Default::default() };
     let mut subscription = endpoint.subscribe(&context, SubscribeOptions::default()).await.unwrap();
     let first = subscription.next().await.unwrap().unwrap();

@@ -24,7 +24,7 @@ pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: Ent
         }
     };
     let query = Query::parse(request.uri.query());
-    let limit = match query.limit.map(|raw| raw.parse::<u64>().map(|n| (raw, n))) {
+    let limit = match query.limit.as_deref().map(|raw| raw.parse::<u64>().map(|n| (raw, n))) {
         None => None,
         Some(Ok((raw, n))) if n > 0 => Some((raw, n)),
         Some(_) => return json_error(StatusCode::BAD_REQUEST, "Invalid limit query parameter: expected a positive integer", None),
@@ -111,47 +111,23 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// The query parameters http-get reads.
-struct Query<'a> {
-    limit: Option<&'a str>,
+struct Query {
+    limit: Option<String>,
     cursor: Option<String>,
 }
 
-impl<'a> Query<'a> {
-    fn parse(query: Option<&'a str>) -> Self {
+impl Query {
+    fn parse(query: Option<&str>) -> Self {
         let mut parsed = Query { limit: None, cursor: None };
-        for pair in query.unwrap_or_default().split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match name {
+        for (name, value) in crate::query::parse(query) {
+            match name.as_str() {
                 "limit" => parsed.limit = Some(value),
-                "cursor" => parsed.cursor = Some(percent_decode(value)),
+                "cursor" => parsed.cursor = Some(value),
                 _ => {}
             }
         }
         parsed
     }
-}
-
-/// Cursors are base64, whose `+`, `/` and `=` clients may or may not percent-encode.
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' && index + 2 < bytes.len() {
-            if let (Some(high), Some(low)) = (hex_value(bytes[index + 1]), hex_value(bytes[index + 2])) {
-                out.push(high << 4 | low);
-                index += 3;
-                continue;
-            }
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
 }
 
 #[cfg(test)]
@@ -161,7 +137,7 @@ mod tests {
     #[test]
     fn query_reads_limit_and_decodes_cursor() {
         let query = Query::parse(Some("limit=2&cursor=dGVzdC10b3BpY0AwIzA%3D&other=x"));
-        assert_eq!(query.limit, Some("2"));
+        assert_eq!(query.limit.as_deref(), Some("2"));
         assert_eq!(query.cursor.as_deref(), Some("dGVzdC10b3BpY0AwIzA="));
         assert_eq!(Query::parse(Some("cursor=a+b%2")).cursor.as_deref(), Some("a+b%2"));
         assert_eq!(Query::parse(None).limit, None);

@@ -4,20 +4,24 @@ use crate::error::failure_response;
 use crate::EntrypointContext;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{request::Parts, StatusCode};
+use http::{header, StatusCode};
 use kafka_edge_definition::HttpPostConfiguration;
-use kafka_edge_message::Message;
+use kafka_edge_message::{FailureKind, Message};
 
 /// Serves one http-post request whose body was read already.
-pub async fn handle(configuration: &HttpPostConfiguration, context: EntrypointContext, request: &Parts, body: Bytes) -> Response {
+pub async fn handle(configuration: &HttpPostConfiguration, context: EntrypointContext, body: Bytes) -> Response {
     let mut message = Message::new(body);
     if configuration.request_headers_to_message {
-        for (name, value) in &request.headers {
-            message.headers.append(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
-        }
+        // The request's headers as the request phase of the flows left them.
+        message.headers = context.execution.request.headers.clone();
     }
     match context.endpoint.publish(&context.execution, message).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
+        // A flow that interrupts publishing answers with exactly its status and message.
+        Err(failure) if matches!(failure.kind, FailureKind::Interrupted { .. }) => {
+            let status = StatusCode::from_u16(failure.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, [(header::CONTENT_TYPE, "text/plain")], failure.message).into_response()
+        }
         Err(failure) => failure_response(&failure),
     }
 }

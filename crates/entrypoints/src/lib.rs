@@ -6,6 +6,7 @@ pub mod http_get;
 pub mod http_post;
 pub mod sse;
 mod accept;
+pub mod query;
 mod render;
 
 use kafka_edge_message::{Endpoint, ExecutionContext};

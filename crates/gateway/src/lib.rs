@@ -4,7 +4,7 @@
 pub mod client_identifier;
 mod routing;
 
-pub use routing::ServedApi;
+pub use routing::{check, ServedApi};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use kafka_edge_definition::load_paths;
+use kafka_edge_definition::{load_paths, Loaded, Problem};
 use kafka_edge_gateway::Gateway;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,7 +70,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
-    match load_paths(paths) {
+    match load_and_check(paths) {
         Ok(loaded) if loaded.is_empty() => {
             println!("no API definition (.json, .yaml, .yml) found in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
             ExitCode::FAILURE
@@ -93,8 +93,19 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// Loads the definitions and checks what the gateway compiles from them (flows).
+fn load_and_check(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<Problem>> {
+    let loaded = load_paths(paths)?;
+    let problems: Vec<Problem> = loaded.iter().flat_map(|l| kafka_edge_gateway::check(&l.api, &l.file)).collect();
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems)
+    }
+}
+
 fn run(apis: Vec<PathBuf>, listen: String) -> anyhow::Result<ExitCode> {
-    let loaded = match load_paths(&apis) {
+    let loaded = match load_and_check(&apis) {
         Ok(loaded) => loaded,
         Err(problems) => {
             for problem in &problems {

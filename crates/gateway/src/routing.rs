@@ -7,11 +7,13 @@ use crate::{GatewayError, MAX_BODY_BYTES};
 use axum::extract::Request;
 use axum::response::Response;
 use http::{header, Method, StatusCode};
-use kafka_edge_definition::{ApiDefinition, Entrypoint, EntrypointConfiguration, EntrypointType, PlanMode, PlanSecurityType};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use kafka_edge_definition::{ApiDefinition, Entrypoint, EntrypointConfiguration, EntrypointType, PlanMode, PlanSecurityType, Problem};
 use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
-use kafka_edge_entrypoints::error::{json_error, no_context_path};
+use kafka_edge_entrypoints::error::{failure_response, json_error, no_context_path};
 use kafka_edge_entrypoints::{http_get, http_post, sse, EntrypointContext};
-use kafka_edge_message::{Endpoint, ExecutionContext};
+use kafka_edge_message::{ApiInfo, Endpoint, ExecutionContext, Headers, RequestInfo};
+use kafka_edge_policies::{ApiFlows, FlowEndpoint, RequestShape, SelectedFlows};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -23,10 +25,29 @@ pub struct ServedApi {
     pub context_paths: Vec<String>,
     entrypoints: Vec<Entrypoint>,
     endpoint: Arc<dyn Endpoint>,
+    flows: ApiFlows,
+    info: Arc<ApiInfo>,
+}
+
+/// What only the gateway can check when an API loads (its flows): problems in the definition
+/// format, for `validate` and `run` alike.
+pub fn check(definition: &ApiDefinition, file: &str) -> Vec<Problem> {
+    match ApiFlows::compile(&definition.flows) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems
+            .into_iter()
+            .map(|p| Problem { file: file.to_string(), path: p.path, message: p.message })
+            .collect(),
+    }
 }
 
 impl ServedApi {
     pub(crate) fn new(definition: ApiDefinition, producers: Arc<ProducerPool>) -> Result<Self, GatewayError> {
+        let flows = ApiFlows::compile(&definition.flows).map_err(|problems| GatewayError::Api {
+            api: definition.id.clone(),
+            reason: problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "),
+        })?;
+        let info = Arc::new(ApiInfo { id: definition.id.clone(), name: definition.name.clone(), properties: definition.properties.clone() });
         let context_paths = definition.context_paths().map(kafka_edge_definition::normalize_context_path).collect();
         let entrypoints: Vec<Entrypoint> = definition
             .http_entrypoints()
@@ -40,8 +61,10 @@ impl ServedApi {
         let (_, endpoint) = definition
             .primary_endpoint()
             .ok_or_else(|| GatewayError::Api { api: definition.id.clone(), reason: "no Kafka endpoint".into() })?;
-        let endpoint: Arc<dyn Endpoint> = Arc::new(KafkaEndpoint::new(&definition.id, endpoint.clone(), producers));
-        Ok(Self { id: definition.id, context_paths, entrypoints, endpoint })
+        let endpoint = KafkaEndpoint::new(&definition.id, endpoint, producers)
+            .map_err(|error| GatewayError::Api { api: definition.id.clone(), reason: format!("invalid expression: {error}") })?;
+        let endpoint: Arc<dyn Endpoint> = Arc::new(endpoint);
+        Ok(Self { id: definition.id, context_paths, entrypoints, endpoint, flows, info })
     }
 
     pub fn entrypoint_names(&self) -> Vec<&'static str> {
@@ -73,31 +96,44 @@ impl ServedApi {
 }
 
 /// The API whose context path is the longest prefix (on a segment boundary) of `path`.
-fn find_api<'a>(apis: &'a [ServedApi], path: &str) -> Option<&'a ServedApi> {
+/// With the path below that context path (`/` when the path is the context path).
+fn find_api<'a>(apis: &'a [ServedApi], path: &str) -> Option<(&'a ServedApi, String)> {
     let contexts = apis.iter().enumerate().flat_map(|(index, api)| api.context_paths.iter().map(move |c| (index, c.as_str())));
-    longest_match(contexts, path).map(|index| &apis[index])
+    let (index, context) = longest_match(contexts, path)?;
+    let below = if context == "/" { path } else { &path[context.len()..] };
+    let path_info = if below.is_empty() { "/".to_string() } else { below.to_string() };
+    Some((&apis[index], path_info))
 }
 
-fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &str) -> Option<usize> {
+fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &str) -> Option<(usize, &'a str)> {
     contexts
         .filter(|(_, context)| {
             *context == "/" || path == *context || path.strip_prefix(*context).is_some_and(|rest| rest.starts_with('/'))
         })
         .max_by_key(|(_, context)| context.len())
-        .map(|(index, _)| index)
 }
 
 pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: CancellationToken, request: Request) -> Response {
-    let Some(api) = find_api(apis, request.uri().path()) else { return no_context_path() };
+    let Some((api, path_info)) = find_api(apis, request.uri().path()) else { return no_context_path() };
     let Some(entrypoint) = api.select(&request) else { return no_context_path() };
-    let execution = ExecutionContext {
-        api_id: api.id.clone(),
-        client_identifier: client_identifier::key_less(remote.ip(), request.headers()),
-        attributes: Default::default(),
-    };
-    let context = EntrypointContext { endpoint: api.endpoint.clone(), execution, shutdown };
     let (parts, body) = request.into_parts();
-    match &entrypoint.configuration {
+    let mut execution = ExecutionContext {
+        api: api.info.clone(),
+        client_identifier: client_identifier::key_less(remote.ip(), &parts.headers),
+        attributes: Default::default(),
+        request: Arc::new(request_info(&parts, remote, path_info)),
+    };
+    let flows = api.flows.select(
+        &RequestShape { path_info: &execution.request.path_info, method: parts.method.as_str(), entrypoint: entrypoint.kind },
+        &execution,
+    );
+    if let Err(failure) = flows.on_request(&mut execution) {
+        return failure_response(&failure);
+    }
+    // The response phase needs the context after the entrypoint consumed its copy.
+    let response_context = (!flows.is_empty()).then(|| execution.clone());
+    let context = EntrypointContext { endpoint: FlowEndpoint::wrap(api.endpoint.clone(), flows.clone()), execution, shutdown };
+    let response = match &entrypoint.configuration {
         EntrypointConfiguration::HttpGet(configuration) => http_get::handle(configuration, entrypoint.qos, context, &parts).await,
         EntrypointConfiguration::HttpPost(configuration) => {
             let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
@@ -110,11 +146,54 @@ pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: C
                     )
                 }
             };
-            http_post::handle(configuration, context, &parts, body).await
+            http_post::handle(configuration, context, body).await
         }
         EntrypointConfiguration::Sse(configuration) => sse::handle(configuration, entrypoint.qos, context, &parts.headers).await,
         EntrypointConfiguration::NotImplemented => no_context_path(),
+    };
+    match response_context {
+        Some(mut context) => apply_response_phase(&flows, &mut context, response),
+        None => response,
     }
+}
+
+/// The request as flows and expressions see it.
+fn request_info(parts: &http::request::Parts, remote: SocketAddr, path_info: String) -> RequestInfo {
+    let mut headers = Headers::new();
+    for (name, value) in &parts.headers {
+        headers.append(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
+    }
+    RequestInfo {
+        id: uuid::Uuid::new_v4().to_string(),
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        path_info,
+        remote_address: remote.ip().to_string(),
+        headers,
+        params: kafka_edge_entrypoints::query::parse(parts.uri.query()),
+    }
+}
+
+/// Runs the response phase on the response's headers (before any body byte is sent).
+fn apply_response_phase(flows: &SelectedFlows, context: &mut ExecutionContext, mut response: Response) -> Response {
+    let mut headers = Headers::new();
+    for (name, value) in response.headers() {
+        headers.append(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
+    }
+    if let Err(failure) = flows.on_response(context, &mut headers) {
+        return failure_response(&failure);
+    }
+    let mut map = HeaderMap::new();
+    for (name, value) in headers.iter() {
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            (Ok(name), Ok(value)) => {
+                map.append(name, value);
+            }
+            _ => tracing::debug!(header = name, "Response header not representable in HTTP; dropped."),
+        }
+    }
+    *response.headers_mut() = map;
+    response
 }
 
 #[cfg(test)]
@@ -124,12 +203,12 @@ mod tests {
     #[test]
     fn longest_context_path_on_a_segment_boundary_wins() {
         let contexts = [(0, "/demo"), (1, "/demo/orders"), (2, "/")];
-        let find = |path| longest_match(contexts.iter().copied(), path);
+        let find = |path| longest_match(contexts.iter().copied(), path).map(|(index, _)| index);
         assert_eq!(find("/demo"), Some(0));
         assert_eq!(find("/demo/x"), Some(0));
         assert_eq!(find("/demo/orders/1"), Some(1));
         assert_eq!(find("/demonstration"), Some(2));
         let without_root = [(0, "/demo")];
-        assert_eq!(longest_match(without_root.iter().copied(), "/demonstration"), None);
+        assert!(longest_match(without_root.iter().copied(), "/demonstration").is_none());
     }
 }

@@ -28,11 +28,24 @@ pub struct SubscribeOptions {
 
 type CloseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// What a subscribe-phase transformation decided for one message.
+pub enum Transformed {
+    Keep(Message),
+    /// Filtered out: acknowledged as handled, never shown to the client.
+    Drop(Message),
+    /// Ends the subscription with this failure.
+    Fail(EndpointFailure),
+}
+
+type Transform = Box<dyn FnMut(Message) -> Transformed + Send>;
+
 /// A live subscription: a stream of messages (or one final failure), and a way to end it cleanly.
 /// Dropping it also ends it, without waiting for the end.
 pub struct Subscription {
     messages: mpsc::Receiver<Result<Message, EndpointFailure>>,
     close: Option<Box<dyn FnOnce() -> CloseFuture + Send>>,
+    transform: Option<Transform>,
+    failed: bool,
 }
 
 impl Subscription {
@@ -40,12 +53,39 @@ impl Subscription {
         messages: mpsc::Receiver<Result<Message, EndpointFailure>>,
         close: impl FnOnce() -> CloseFuture + Send + 'static,
     ) -> Self {
-        Self { messages, close: Some(Box::new(close)) }
+        Self { messages, close: Some(Box::new(close)), transform: None, failed: false }
+    }
+
+    /// Applies `transform` to every message before it is handed out (the subscribe phase of flows).
+    pub fn with_transform(mut self, transform: impl FnMut(Message) -> Transformed + Send + 'static) -> Self {
+        self.transform = Some(Box::new(transform));
+        self
     }
 
     /// The next message; `None` once the subscription ended. A failure is always the last item.
     pub async fn next(&mut self) -> Option<Result<Message, EndpointFailure>> {
-        self.messages.recv().await
+        if self.failed {
+            return None;
+        }
+        loop {
+            let message = match self.messages.recv().await? {
+                Ok(message) => message,
+                failure => return Some(failure),
+            };
+            let Some(transform) = self.transform.as_mut() else { return Some(Ok(message)) };
+            match transform(message) {
+                Transformed::Keep(message) => return Some(Ok(message)),
+                Transformed::Drop(mut message) => {
+                    if let Some(ack) = message.ack.take() {
+                        ack.ack();
+                    }
+                }
+                Transformed::Fail(failure) => {
+                    self.failed = true;
+                    return Some(Err(failure));
+                }
+            }
+        }
     }
 
     /// Ends the subscription and waits until the endpoint committed what the QoS requires and

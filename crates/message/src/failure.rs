@@ -15,6 +15,8 @@ pub enum FailureKind {
     BadRequest,
     /// The message is larger than the cluster accepts.
     PayloadTooLarge,
+    /// A flow step interrupted the request or message with this status (and the message text).
+    Interrupted { status: u16 },
     /// Anything else.
     Unknown,
 }
@@ -28,6 +30,7 @@ impl FailureKind {
             FailureKind::InvalidDynamicConfiguration => "FAILURE_ENDPOINT_CONFIGURATION_INVALID",
             FailureKind::BadRequest => "FAILURE_ENDPOINT_BAD_REQUEST",
             FailureKind::PayloadTooLarge => "FAILURE_ENDPOINT_MESSAGE_TOO_LARGE",
+            FailureKind::Interrupted { .. } => "FLOW_INTERRUPTED",
             FailureKind::Unknown => "FAILURE_ENDPOINT_UNKNOWN_ERROR",
         }
     }
@@ -35,7 +38,7 @@ impl FailureKind {
     /// Whether a client-facing error body names the key: Gravitee's "Invalid configuration"
     /// answer (DESIGN 4.1) has none.
     pub fn shows_key(self) -> bool {
-        self != FailureKind::InvalidDynamicConfiguration
+        !matches!(self, FailureKind::InvalidDynamicConfiguration | FailureKind::Interrupted { .. })
     }
 
     /// The HTTP status an entrypoint answers with when it answers with a status.
@@ -43,6 +46,7 @@ impl FailureKind {
         match self {
             FailureKind::BadRequest => 400,
             FailureKind::PayloadTooLarge => 413,
+            FailureKind::Interrupted { status } => status,
             FailureKind::InvalidDynamicConfiguration => 500,
             FailureKind::ConfigurationInvalid | FailureKind::ConnectionClosed | FailureKind::Unknown => 503,
         }

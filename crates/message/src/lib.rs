@@ -7,10 +7,12 @@ mod context;
 mod endpoint;
 mod failure;
 mod message;
+mod scope;
 
 pub use ack::{AckHandle, AckPosition, Acknowledger};
-pub use context::{ExecutionContext, RequestAttributes};
-pub use endpoint::{Endpoint, SubscribeOptions, Subscription};
+pub use context::{ApiInfo, ExecutionContext, RequestAttributes, RequestInfo};
+pub use endpoint::{Endpoint, SubscribeOptions, Subscription, Transformed};
 pub use failure::{EndpointFailure, FailureKind};
 pub use kafka_edge_definition::Qos;
 pub use message::{Headers, Message, Metadata};
+pub use scope::Scope;

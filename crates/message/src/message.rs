@@ -66,6 +66,22 @@ impl Headers {
         self.entries.push((name.into(), value.into()));
     }
 
+    /// Replaces every value of `name` with `value`.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        self.remove(&name);
+        self.entries.push((name, value.into()));
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// Keeps only the headers whose name is in `names` (compared without case).
+    pub fn retain_named(&mut self, names: &[String]) {
+        self.entries.retain(|(n, _)| names.iter().any(|keep| keep.eq_ignore_ascii_case(n)));
+    }
+
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.entries.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }

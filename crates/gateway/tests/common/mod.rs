@@ -30,6 +30,7 @@ pub struct ApiSpec {
     pub consumer_extra: Value,
     pub producer_extra: Value,
     pub bootstrap: String,
+    pub flows: Value,
 }
 
 impl ApiSpec {
@@ -46,6 +47,7 @@ impl ApiSpec {
             consumer_extra: json!({"autoOffsetReset": "earliest"}),
             producer_extra: json!({}),
             bootstrap: bootstrap(),
+            flows: json!([]),
         }
     }
 
@@ -68,6 +70,7 @@ impl ApiSpec {
                     {"type": "sse", "qos": self.sse_qos, "configuration": self.sse}
                 ]
             }],
+            "flows": self.flows,
             "endpointGroups": [{
                 "name": "default", "type": "kafka",
                 "sharedConfiguration": {"consumer": consumer, "producer": producer},
