@@ -113,3 +113,18 @@ fn validate_fails_when_a_path_holds_no_definition() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("no API definition (.json, .yaml, .yml) found in"));
 }
+
+#[test]
+fn validate_reports_policy_problems_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut definition = ApiSpec::new("t").to_json();
+    definition["flows"] = serde_json::json!([{"publish": [{"policy": "rate-limit"}]}]);
+    let file = write_definition(dir.path(), "flows.json", &definition);
+    let output = Command::new(BINARY).arg("validate").arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with(&format!("{}: flows[0].publish[0].policy: unknown policy `rate-limit`, expected one of `assign-attributes`", file.display())),
+        "{stdout}"
+    );
+}

@@ -240,3 +240,25 @@ async fn check_topic_existence_fails_a_missing_topic() {
     assert_eq!(body["error"]["content"], format!("Endpoint configuration invalid: topic `{missing}` does not exist"));
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn the_response_phase_sets_headers_and_a_request_interrupt_answers_json() {
+    let topic = unique("flow-response");
+    create_topic(&topic, 1).await;
+    let mut spec = ApiSpec::new(&topic);
+    let mut both = flow("response", json!([{"name": "H", "enabled": true, "policy": "transform-headers",
+        "configuration": {"addHeaders": [{"name": "X-Api", "value": "{#api.name}-{#request.method}"}]}}]));
+    both["request"] = json!([{"name": "Closed", "enabled": true, "policy": "interrupt", "condition": "{#request.params['closed'] != null}",
+        "configuration": {"status": 403, "message": "closed for {#request.params['closed'][0]}"}}]);
+    spec.flows = json!([both]);
+    let gateway = TestGateway::start(&spec).await;
+    let response = gateway.post("x").await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["x-api"], "test-POST");
+
+    let refused = gateway.http.post(format!("{}?closed=maintenance", gateway.url())).body("x").send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body, json!({"message": "closed for maintenance", "http_status_code": 403}));
+    gateway.stop().await;
+}
