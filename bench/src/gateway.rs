@@ -1,4 +1,4 @@
-//! The gateway under test: its API definition, the child process, readiness, and its memory.
+//! The gateway under test: its API definitions, the child process, readiness, and its memory.
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 /// The context path of the bench API.
 pub const CONTEXT_PATH: &str = "/bench";
+
+/// The context path of the second bench API, whose publish phase runs a three-step flow.
+pub const FLOW_CONTEXT_PATH: &str = "/bench-flow";
 
 /// How long the gateway may take to answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,6 +61,37 @@ pub fn api_definition(bootstrap: &str, produce_topic: &str, consume_topic: &str,
     })
 }
 
+/// The bench API again, as a second API on `FLOW_CONTEXT_PATH` that produces to `produce_topic`
+/// through a publish flow of three steps: the record key from the request's `X-Key` header, a
+/// record header from the message, and a plain message attribute.
+pub fn flow_api_definition(bootstrap: &str, produce_topic: &str, get_limit: u64) -> Value {
+    let mut api = api_definition(bootstrap, produce_topic, produce_topic, get_limit);
+    api["id"] = json!("kafka-edge-bench-flow");
+    api["name"] = json!("kafka-edge benchmark, publish flow");
+    api["listeners"][0]["paths"][0]["path"] = json!(FLOW_CONTEXT_PATH);
+    api["flows"] = json!([{
+        "name": "three-step publish",
+        "publish": [
+            {
+                "name": "Record key from X-Key",
+                "policy": "assign-attributes",
+                "configuration": { "attributes": [{ "name": "gravitee.attribute.kafka.recordKey", "value": "{#request.headers['X-Key'][0]}" }] }
+            },
+            {
+                "name": "Content length header",
+                "policy": "transform-headers",
+                "configuration": { "addHeaders": [{ "name": "X-Content-Length", "value": "{#message.content.length()}" }] }
+            },
+            {
+                "name": "Plain attribute",
+                "policy": "assign-attributes",
+                "configuration": { "attributes": [{ "name": "bench.flow", "value": "three-step" }] }
+            }
+        ]
+    }]);
+    api
+}
+
 /// The running gateway; killed when dropped, so no error path leaves it behind.
 pub struct GatewayProcess {
     child: Child,
@@ -66,15 +100,14 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts `binary run --api <definition> --listen 127.0.0.1:<free port>` and waits until it
+    /// Starts `binary run --api <definition>… --listen 127.0.0.1:<free port>` and waits until it
     /// answers HTTP.
-    pub async fn start(binary: &Path, definition: &Path, log: PathBuf) -> anyhow::Result<Self> {
+    pub async fn start(binary: &Path, definitions: &[PathBuf], log: PathBuf) -> anyhow::Result<Self> {
         let address = free_address()?;
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new(binary)
             .arg("run")
-            .arg("--api")
-            .arg(definition)
+            .args(definitions.iter().flat_map(|definition| [Path::new("--api"), definition.as_path()]))
             .arg("--listen")
             .arg(address.to_string())
             .stdin(Stdio::null())

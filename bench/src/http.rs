@@ -60,35 +60,41 @@ pub async fn probe(address: SocketAddr) -> bool {
     exchange(&mut sender, request).await.is_ok()
 }
 
-/// `load.concurrency` clients each POST the payload on their own keep-alive connection, one
-/// request at a time, until the budget is spent; the latency is request sent → response read.
+/// `load.concurrency` clients each POST the payload to the API at `context_path` on their own
+/// keep-alive connection, one request at a time, until the budget is spent; the latency is request
+/// sent → response read. Each request carries an `X-Key` header, a different number every time.
 pub async fn post(
     name: &'static str,
     address: SocketAddr,
+    context_path: &str,
     load: &Load,
     progress: &Progress,
     cpu: CpuSampler,
 ) -> anyhow::Result<RunStats> {
-    let uri = format!("{}/produce", crate::gateway::CONTEXT_PATH);
+    let uri = format!("{context_path}/produce");
     let host = address.to_string();
     let mut senders = Vec::with_capacity(load.concurrency);
     for _ in 0..load.concurrency {
         senders.push(connect::<Full<Bytes>>(address).await.context("connecting to the gateway")?);
     }
     let started = Instant::now();
-    let workers = senders.into_iter().map(|mut sender| {
+    let clients = load.concurrency as u64;
+    let workers = senders.into_iter().zip(0..).map(|(mut sender, client)| {
         let (uri, host, budget, payload, done) =
             (uri.clone(), host.clone(), load.budget.clone(), load.payload.clone(), progress.counter());
         tokio::spawn(async move {
             let mut latency = latency_histogram();
             let (mut ok, mut errors) = (0u64, 0u64);
+            let mut key = client;
             while budget.take() {
                 let request = Request::builder()
                     .method(Method::POST)
                     .uri(&uri)
                     .header(header::HOST, &host)
                     .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header("X-Key", key)
                     .body(Full::new(payload.clone()))?;
+                key += clients;
                 let sent = Instant::now();
                 match exchange(&mut sender, request).await {
                     Ok((StatusCode::ACCEPTED, _)) => {

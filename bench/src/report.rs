@@ -14,7 +14,7 @@ const END: &str = "<!-- kafka-edge-bench:results:end -->";
 pub struct Report<'a> {
     pub settings: Vec<(&'static str, String)>,
     pub runs: &'a [RunStats],
-    /// (label, numerator scenario, denominator scenario).
+    /// (label such as "Produce: gateway / direct", numerator scenario, denominator scenario).
     pub ratios: Vec<(&'static str, &'a RunStats, &'a RunStats)>,
     pub memory: Vec<(&'static str, Memory)>,
 }
@@ -61,17 +61,17 @@ impl Report<'_> {
                 let _ = writeln!(out, "- **{} STALLED**: {reason}; its rates cover the time up to the last page with messages.", run.name);
             }
         }
-        for (label, gateway, direct) in &self.ratios {
-            if gateway.stalled.is_some() || direct.stalled.is_some() {
-                let _ = writeln!(out, "- **{label}: gateway / direct = n/a** (a scenario stalled)");
+        for (label, numerator, denominator) in &self.ratios {
+            if numerator.stalled.is_some() || denominator.stalled.is_some() {
+                let _ = writeln!(out, "- **{label} = n/a** (a scenario stalled)");
                 continue;
             }
             let _ = writeln!(
                 out,
-                "- **{label}: gateway / direct = {:.2}** ({:.0} / {:.0} msgs/s)",
-                gateway.per_second() / direct.per_second().max(f64::EPSILON),
-                gateway.per_second(),
-                direct.per_second()
+                "- **{label} = {:.2}** ({:.0} / {:.0} msgs/s)",
+                numerator.per_second() / denominator.per_second().max(f64::EPSILON),
+                numerator.per_second(),
+                denominator.per_second()
             );
         }
         let memory: Vec<String> = self
