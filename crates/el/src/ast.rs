@@ -14,18 +14,40 @@ pub(crate) enum Expr {
     /// `#name` with the property and index steps that follow it; the context answers it in one go.
     Root(Root),
     /// `#jsonPath(json, path)`.
-    JsonPath { json: Box<Expr>, path: Box<Expr>, compiled: Option<JsonPath> },
+    JsonPath {
+        json: Box<Expr>,
+        path: Box<Expr>,
+        compiled: Option<JsonPath>,
+    },
     /// A value followed by steps that the context does not answer: method calls, and any access
     /// after them. Evaluated left to right in a loop, so long chains cost no recursion.
-    Chain { base: Box<Expr>, steps: Vec<Step> },
+    Chain {
+        base: Box<Expr>,
+        steps: Vec<Step>,
+    },
     Not(Box<Expr>),
     Negate(Box<Expr>),
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     /// `a matches 'regex'`; `compiled` when the pattern is a literal.
-    Matches { subject: Box<Expr>, pattern: Box<Expr>, compiled: Option<Regex> },
-    Ternary { condition: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
+    Matches {
+        subject: Box<Expr>,
+        pattern: Box<Expr>,
+        compiled: Option<Regex>,
+    },
+    Ternary {
+        condition: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
     /// `a ?: b`
-    Elvis { value: Box<Expr>, fallback: Box<Expr> },
+    Elvis {
+        value: Box<Expr>,
+        fallback: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +67,10 @@ pub(crate) enum PathStep {
 #[derive(Debug, Clone)]
 pub(crate) enum Step {
     /// `.name`, or `?.name` when `safe`.
-    Property { name: String, safe: bool },
+    Property {
+        name: String,
+        safe: bool,
+    },
     Index(Expr),
     Method(MethodCall),
 }
@@ -142,11 +167,17 @@ impl Method {
 
     /// The method and its argument range, if `name` is allowed (Java names are case-sensitive).
     pub(crate) fn lookup(name: &str) -> Option<(Method, usize, usize)> {
-        Self::ALL.iter().find(|(known, ..)| *known == name).map(|(_, method, min, max)| (*method, *min, *max))
+        Self::ALL
+            .iter()
+            .find(|(known, ..)| *known == name)
+            .map(|(_, method, min, max)| (*method, *min, *max))
     }
 
     pub(crate) fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, method, ..)| *method == self).map_or("?", |(name, ..)| name)
+        Self::ALL
+            .iter()
+            .find(|(_, method, ..)| *method == self)
+            .map_or("?", |(name, ..)| name)
     }
 
     pub(crate) fn allowed() -> impl Iterator<Item = &'static str> {

@@ -36,7 +36,9 @@ impl JsonPath {
         }
         while at < bytes.len() {
             match bytes[at] {
-                b'.' if bytes.get(at + 1) == Some(&b'.') => return Err((at, "deep scan ('..') is not supported".into())),
+                b'.' if bytes.get(at + 1) == Some(&b'.') => {
+                    return Err((at, "deep scan ('..') is not supported".into()))
+                }
                 b'.' => {
                     let (name, len) = member_name(path, at + 1)?;
                     segments.push(Segment::Member(name));
@@ -63,7 +65,10 @@ impl JsonPath {
                 Ok(self.select(&document).map_or(Value::Null, Value::from_json))
             }
             Value::Map(_) | Value::List(_) => Ok(self.select_value(json)),
-            other => Err(EvalError::new(format!("#jsonPath: cannot read JSON from {}", other.type_name()))),
+            other => Err(EvalError::new(format!(
+                "#jsonPath: cannot read JSON from {}",
+                other.type_name()
+            ))),
         }
     }
 
@@ -71,7 +76,9 @@ impl JsonPath {
         for segment in &self.segments {
             current = match (segment, current) {
                 (Segment::Member(name), serde_json::Value::Object(members)) => members.get(name)?,
-                (Segment::Element(index), serde_json::Value::Array(items)) => items.get(element(*index, items.len())?)?,
+                (Segment::Element(index), serde_json::Value::Array(items)) => {
+                    items.get(element(*index, items.len())?)?
+                }
                 _ => return None,
             };
         }
@@ -114,18 +121,31 @@ fn bracket(path: &str, from: usize) -> Result<(Segment, usize), (usize, String)>
     let inner_start = from + 1;
     let rest = &path[inner_start..];
     if let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') {
-        let name_end = rest[1..].find(quote).ok_or((from, "unterminated name in JSONPath".to_string()))? + 1;
+        let name_end = rest[1..]
+            .find(quote)
+            .ok_or((from, "unterminated name in JSONPath".to_string()))?
+            + 1;
         if rest[name_end + 1..].starts_with(']') {
             return Ok((Segment::Member(rest[1..name_end].to_string()), name_end + 3));
         }
-        return Err((inner_start + name_end + 1, "expected ']' in JSONPath (one name per bracket)".into()));
+        return Err((
+            inner_start + name_end + 1,
+            "expected ']' in JSONPath (one name per bracket)".into(),
+        ));
     }
-    let close = rest.find(']').ok_or((from, "unterminated '[' in JSONPath".to_string()))?;
+    let close = rest
+        .find(']')
+        .ok_or((from, "unterminated '[' in JSONPath".to_string()))?;
     let inner = rest[..close].trim();
     inner
         .parse()
         .map(|index| (Segment::Element(index), close + 2))
-        .map_err(|_| (inner_start, format!("unsupported JSONPath selector '[{inner}]': use ['name'] or [index]")))
+        .map_err(|_| {
+            (
+                inner_start,
+                format!("unsupported JSONPath selector '[{inner}]': use ['name'] or [index]"),
+            )
+        })
 }
 
 fn element(index: i64, len: usize) -> Option<usize> {
@@ -142,7 +162,9 @@ mod tests {
 
     fn read(json: &str, path: &str) -> Value {
         match JsonPath::parse(path) {
-            Ok(compiled) => compiled.evaluate(&Value::String(json.into())).unwrap_or(Value::String("error".into())),
+            Ok(compiled) => compiled
+                .evaluate(&Value::String(json.into()))
+                .unwrap_or(Value::String("error".into())),
             Err(error) => Value::String(format!("bad path: {error:?}")),
         }
     }
@@ -153,8 +175,14 @@ mod tests {
     fn selects_members_and_elements() {
         assert_eq!(read(ORDER, "$.order.id"), Value::String("o-17".into()));
         assert_eq!(read(ORDER, "$['order']['total']"), Value::Float(12.5));
-        assert_eq!(read(ORDER, r#"$["order"].lines[1].sku"#), Value::String("b".into()));
-        assert_eq!(read(ORDER, "$.order.lines[-1].sku"), Value::String("b".into()));
+        assert_eq!(
+            read(ORDER, r#"$["order"].lines[1].sku"#),
+            Value::String("b".into())
+        );
+        assert_eq!(
+            read(ORDER, "$.order.lines[-1].sku"),
+            Value::String("b".into())
+        );
         assert_eq!(read(ORDER, "$.order['my key']"), Value::Int(3));
         assert_eq!(read(ORDER, "order.paid"), Value::Bool(true));
         assert_eq!(read("[1, 2]", "$[0]"), Value::Int(1));
@@ -179,7 +207,9 @@ mod tests {
     #[test]
     fn navigates_structured_values_too() {
         let value = Value::Map([("a".to_string(), Value::List(vec![Value::Int(7)]))].into());
-        assert!(JsonPath::parse("$.a[0]").is_ok_and(|path| path.evaluate(&value) == Ok(Value::Int(7))));
+        assert!(
+            JsonPath::parse("$.a[0]").is_ok_and(|path| path.evaluate(&value) == Ok(Value::Int(7)))
+        );
     }
 
     #[test]

@@ -23,17 +23,28 @@ const PREFIX: u8 = 8;
 
 pub(crate) fn parse_expression(text: &str) -> Result<Expr, SyntaxError> {
     if text.len() > MAX_EXPRESSION_LEN {
-        return Err(SyntaxError::new(0, format!("expression longer than {MAX_EXPRESSION_LEN} bytes")));
+        return Err(SyntaxError::new(
+            0,
+            format!("expression longer than {MAX_EXPRESSION_LEN} bytes"),
+        ));
     }
     let tokens = tokenize(text)?;
-    let mut parser = Parser { tokens, next: 0, end: text.len(), recursion: 0 };
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        end: text.len(),
+        recursion: 0,
+    };
     if parser.tokens.is_empty() {
         return Err(SyntaxError::new(0, "empty expression"));
     }
     let node = parser.expression(0)?;
     match parser.peek() {
         None => Ok(node.expr),
-        Some(extra) => Err(SyntaxError::new(extra.at, format!("unexpected {} after the expression", describe(&extra.token)))),
+        Some(extra) => Err(SyntaxError::new(
+            extra.at,
+            format!("unexpected {} after the expression", describe(&extra.token)),
+        )),
     }
 }
 
@@ -77,18 +88,31 @@ impl Parser {
                 Infix::Binary(op) => {
                     let right = self.expression(power + 1)?;
                     let depth = deeper(op_at, &[left.depth, right.depth])?;
-                    Node { expr: Expr::Binary { op, left: Box::new(left.expr), right: Box::new(right.expr) }, depth }
+                    Node {
+                        expr: Expr::Binary {
+                            op,
+                            left: Box::new(left.expr),
+                            right: Box::new(right.expr),
+                        },
+                        depth,
+                    }
                 }
                 Infix::Matches => {
                     let pattern = self.expression(power + 1)?;
                     let compiled = match &pattern.expr {
-                        Expr::Literal(Value::String(regex)) => Some(
-                            full_match_regex(regex).map_err(|e| SyntaxError::new(op_at, format!("invalid regex: {e}")))?,
-                        ),
+                        Expr::Literal(Value::String(regex)) => {
+                            Some(full_match_regex(regex).map_err(|e| {
+                                SyntaxError::new(op_at, format!("invalid regex: {e}"))
+                            })?)
+                        }
                         _ => None,
                     };
                     let depth = deeper(op_at, &[left.depth, pattern.depth])?;
-                    let expr = Expr::Matches { subject: Box::new(left.expr), pattern: Box::new(pattern.expr), compiled };
+                    let expr = Expr::Matches {
+                        subject: Box::new(left.expr),
+                        pattern: Box::new(pattern.expr),
+                        compiled,
+                    };
                     Node { expr, depth }
                 }
                 Infix::Ternary => {
@@ -106,7 +130,13 @@ impl Parser {
                 Infix::Elvis => {
                     let fallback = self.expression(power)?;
                     let depth = deeper(op_at, &[left.depth, fallback.depth])?;
-                    Node { expr: Expr::Elvis { value: Box::new(left.expr), fallback: Box::new(fallback.expr) }, depth }
+                    Node {
+                        expr: Expr::Elvis {
+                            value: Box::new(left.expr),
+                            fallback: Box::new(fallback.expr),
+                        },
+                        depth,
+                    }
                 }
             };
         }
@@ -122,7 +152,9 @@ impl Parser {
         self.next += 1;
         let primary = match token {
             Token::Bang => return self.unary(at, Expr::Not),
-            Token::Ident(word) if word.eq_ignore_ascii_case("not") => return self.unary(at, Expr::Not),
+            Token::Ident(word) if word.eq_ignore_ascii_case("not") => {
+                return self.unary(at, Expr::Not)
+            }
             Token::Minus => return self.negate(at),
             Token::Plus => return self.expression(PREFIX),
             Token::LParen => {
@@ -135,15 +167,25 @@ impl Parser {
             Token::Str(text) => leaf(Value::String(text)),
             Token::Int(i) => leaf(Value::Int(i)),
             Token::Float(f) => leaf(Value::Float(f)),
-            Token::Ident(word) => leaf(keyword_literal(&word).ok_or_else(|| unknown_word(at, &word, self.peek()))?),
-            other => return Err(SyntaxError::new(at, format!("unexpected {}", describe(&other)))),
+            Token::Ident(word) => {
+                leaf(keyword_literal(&word).ok_or_else(|| unknown_word(at, &word, self.peek()))?)
+            }
+            other => {
+                return Err(SyntaxError::new(
+                    at,
+                    format!("unexpected {}", describe(&other)),
+                ))
+            }
         };
         self.chain(primary)
     }
 
     fn unary(&mut self, at: usize, build: fn(Box<Expr>) -> Expr) -> Result<Node, SyntaxError> {
         let operand = self.expression(PREFIX)?;
-        Ok(Node { expr: build(Box::new(operand.expr)), depth: deeper(at, &[operand.depth])? })
+        Ok(Node {
+            expr: build(Box::new(operand.expr)),
+            depth: deeper(at, &[operand.depth])?,
+        })
     }
 
     /// `-` folds into a number literal (so `-5` is a constant), otherwise negates at run time.
@@ -156,7 +198,10 @@ impl Parser {
         };
         match folded {
             Some(value) => Ok(leaf(value)),
-            None => Ok(Node { expr: Expr::Negate(Box::new(operand.expr)), depth: deeper(at, &[operand.depth])? }),
+            None => Ok(Node {
+                expr: Expr::Negate(Box::new(operand.expr)),
+                depth: deeper(at, &[operand.depth])?,
+            }),
         }
     }
 
@@ -168,12 +213,19 @@ impl Parser {
         }
         let items: Vec<Node> = items.into_iter().filter_map(Result::ok).collect();
         let depth = deeper(at, &items.iter().map(|n| n.depth).collect::<Vec<_>>())?;
-        Ok(Node { expr: Expr::List(items.into_iter().map(|n| n.expr).collect()), depth })
+        Ok(Node {
+            expr: Expr::List(items.into_iter().map(|n| n.expr).collect()),
+            depth,
+        })
     }
 
     /// Comma-separated expressions up to `close` (consumed). A `:` where a comma should be is
     /// reported as `Err(position)` so the caller can name what it means there.
-    fn list(&mut self, close: &Token, closing: &str) -> Result<Vec<Result<Node, usize>>, SyntaxError> {
+    fn list(
+        &mut self,
+        close: &Token,
+        closing: &str,
+    ) -> Result<Vec<Result<Node, usize>>, SyntaxError> {
         let mut items = Vec::new();
         if self.eat(close) {
             return Ok(items);
@@ -215,7 +267,9 @@ impl Parser {
         loop {
             match self.peek().map(|t| &t.token) {
                 Some(Token::Dot | Token::SafeDot) if self.is_property_next() => {
-                    if let Some(Token::Ident(property)) = self.tokens.get(self.next + 1).map(|t| t.token.clone()) {
+                    if let Some(Token::Ident(property)) =
+                        self.tokens.get(self.next + 1).map(|t| t.token.clone())
+                    {
                         path.push(PathStep::Name(property));
                     }
                     self.next += 2;
@@ -238,33 +292,59 @@ impl Parser {
                 PathStep::Index(_) => None,
             })
             .collect();
-        Ok(Node { expr: Expr::Root(Root { name, path, fixed }), depth: deeper(at, &depths)? })
+        Ok(Node {
+            expr: Expr::Root(Root { name, path, fixed }),
+            depth: deeper(at, &depths)?,
+        })
     }
 
     /// `.name` or `?.name` not followed by `(`: a step of a root's path rather than a method call.
     fn is_property_next(&self) -> bool {
-        matches!(self.tokens.get(self.next + 1).map(|t| &t.token), Some(Token::Ident(_)))
-            && !matches!(self.tokens.get(self.next + 2).map(|t| &t.token), Some(Token::LParen))
+        matches!(
+            self.tokens.get(self.next + 1).map(|t| &t.token),
+            Some(Token::Ident(_))
+        ) && !matches!(
+            self.tokens.get(self.next + 2).map(|t| &t.token),
+            Some(Token::LParen)
+        )
     }
 
     fn function(&mut self, at: usize, name: &str) -> Result<Node, SyntaxError> {
         if !FUNCTIONS.contains(&name) {
-            return Err(SyntaxError::new(at, format!("unknown function '#{name}'; available: #{}", FUNCTIONS.join(", #"))));
+            return Err(SyntaxError::new(
+                at,
+                format!(
+                    "unknown function '#{name}'; available: #{}",
+                    FUNCTIONS.join(", #")
+                ),
+            ));
         }
         let args_at = self.position();
         let mut args = self.arguments()?;
         if args.len() != 2 {
-            return Err(SyntaxError::new(args_at, "#jsonPath takes 2 arguments: the JSON and the path"));
+            return Err(SyntaxError::new(
+                args_at,
+                "#jsonPath takes 2 arguments: the JSON and the path",
+            ));
         }
         let (json, path) = (args.remove(0), args.remove(0));
         let compiled = match &path.expr {
-            Expr::Literal(Value::String(text)) => Some(
-                JsonPath::parse(text).map_err(|(_, message)| SyntaxError::new(args_at, format!("#jsonPath: {message}")))?,
-            ),
+            Expr::Literal(Value::String(text)) => {
+                Some(JsonPath::parse(text).map_err(|(_, message)| {
+                    SyntaxError::new(args_at, format!("#jsonPath: {message}"))
+                })?)
+            }
             _ => None,
         };
         let depth = deeper(at, &[json.depth, path.depth])?;
-        Ok(Node { expr: Expr::JsonPath { json: Box::new(json.expr), path: Box::new(path.expr), compiled }, depth })
+        Ok(Node {
+            expr: Expr::JsonPath {
+                json: Box::new(json.expr),
+                path: Box::new(path.expr),
+                compiled,
+            },
+            depth,
+        })
     }
 
     /// Postfix steps after a primary: `.name`, `?.name`, `[index]`, `.method(args)`.
@@ -278,7 +358,10 @@ impl Parser {
                     let safe = token == Token::SafeDot;
                     let name_at = self.position();
                     let Some(Token::Ident(name)) = self.peek().map(|t| t.token.clone()) else {
-                        return Err(SyntaxError::new(name_at, "expected a property or method name"));
+                        return Err(SyntaxError::new(
+                            name_at,
+                            "expected a property or method name",
+                        ));
                     };
                     self.next += 1;
                     if self.peek().is_some_and(|t| t.token == Token::LParen) {
@@ -303,28 +386,61 @@ impl Parser {
             return Ok(base);
         }
         let at = self.position();
-        Ok(Node { expr: Expr::Chain { base: Box::new(base.expr), steps }, depth: deeper(at, &depths)? })
+        Ok(Node {
+            expr: Expr::Chain {
+                base: Box::new(base.expr),
+                steps,
+            },
+            depth: deeper(at, &depths)?,
+        })
     }
 
-    fn method(&mut self, at: usize, name: &str, safe: bool) -> Result<(MethodCall, Vec<usize>), SyntaxError> {
+    fn method(
+        &mut self,
+        at: usize,
+        name: &str,
+        safe: bool,
+    ) -> Result<(MethodCall, Vec<usize>), SyntaxError> {
         let Some((method, min, max)) = Method::lookup(name) else {
             let allowed: Vec<&str> = Method::allowed().collect();
-            return Err(SyntaxError::new(at, format!("method '{name}' is not allowed; allowed: {}", allowed.join(", "))));
+            return Err(SyntaxError::new(
+                at,
+                format!(
+                    "method '{name}' is not allowed; allowed: {}",
+                    allowed.join(", ")
+                ),
+            ));
         };
         let args = self.arguments()?;
         if args.len() < min || args.len() > max {
-            let expected = if min == max { format!("{min}") } else { format!("{min} or {max}") };
-            return Err(SyntaxError::new(at, format!("'{name}' takes {expected} argument(s), not {}", args.len())));
+            let expected = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min} or {max}")
+            };
+            return Err(SyntaxError::new(
+                at,
+                format!("'{name}' takes {expected} argument(s), not {}", args.len()),
+            ));
         }
         let compiled = match (method, args.first().map(|a| &a.expr)) {
-            (Method::Split, Some(Expr::Literal(Value::String(regex)))) => {
-                Some(split_regex(regex).map_err(|e| SyntaxError::new(at, format!("invalid regex: {e}")))?)
-            }
+            (Method::Split, Some(Expr::Literal(Value::String(regex)))) => Some(
+                split_regex(regex)
+                    .map_err(|e| SyntaxError::new(at, format!("invalid regex: {e}")))?,
+            ),
             _ => None,
         };
         let depths = args.iter().map(|a| a.depth).collect();
         let args = args.into_iter().map(|a| a.expr).collect();
-        Ok((MethodCall { method, args, safe, compiled }, depths))
+        Ok((
+            MethodCall {
+                method,
+                args,
+                safe,
+                compiled,
+            },
+            depths,
+        ))
     }
 
     fn peek(&self) -> Option<&Spanned> {
@@ -348,13 +464,22 @@ impl Parser {
         if self.eat(token) {
             return Ok(());
         }
-        let found = self.peek().map_or_else(|| "the end of the expression".to_string(), |t| describe(&t.token));
-        Err(SyntaxError::new(self.position(), format!("expected {what}, found {found}")))
+        let found = self.peek().map_or_else(
+            || "the end of the expression".to_string(),
+            |t| describe(&t.token),
+        );
+        Err(SyntaxError::new(
+            self.position(),
+            format!("expected {what}, found {found}"),
+        ))
     }
 }
 
 fn leaf(value: Value) -> Node {
-    Node { expr: Expr::Literal(value), depth: 1 }
+    Node {
+        expr: Expr::Literal(value),
+        depth: 1,
+    }
 }
 
 fn deeper(at: usize, children: &[usize]) -> Result<usize, SyntaxError> {
@@ -366,7 +491,10 @@ fn deeper(at: usize, children: &[usize]) -> Result<usize, SyntaxError> {
 }
 
 fn too_deep(at: usize) -> SyntaxError {
-    SyntaxError::new(at, format!("expression nested more than {MAX_DEPTH} levels deep"))
+    SyntaxError::new(
+        at,
+        format!("expression nested more than {MAX_DEPTH} levels deep"),
+    )
 }
 
 /// The infix meaning of a token and its binding power; SpEL's word operators match any case.
