@@ -3,6 +3,7 @@
 //! depends on where it stands, which only the parser knows.
 
 use crate::error::SyntaxError;
+use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Token {
@@ -39,6 +40,46 @@ pub(crate) enum Token {
     Star,
     Slash,
     Percent,
+}
+
+/// How a token is named in error messages.
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Token::Ident(word) => return write!(f, "'{word}'"),
+            Token::Int(i) => return write!(f, "number {i}"),
+            Token::Float(x) => return write!(f, "number {x}"),
+            Token::Str(_) => return f.write_str("a string"),
+            Token::Hash => "#",
+            Token::Dot => ".",
+            Token::SafeDot => "?.",
+            Token::Comma => ",",
+            Token::LParen => "(",
+            Token::RParen => ")",
+            Token::LBracket => "[",
+            Token::RBracket => "]",
+            Token::LBrace => "{",
+            Token::RBrace => "}",
+            Token::Question => "?",
+            Token::Colon => ":",
+            Token::Elvis => "?:",
+            Token::EqEq => "==",
+            Token::NotEq => "!=",
+            Token::Lt => "<",
+            Token::Gt => ">",
+            Token::Le => "<=",
+            Token::Ge => ">=",
+            Token::AndAnd => "&&",
+            Token::OrOr => "||",
+            Token::Bang => "!",
+            Token::Plus => "+",
+            Token::Minus => "-",
+            Token::Star => "*",
+            Token::Slash => "/",
+            Token::Percent => "%",
+        };
+        write!(f, "'{text}'")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

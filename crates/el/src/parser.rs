@@ -43,7 +43,7 @@ pub(crate) fn parse_expression(text: &str) -> Result<Expr, SyntaxError> {
         None => Ok(node.expr),
         Some(extra) => Err(SyntaxError::new(
             extra.at,
-            format!("unexpected {} after the expression", describe(&extra.token)),
+            format!("unexpected {} after the expression", extra.token),
         )),
     }
 }
@@ -170,12 +170,7 @@ impl Parser {
             Token::Ident(word) => {
                 leaf(keyword_literal(&word).ok_or_else(|| unknown_word(at, &word, self.peek()))?)
             }
-            other => {
-                return Err(SyntaxError::new(
-                    at,
-                    format!("unexpected {}", describe(&other)),
-                ))
-            }
+            other => return Err(SyntaxError::new(at, format!("unexpected {other}"))),
         };
         self.chain(primary)
     }
@@ -466,7 +461,7 @@ impl Parser {
         }
         let found = self.peek().map_or_else(
             || "the end of the expression".to_string(),
-            |t| describe(&t.token),
+            |t| t.token.to_string(),
         );
         Err(SyntaxError::new(
             self.position(),
@@ -553,43 +548,6 @@ fn unknown_word(at: usize, word: &str, next: Option<&Spanned>) -> SyntaxError {
         _ => format!("unknown name '{word}': variables and functions are written with '#', e.g. #request or #jsonPath(...)"),
     };
     SyntaxError::new(at, message)
-}
-
-fn describe(token: &Token) -> String {
-    let text = match token {
-        Token::Ident(word) => return format!("'{word}'"),
-        Token::Int(i) => return format!("number {i}"),
-        Token::Float(f) => return format!("number {f}"),
-        Token::Str(_) => return "a string".into(),
-        Token::Hash => "#",
-        Token::Dot => ".",
-        Token::SafeDot => "?.",
-        Token::Comma => ",",
-        Token::LParen => "(",
-        Token::RParen => ")",
-        Token::LBracket => "[",
-        Token::RBracket => "]",
-        Token::LBrace => "{",
-        Token::RBrace => "}",
-        Token::Question => "?",
-        Token::Colon => ":",
-        Token::Elvis => "?:",
-        Token::EqEq => "==",
-        Token::NotEq => "!=",
-        Token::Lt => "<",
-        Token::Gt => ">",
-        Token::Le => "<=",
-        Token::Ge => ">=",
-        Token::AndAnd => "&&",
-        Token::OrOr => "||",
-        Token::Bang => "!",
-        Token::Plus => "+",
-        Token::Minus => "-",
-        Token::Star => "*",
-        Token::Slash => "/",
-        Token::Percent => "%",
-    };
-    format!("'{text}'")
 }
 
 #[cfg(test)]
