@@ -5,6 +5,7 @@ mod cursor;
 mod failure;
 mod producer;
 mod settings;
+mod security;
 mod subscriber;
 
 pub use cursor::{message_id, Cursor, CursorError};
