@@ -3,7 +3,7 @@
 
 use crate::api::*;
 use crate::entrypoint::EntrypointConfiguration;
-use crate::kafka::{SecurityProtocol, SharedConfiguration};
+use crate::kafka::{SaslMechanism, SecurityProtocol, SharedConfiguration};
 use crate::load::{join, problem, Ignored, Problem};
 use crate::value::{is_expression, Dynamic};
 
@@ -166,15 +166,28 @@ fn check_shared(
     let base = base.to_string();
     for (path, expression) in expressions(shared) {
         if let Err(error) = kafka_edge_el::Template::parse(&expression) {
-            report(&join(&base, path), format!("invalid expression `{expression}`: {error}"));
+            report(&join(&base, &path), format!("invalid expression `{expression}`: {error}"));
         }
     }
     if let Dynamic::Static(protocol) = shared.security.protocol {
-        if protocol != SecurityProtocol::Plaintext {
-            report(
-                &join(&base, "security.protocol"),
-                format!("invalid value `{protocol}`: this version connects with `PLAINTEXT` only (TLS and SASL come with the security work)"),
-            );
+        let sasl = shared.security.sasl.as_ref();
+        if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
+            if sasl.and_then(|s| s.sasl_mechanism.as_ref()).is_none() {
+                report(&join(&base, "security.sasl.saslMechanism"), format!("required with protocol `{protocol}`, one of {}", allowed(SaslMechanism::ALLOWED)));
+            }
+            if sasl.and_then(|s| s.sasl_jaas_config.as_ref()).is_none() {
+                report(&join(&base, "security.sasl.saslJaasConfig"), format!("required with protocol `{protocol}`"));
+            }
+            if let Some(Dynamic::Static(SaslMechanism::AwsMskIam)) = sasl.and_then(|s| s.sasl_mechanism.as_ref()) {
+                if protocol != SecurityProtocol::SaslSsl {
+                    report(&join(&base, "security.protocol"), format!("invalid value `{protocol}`: AWS_MSK_IAM needs `SASL_SSL`"));
+                }
+            }
+        } else if sasl.is_some() && protocol == SecurityProtocol::Ssl {
+            ignore(join(&base, "security.sasl"), "the protocol is SSL, which uses no SASL");
+        }
+        if protocol == SecurityProtocol::SaslPlaintext && shared.security.ssl.is_some() {
+            ignore(join(&base, "security.ssl"), "the protocol is SASL_PLAINTEXT, which uses no TLS");
         }
     }
     if let Dynamic::Static(SecurityProtocol::Plaintext) = shared.security.protocol {
@@ -220,7 +233,7 @@ fn check_shared(
 
 /// Properties written as expressions, with their paths below `sharedConfiguration` (checked to
 /// parse here; evaluated and checked again per request).
-fn expressions(shared: &SharedConfiguration) -> Vec<(&'static str, String)> {
+fn expressions(shared: &SharedConfiguration) -> Vec<(String, String)> {
     fn dynamic<T>(value: &Dynamic<T>) -> Option<String> {
         match value {
             Dynamic::Expression(expression) => Some(expression.clone()),
@@ -228,15 +241,25 @@ fn expressions(shared: &SharedConfiguration) -> Vec<(&'static str, String)> {
         }
     }
     let sasl = shared.security.sasl.as_ref();
-    let candidates = [
+    let mut found: Vec<(String, String)> = [
         ("security.protocol", dynamic(&shared.security.protocol)),
         ("security.sasl.saslMechanism", sasl.and_then(|s| s.sasl_mechanism.as_ref()).and_then(dynamic)),
         ("producer.compressionType", dynamic(&shared.producer.compression_type)),
         ("consumer.autoOffsetReset", dynamic(&shared.consumer.auto_offset_reset)),
-        ("security.sasl.saslJaasConfig", sasl.and_then(|s| s.sasl_jaas_config.clone()).filter(|j| is_expression(j))),
-        ("producer.topics", shared.producer.topics.iter().find(|t| is_expression(t)).cloned()),
-        ("consumer.topics", shared.consumer.topics.iter().find(|t| is_expression(t)).cloned()),
-        ("consumer.topicPattern", shared.consumer.topic_pattern.clone().filter(|p| is_expression(p))),
-    ];
-    candidates.into_iter().filter_map(|(path, expression)| expression.map(|e| (path, e))).collect()
+        ("security.sasl.saslJaasConfig", sasl.and_then(|s| s.sasl_jaas_config.clone())),
+        ("consumer.topicPattern", shared.consumer.topic_pattern.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(path, value)| Some((path.to_string(), value.filter(|v| is_expression(v))?)))
+    .collect();
+    for (list, topics) in [("producer.topics", &shared.producer.topics), ("consumer.topics", &shared.consumer.topics)] {
+        for (index, topic) in topics.iter().enumerate().filter(|(_, t)| is_expression(t)) {
+            found.push((format!("{list}[{index}]"), topic.clone()));
+        }
+    }
+    found
+}
+
+fn allowed(values: &[&str]) -> String {
+    values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
 }

@@ -188,10 +188,16 @@ fn security_blocks_load_with_gravitee_names_and_aliases() {
         "sasl": {"saslMechanism": "SCRAM_SHA-256", "saslJaasConfig": "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"u\" password=\"p\";"},
         "ssl": {"truststore": {"type": "PEM", "certificates": "-----BEGIN CERTIFICATE-----"}, "keyStore": {"type": "PKCS12", "location": "/k.p12", "password": "x"}}
     });
-    // Modelled completely, refused for now because only PLAINTEXT connects in this version.
+    let loaded = load(&value).unwrap();
+    let ssl = loaded.api.primary_endpoint().unwrap().1.shared_configuration.security.ssl.clone().unwrap();
+    assert_eq!(ssl.trust_store.unwrap().store_type, StoreType::Pem);
+    assert_eq!(ssl.key_store.unwrap().store_type, StoreType::Pkcs12);
+
+    // A SASL protocol needs its mechanism and login line; the problem names no secret.
+    value["endpointGroups"][0]["sharedConfiguration"]["security"]["sasl"] = json!({"saslJaasConfig": "x password=\"hunter2\";"});
     let problem = only_problem(&value);
-    assert!(problem.contains("security.protocol: invalid value `SASL_SSL`"), "{problem}");
-    assert!(!problem.contains("password"), "no secret in problems: {problem}");
+    assert!(problem.contains("security.sasl.saslMechanism: required with protocol `SASL_SSL`"), "{problem}");
+    assert!(!problem.contains("hunter2"), "no secret in problems: {problem}");
 }
 
 #[test]

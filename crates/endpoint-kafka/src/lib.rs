@@ -10,7 +10,7 @@ mod subscriber;
 
 pub use cursor::{message_id, Cursor, CursorError};
 pub use producer::ProducerPool;
-pub use settings::{ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED};
+pub use settings::{ConfigurationError, ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED};
 
 use kafka_edge_definition::Endpoint as EndpointDefinition;
 use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions, Subscription};
@@ -26,8 +26,14 @@ pub struct KafkaEndpoint {
 
 impl KafkaEndpoint {
     /// `producers` is shared by every API of the gateway, so equal configurations share a producer.
-    /// Fails only on an expression that does not parse, which validation reports at load.
-    pub fn new(api_id: &str, definition: &EndpointDefinition, producers: Arc<ProducerPool>) -> Result<Self, kafka_edge_el::ParseError> {
+    /// What `new` would refuse, without building anything else (for `validate`).
+    pub fn check(api_id: &str, definition: &EndpointDefinition) -> Result<(), ConfigurationError> {
+        Resolver::new(api_id, definition).map(|_| ())
+    }
+
+    /// Fails when a store cannot be read (wrong password, missing file) or an expression does
+    /// not parse; the error names the property.
+    pub fn new(api_id: &str, definition: &EndpointDefinition, producers: Arc<ProducerPool>) -> Result<Self, ConfigurationError> {
         Ok(Self { resolver: Resolver::new(api_id, definition)?, producers })
     }
 }
@@ -48,7 +54,7 @@ impl Endpoint for KafkaEndpoint {
         let settings = self.resolver.consumer(context)?;
         let cursor = match options.cursor.as_deref().filter(|c| !c.trim().is_empty()) {
             Some(text) => Some(
-                Cursor::parse(text, self.resolver.encode_message_id())
+                Cursor::parse(text, settings.encode_message_id)
                     .map_err(|error| EndpointFailure::bad_request(error.to_string()))?,
             ),
             None => None,

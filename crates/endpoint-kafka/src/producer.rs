@@ -12,6 +12,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::config::RDKafkaLogLevel;
+use crate::security::oauth::TokenSource;
+use rdkafka::client::OAuthToken;
 use rdkafka::ClientContext;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,10 +53,20 @@ struct Health {
     client_id: String,
 }
 
-/// Receives librdkafka's client-level errors on its polling thread; only records them.
-struct HealthContext(Arc<Health>);
+/// Receives librdkafka's client-level errors on its polling thread; only records them. Also
+/// hands out OAUTHBEARER tokens, computed without I/O.
+struct HealthContext(Arc<Health>, Option<TokenSource>);
 
 impl ClientContext for HealthContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        match &self.1 {
+            Some(source) => Ok(source.token(std::time::SystemTime::now())),
+            None => Err("no OAUTHBEARER token source configured".into()),
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         crate::failure::log_librdkafka(level, facility, message);
     }
@@ -155,9 +167,7 @@ impl ProducerPool {
         }
         let client_id = format!("gio-apim-producer-{}", short_uuid());
         let mut config = ClientConfig::new();
-        for (name, value) in &key.0 {
-            config.set(*name, value);
-        }
+        key.0.apply(&mut config);
         config
             .set("client.id", &client_id)
             .set("acks", "all")
@@ -169,7 +179,7 @@ impl ProducerPool {
             .set("socket.connection.setup.timeout.ms", "10000");
         let (failure, _) = watch::channel(None);
         let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: client_id.clone() });
-        let producer: FutureProducer<HealthContext> = config.create_with_context(HealthContext(health.clone())).map_err(|error| {
+        let producer: FutureProducer<HealthContext> = config.create_with_context(HealthContext(health.clone(), key.0.token_source().cloned())).map_err(|error| {
             tracing::warn!(%error, "Kafka producer could not be created.");
             EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
         })?;

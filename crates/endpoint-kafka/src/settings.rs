@@ -3,8 +3,11 @@
 //! override any property; the `gravitee.attribute.kafka.*` attributes pick topics and the group.
 //! The result is checked like a static value and turned into librdkafka properties.
 
+use crate::security::jaas::{JaasConfig, LoginModule, OAuthBearerLogin};
+use crate::security::oauth::TokenSource;
+use crate::security::stores::{client_identity, trusted_certificates, ClientIdentity, StoreError};
 use kafka_edge_definition::{
-    AutoOffsetReset, CompressionType, Dynamic, Endpoint as EndpointDefinition, SecurityProtocol,
+    AutoOffsetReset, CompressionType, Dynamic, Endpoint as EndpointDefinition, SaslMechanism, SecurityProtocol,
 };
 use kafka_edge_el::{ParseError, Template};
 use kafka_edge_message::{EndpointFailure, ExecutionContext, FailureKind, Scope};
@@ -22,7 +25,66 @@ pub const ATTR_TOPICS_DEPRECATED: &str = "gravitee.attribute.kafka.topics";
 pub const ATTR_OVERRIDE_PREFIX: &str = "gravitee.attributes.endpoint.kafka.";
 
 /// The librdkafka properties that identify a connection: clients with equal ones can be shared.
-pub type ConnectionProperties = BTreeMap<&'static str, String>;
+/// They hold credentials, so `Debug` shows the property names only.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionProperties(BTreeMap<&'static str, String>, Option<TokenSource>);
+
+impl ConnectionProperties {
+    /// Where OAUTHBEARER tokens come from, when that is the mechanism.
+    pub(crate) fn token_source(&self) -> Option<&TokenSource> {
+        self.1.as_ref()
+    }
+
+    pub fn insert(&mut self, name: &'static str, value: impl Into<String>) {
+        self.0.insert(name, value.into());
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0.iter().map(|(name, value)| (*name, value.as_str()))
+    }
+
+    /// Sets every property on a librdkafka configuration.
+    pub fn apply(&self, config: &mut rdkafka::ClientConfig) {
+        for (name, value) in self.iter() {
+            config.set(name, value);
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// The TLS material of an endpoint, read from its stores once, when the API loads.
+#[derive(Default)]
+struct Tls {
+    trusted_ca_pem: Option<String>,
+    identity: Option<ClientIdentity>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("truststore", &self.trusted_ca_pem.is_some()).field("keystore", &self.identity.is_some()).finish()
+    }
+}
+
+/// A configuration the endpoint cannot use, found when the API loads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigurationError {
+    /// Below the shared configuration in use, e.g. `security.ssl.keyStore.password`.
+    pub path: String,
+    pub message: String,
+}
+
+enum Compile {
+    Expression(&'static str, ParseError),
+    Store(StoreError),
+    /// A JAAS line without expressions that does not parse (the message holds no secret).
+    Jaas(String),
+}
 
 /// One string property: its path, the attribute that overrides it, and its compiled value.
 #[derive(Debug)]
@@ -84,6 +146,9 @@ pub(crate) struct Resolver {
     api_id: String,
     bootstrap_servers: Property,
     protocol: Property,
+    sasl_mechanism: Option<Property>,
+    sasl_jaas_config: Option<Property>,
+    tls: Tls,
     producer_topics: TopicList,
     compression: Property,
     consumer_topics: TopicList,
@@ -124,18 +189,54 @@ pub(crate) struct ConsumerSettings {
 }
 
 impl Resolver {
-    /// Compiles every property; the definition was validated, so expressions parse.
-    pub fn new(api_id: &str, definition: &EndpointDefinition) -> Result<Self, ParseError> {
+    /// Compiles every property and reads the TLS stores: a store that cannot be read, or a
+    /// wrong password, fails here, when the API loads.
+    pub fn new(api_id: &str, definition: &EndpointDefinition) -> Result<Self, ConfigurationError> {
+        Self::compile(api_id, definition).map_err(|error| match error {
+            Compile::Expression(path, error) => ConfigurationError { path: path.to_string(), message: format!("invalid expression: {error}") },
+            Compile::Store(error) => ConfigurationError { path: format!("security.ssl.{}", error.field), message: error.reason },
+            Compile::Jaas(message) => ConfigurationError { path: "security.sasl.saslJaasConfig".into(), message },
+        })
+    }
+
+    fn compile(api_id: &str, definition: &EndpointDefinition) -> Result<Self, Compile> {
         let shared = &definition.shared_configuration;
+        let sasl = shared.security.sasl.as_ref();
+        let ssl = shared.security.ssl.as_ref();
+        let tls = Tls {
+            trusted_ca_pem: ssl.and_then(|s| s.trust_store.as_ref()).map(trusted_certificates).transpose().map_err(Compile::Store)?.flatten(),
+            identity: ssl.and_then(|s| s.key_store.as_ref()).map(client_identity).transpose().map_err(Compile::Store)?.flatten(),
+        };
+        let expression = |path: &'static str| move |error: ParseError| Compile::Expression(path, error);
+        if let Some(jaas) = sasl.and_then(|s| s.sasl_jaas_config.as_deref()).filter(|j| !j.contains("{#")) {
+            JaasConfig::parse(jaas).and_then(|config| LoginModule::from_jaas(&config)).map_err(|error| Compile::Jaas(error.to_string()))?;
+        }
         Ok(Self {
             api_id: api_id.to_string(),
-            bootstrap_servers: Property::new("bootstrapServers", &definition.configuration.bootstrap_servers)?,
-            protocol: Property::dynamic("security.protocol", &shared.security.protocol)?,
-            producer_topics: TopicList::new("producer.topics", &shared.producer.topics)?,
-            compression: Property::dynamic("producer.compressionType", &shared.producer.compression_type)?,
-            consumer_topics: TopicList::new("consumer.topics", &shared.consumer.topics)?,
-            topic_pattern: shared.consumer.topic_pattern.as_deref().map(|p| Property::new("consumer.topicPattern", p)).transpose()?,
-            auto_offset_reset: Property::dynamic("consumer.autoOffsetReset", &shared.consumer.auto_offset_reset)?,
+            bootstrap_servers: Property::new("bootstrapServers", &definition.configuration.bootstrap_servers).map_err(expression("bootstrapServers"))?,
+            protocol: Property::dynamic("security.protocol", &shared.security.protocol).map_err(expression("security.protocol"))?,
+            sasl_mechanism: sasl
+                .and_then(|s| s.sasl_mechanism.as_ref())
+                .map(|m| Property::dynamic("security.sasl.saslMechanism", m))
+                .transpose()
+                .map_err(expression("security.sasl.saslMechanism"))?,
+            sasl_jaas_config: sasl
+                .and_then(|s| s.sasl_jaas_config.as_deref())
+                .map(|j| Property::new("security.sasl.saslJaasConfig", j))
+                .transpose()
+                .map_err(expression("security.sasl.saslJaasConfig"))?,
+            tls,
+            producer_topics: TopicList::new("producer.topics", &shared.producer.topics).map_err(expression("producer.topics"))?,
+            compression: Property::dynamic("producer.compressionType", &shared.producer.compression_type).map_err(expression("producer.compressionType"))?,
+            consumer_topics: TopicList::new("consumer.topics", &shared.consumer.topics).map_err(expression("consumer.topics"))?,
+            topic_pattern: shared
+                .consumer
+                .topic_pattern
+                .as_deref()
+                .map(|p| Property::new("consumer.topicPattern", p))
+                .transpose()
+                .map_err(expression("consumer.topicPattern"))?,
+            auto_offset_reset: Property::dynamic("consumer.autoOffsetReset", &shared.consumer.auto_offset_reset).map_err(expression("consumer.autoOffsetReset"))?,
             encode_message_id: shared.consumer.encode_message_id,
             remove_confluent_header: shared.consumer.remove_confluent_header,
             check_topic_existence: shared.consumer.check_topic_existence,
@@ -143,23 +244,80 @@ impl Resolver {
         })
     }
 
-    pub fn encode_message_id(&self) -> bool {
-        self.encode_message_id
-    }
-
     fn connection(&self, context: &ExecutionContext) -> Result<ConnectionProperties, EndpointFailure> {
         let protocol: SecurityProtocol = self.parse(&self.protocol, context)?;
-        if protocol != SecurityProtocol::Plaintext {
-            return Err(self.invalid(self.protocol.path, "only PLAINTEXT connects in this version"));
-        }
         let servers = self.resolved(&self.bootstrap_servers, context)?;
         if !valid_bootstrap_servers(&servers) {
             return Err(self.invalid(self.bootstrap_servers.path, "expected a comma-separated list of host:port"));
         }
-        let mut properties = ConnectionProperties::new();
+        let mut properties = ConnectionProperties::default();
         properties.insert("bootstrap.servers", servers);
-        properties.insert("security.protocol", "plaintext".into());
+        properties.insert("security.protocol", protocol.as_str().to_ascii_lowercase());
+        if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+            if let Some(ca) = &self.tls.trusted_ca_pem {
+                properties.insert("ssl.ca.pem", ca.clone());
+            }
+            if let Some(identity) = &self.tls.identity {
+                properties.insert("ssl.certificate.pem", identity.certificate_chain_pem.clone());
+                properties.insert("ssl.key.pem", identity.private_key_pem.clone());
+            }
+        }
+        if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
+            self.sasl(context, protocol, &mut properties)?;
+        }
         Ok(properties)
+    }
+
+    /// SASL: the mechanism, and the JAAS line turned into librdkafka's settings.
+    fn sasl(&self, context: &ExecutionContext, protocol: SecurityProtocol, properties: &mut ConnectionProperties) -> Result<(), EndpointFailure> {
+        let mechanism_path = "security.sasl.saslMechanism";
+        let jaas_path = "security.sasl.saslJaasConfig";
+        let mechanism: SaslMechanism = match &self.sasl_mechanism {
+            Some(property) => self.parse(property, context)?,
+            None => return Err(self.invalid(mechanism_path, "required with a SASL protocol")),
+        };
+        let jaas = match &self.sasl_jaas_config {
+            Some(property) => self.resolved(property, context)?,
+            None => return Err(self.invalid(jaas_path, "required with a SASL protocol")),
+        };
+        let login = JaasConfig::parse(&jaas)
+            .and_then(|config| LoginModule::from_jaas(&config))
+            .map_err(|error| self.invalid(jaas_path, &error.to_string()))?;
+        match (mechanism, login) {
+            (SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512, LoginModule::Plain { username, password } | LoginModule::Scram { username, password }) => {
+                properties.insert("sasl.mechanism", mechanism.as_str());
+                properties.insert("sasl.username", username);
+                properties.insert("sasl.password", password);
+            }
+            (SaslMechanism::Gssapi, LoginModule::Kerberos { principal, key_tab, service_name, .. }) => {
+                properties.insert("sasl.mechanism", "GSSAPI");
+                properties.insert("sasl.kerberos.service.name", service_name.unwrap_or_else(|| "kafka".into()));
+                if let Some(principal) = principal {
+                    properties.insert("sasl.kerberos.principal", principal);
+                }
+                if let Some(key_tab) = key_tab {
+                    properties.insert("sasl.kerberos.keytab", key_tab);
+                }
+            }
+            (SaslMechanism::OAuthBearer, LoginModule::OAuthBearer(login)) => {
+                properties.insert("sasl.mechanism", "OAUTHBEARER");
+                properties.1 = Some(match login {
+                    OAuthBearerLogin::AccessToken(token) if token.trim().is_empty() => {
+                        return Err(self.invalid(jaas_path, "the access_token is empty"))
+                    }
+                    OAuthBearerLogin::AccessToken(token) => TokenSource::AccessToken(token),
+                    OAuthBearerLogin::Unsecured { principal, claims } => TokenSource::Unsecured { principal, claims },
+                });
+            }
+            (SaslMechanism::AwsMskIam, LoginModule::AwsMskIam(_)) if protocol != SecurityProtocol::SaslSsl => {
+                return Err(self.invalid(mechanism_path, "AWS_MSK_IAM needs the SASL_SSL protocol"));
+            }
+            (SaslMechanism::AwsMskIam, LoginModule::AwsMskIam(_)) => {
+                return Err(self.invalid(mechanism_path, "AWS_MSK_IAM is not connected in this version"));
+            }
+            (mechanism, _) => return Err(self.invalid(jaas_path, &format!("the login module does not fit mechanism {mechanism}"))),
+        }
+        Ok(())
     }
 
     /// `message_attributes` come first: a message-level topic attribute wins (DESIGN 4.2).

@@ -10,7 +10,9 @@
 use crate::cursor::{message_id, Cursor};
 use crate::failure::{check_topic_exists, classify_connection_error, probe_cluster, unknown};
 use crate::producer::short_uuid;
+use crate::security::oauth::TokenSource;
 use crate::settings::{ConsumerSettings, TopicSelection};
+use rdkafka::client::OAuthToken;
 use bytes::Bytes;
 use kafka_edge_definition::AutoOffsetReset;
 use kafka_edge_message::{
@@ -24,6 +26,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -40,9 +43,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Option<Cursor>) -> Result<Subscription, EndpointFailure> {
     let client_id = format!("gio-apim-consumer-{}", short_uuid());
     let mut config = ClientConfig::new();
-    for (name, value) in &settings.connection {
-        config.set(*name, value);
-    }
+    settings.connection.apply(&mut config);
     let auto_offset_reset = match settings.auto_offset_reset {
         AutoOffsetReset::Earliest => "earliest",
         AutoOffsetReset::Latest => "latest",
@@ -72,6 +73,7 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         pending_cursor: Mutex::new(cursor),
         assigned: AtomicBool::new(false),
         commit_on_revoke: qos != Qos::None,
+        token_source: settings.connection.token_source().cloned(),
     };
     let consumer: StreamConsumer<SubscriberContext> = config.create_with_context(context).map_err(|error| {
         tracing::warn!(%error, "Kafka consumer could not be created.");
@@ -84,7 +86,13 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         TopicSelection::Pattern(pattern) => (vec![format!("^({pattern})$")], Vec::new()),
     };
     let required = if settings.check_topic_existence { known_topics.clone() } else { Vec::new() };
-    let consumer = probe(consumer, known_topics.first().cloned().unwrap_or_default(), required).await?;
+    // OAUTHBEARER tokens are handed out while the consumer is polled, which the probe would not
+    // do: those consumers report an unreachable or refusing cluster through the stream instead.
+    let consumer = if settings.connection.token_source().is_some() {
+        consumer
+    } else {
+        probe(consumer, known_topics.first().cloned().unwrap_or_default(), required).await?
+    };
     let topic_names: Vec<&str> = subscription.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_names).map_err(|error| {
         tracing::warn!(%client_id, %error, "Kafka consumer could not subscribe.");
@@ -106,6 +114,7 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         acks: ack_rx,
         messages: messages_tx,
         received_any: false,
+        recorded: Mutex::new(HashMap::new()),
     };
     let task = tokio::spawn(pump.run(stop_rx));
     Ok(Subscription::new(messages_rx, move || {
@@ -162,6 +171,10 @@ struct Pump {
     acks: mpsc::UnboundedReceiver<AckRequest>,
     messages: mpsc::Sender<Result<Message, EndpointFailure>>,
     received_any: bool,
+    /// Highest offset recorded per (topic index, partition): acknowledgements can arrive out of
+    /// order (a filtered message is acknowledged before an earlier delivered one), and an older
+    /// one must not move the position back.
+    recorded: Mutex<HashMap<u64, i64>>,
 }
 
 enum Step {
@@ -274,7 +287,13 @@ impl Pump {
         let topic_index = (position.stream >> 32) as usize;
         let partition = (position.stream & 0xffff_ffff) as u32 as i32;
         let topic = self.topics.lock().ok().and_then(|topics| topics.get(topic_index).cloned());
-        if let Some(topic) = topic.as_deref() {
+        let advances = self.recorded.lock().is_ok_and(|mut recorded| {
+            let highest = recorded.entry(position.stream).or_insert(-1);
+            let advances = position.offset > *highest;
+            *highest = (*highest).max(position.offset);
+            advances
+        });
+        if let (Some(topic), true) = (topic.as_deref(), advances) {
             let result = if self.qos == Qos::AtMostOnce {
                 let mut offsets = TopicPartitionList::new();
                 offsets
@@ -356,9 +375,19 @@ struct SubscriberContext {
     pending_cursor: Mutex<Option<Cursor>>,
     assigned: AtomicBool,
     commit_on_revoke: bool,
+    token_source: Option<TokenSource>,
 }
 
 impl ClientContext for SubscriberContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        match &self.token_source {
+            Some(source) => Ok(source.token(std::time::SystemTime::now())),
+            None => Err("no OAUTHBEARER token source configured".into()),
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         crate::failure::log_librdkafka(level, facility, message);
     }

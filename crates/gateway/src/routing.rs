@@ -32,13 +32,25 @@ pub struct ServedApi {
 /// What only the gateway can check when an API loads (its flows): problems in the definition
 /// format, for `validate` and `run` alike.
 pub fn check(definition: &ApiDefinition, file: &str) -> Vec<Problem> {
-    match ApiFlows::compile(&definition.flows) {
+    let mut problems: Vec<Problem> = match ApiFlows::compile(&definition.flows) {
         Ok(_) => Vec::new(),
-        Err(problems) => problems
-            .into_iter()
-            .map(|p| Problem { file: file.to_string(), path: p.path, message: p.message })
-            .collect(),
+        Err(found) => found.into_iter().map(|p| Problem { file: file.to_string(), path: p.path, message: p.message }).collect(),
+    };
+    // Stores and static JAAS lines are read here, so a wrong password shows at load.
+    let endpoints = definition.endpoint_groups.iter().enumerate().flat_map(|(g, group)| group.endpoints.iter().enumerate().map(move |(e, endpoint)| (g, e, endpoint)));
+    for (group, index, endpoint) in endpoints {
+        if let Err(error) = KafkaEndpoint::check(&definition.id, endpoint) {
+            let base = if error.path.starts_with("bootstrapServers") {
+                format!("endpointGroups[{group}].endpoints[{index}].configuration")
+            } else if endpoint.inherits_configuration {
+                format!("endpointGroups[{group}].sharedConfiguration")
+            } else {
+                format!("endpointGroups[{group}].endpoints[{index}].sharedConfigurationOverride")
+            };
+            problems.push(Problem { file: file.to_string(), path: format!("{base}.{}", error.path), message: error.message });
+        }
     }
+    problems
 }
 
 impl ServedApi {

@@ -54,9 +54,8 @@ impl Scope<'_> {
             Some("params") => {
                 let mut params: BTreeMap<String, Value> = BTreeMap::new();
                 for (param, value) in &request.params {
-                    match params.entry(param.clone()).or_insert_with(|| Value::List(Vec::new())) {
-                        Value::List(values) => values.push(Value::String(value.clone())),
-                        _ => {}
+                    if let Value::List(values) = params.entry(param.clone()).or_insert_with(|| Value::List(Vec::new())) {
+                        values.push(Value::String(value.clone()));
                     }
                 }
                 Value::Map(params).navigate(rest)

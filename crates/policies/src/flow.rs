@@ -54,9 +54,6 @@ impl ApiFlows {
         let mut problems = Vec::new();
         let mut compiled = Vec::new();
         for (index, flow) in flows.iter().enumerate() {
-            if !flow.enabled {
-                continue;
-            }
             let base = format!("flows[{index}]");
             let selectors = flow
                 .selectors
@@ -72,7 +69,10 @@ impl ApiFlows {
                 publish: phase(&flow.publish, Phase::Publish),
                 subscribe: phase(&flow.subscribe, Phase::Subscribe),
             };
-            compiled.push(Arc::new(flow));
+            // A disabled flow is checked like the others, so a mistake shows before it is enabled.
+            if flows[index].enabled {
+                compiled.push(Arc::new(flow));
+            }
         }
         if problems.is_empty() {
             Ok(ApiFlows { flows: compiled })

@@ -2,4 +2,7 @@
 //! OAUTHBEARER tokens, JAAS login lines, AWS MSK IAM signing.
 
 pub(crate) mod jaas;
+mod jks;
 pub(crate) mod msk_iam;
+pub(crate) mod oauth;
+pub(crate) mod stores;

@@ -31,6 +31,8 @@ pub struct ApiSpec {
     pub producer_extra: Value,
     pub bootstrap: String,
     pub flows: Value,
+    /// `sharedConfiguration.security`, when not PLAINTEXT.
+    pub security: Option<Value>,
 }
 
 impl ApiSpec {
@@ -48,6 +50,7 @@ impl ApiSpec {
             producer_extra: json!({}),
             bootstrap: bootstrap(),
             flows: json!([]),
+            security: None,
         }
     }
 
@@ -73,7 +76,10 @@ impl ApiSpec {
             "flows": self.flows,
             "endpointGroups": [{
                 "name": "default", "type": "kafka",
-                "sharedConfiguration": {"consumer": consumer, "producer": producer},
+                "sharedConfiguration": match &self.security {
+                    Some(security) => json!({"consumer": consumer, "producer": producer, "security": security}),
+                    None => json!({"consumer": consumer, "producer": producer}),
+                },
                 "endpoints": [{"name": "default", "type": "kafka", "configuration": {"bootstrapServers": self.bootstrap}}]
             }]
         })

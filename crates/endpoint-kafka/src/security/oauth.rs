@@ -1,0 +1,98 @@
+//! OAUTHBEARER tokens for librdkafka's token-refresh callback. The callback runs on the thread
+//! that polls the client, so it must not block: every source here is computed from what the
+//! client was created with (a token from the JAAS line, possibly an expression's result, or an
+//! unsecured JWT built locally), with no I/O.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rdkafka::client::OAuthToken;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where a client's OAUTHBEARER token comes from. Part of the client's identity (equal sources
+/// share a producer), so it holds the token: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum TokenSource {
+    /// `OAuthBearerLoginModule required access_token="…"`.
+    AccessToken(String),
+    /// `unsecuredLoginStringClaim_sub="…"`: an unsigned JWT, for brokers with the unsecured validator.
+    Unsecured { principal: String, claims: Vec<(String, String)> },
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::AccessToken(_) => f.write_str("AccessToken(<redacted>)"),
+            TokenSource::Unsecured { principal, .. } => write!(f, "Unsecured({principal})"),
+        }
+    }
+}
+
+/// Lifetime of a token whose expiry we cannot read; librdkafka refreshes at 80 % of it.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+impl TokenSource {
+    pub fn token(&self, now: SystemTime) -> OAuthToken {
+        let now_ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let default_expiry = now_ms + DEFAULT_LIFETIME.as_millis() as i64;
+        match self {
+            TokenSource::AccessToken(token) => {
+                let claims = jwt_claims(token);
+                let principal = claims.as_ref().and_then(|c| c.get("sub")?.as_str().map(String::from)).unwrap_or_else(|| "kafka-edge".into());
+                let lifetime_ms = claims.as_ref().and_then(|c| c.get("exp")?.as_i64()).map_or(default_expiry, |exp| exp * 1000);
+                OAuthToken { token: token.clone(), principal_name: principal, lifetime_ms }
+            }
+            TokenSource::Unsecured { principal, claims } => {
+                let issued = now_ms / 1000;
+                let mut payload = serde_json::Map::new();
+                payload.insert("sub".into(), principal.clone().into());
+                payload.insert("iat".into(), issued.into());
+                payload.insert("exp".into(), (issued + DEFAULT_LIFETIME.as_secs() as i64).into());
+                for (name, value) in claims {
+                    payload.insert(name.clone(), value.clone().into());
+                }
+                let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+                let body = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(payload).to_string());
+                OAuthToken { token: format!("{header}.{body}."), principal_name: principal.clone(), lifetime_ms: (issued + DEFAULT_LIFETIME.as_secs() as i64) * 1000 }
+            }
+        }
+    }
+}
+
+/// The claims of a JWT, when the token is one (no signature check: the broker checks it).
+fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(claims) => Some(claims),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsecured_tokens_are_unsigned_jwts_with_subject_and_expiry() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let token = TokenSource::Unsecured { principal: "alice".into(), claims: vec![("scope".into(), "test".into())] }.token(now);
+        assert_eq!(token.principal_name, "alice");
+        assert_eq!(token.lifetime_ms, 1_700_003_600_000);
+        assert!(token.token.ends_with('.'));
+        let claims = jwt_claims(&token.token).unwrap();
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["iat"], 1_700_000_000);
+        assert_eq!(claims["scope"], "test");
+    }
+
+    #[test]
+    fn access_tokens_keep_their_subject_and_expiry_and_are_never_printed() {
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"sub":"svc","exp":1800000000}"#);
+        let source = TokenSource::AccessToken(format!("e30.{payload}.sig"));
+        let token = source.token(SystemTime::now());
+        assert_eq!((token.principal_name.as_str(), token.lifetime_ms), ("svc", 1_800_000_000_000));
+        assert!(!format!("{source:?}").contains("sig"));
+        let opaque = TokenSource::AccessToken("opaque".into()).token(UNIX_EPOCH);
+        assert_eq!((opaque.principal_name.as_str(), opaque.lifetime_ms), ("kafka-edge", 3_600_000));
+    }
+}
