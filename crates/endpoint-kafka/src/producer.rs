@@ -12,7 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::config::RDKafkaLogLevel;
-use crate::security::oauth::TokenSource;
+use crate::security::oauth::TokenProvider;
 use rdkafka::client::OAuthToken;
 use rdkafka::ClientContext;
 use std::collections::HashMap;
@@ -55,14 +55,14 @@ struct Health {
 
 /// Receives librdkafka's client-level errors on its polling thread; only records them. Also
 /// hands out OAUTHBEARER tokens, computed without I/O.
-struct HealthContext(Arc<Health>, Option<TokenSource>);
+struct HealthContext(Arc<Health>, Option<TokenProvider>);
 
 impl ClientContext for HealthContext {
     const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
 
     fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
         match &self.1 {
-            Some(source) => Ok(source.token(std::time::SystemTime::now())),
+            Some(provider) => Ok(provider.token(std::time::SystemTime::now())?),
             None => Err("no OAUTHBEARER token source configured".into()),
         }
     }
@@ -179,7 +179,14 @@ impl ProducerPool {
             .set("socket.connection.setup.timeout.ms", "10000");
         let (failure, _) = watch::channel(None);
         let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: client_id.clone() });
-        let producer: FutureProducer<HealthContext> = config.create_with_context(HealthContext(health.clone(), key.0.token_source().cloned())).map_err(|error| {
+        let provider = match key.0.token_source() {
+            Some(source) => Some(TokenProvider::prepare(source.clone()).await.map_err(|reason| {
+                tracing::warn!(%reason, "OAUTHBEARER credentials could not be prepared.");
+                EndpointFailure::configuration_invalid(format!("OAUTHBEARER credentials: {reason}"))
+            })?),
+            None => None,
+        };
+        let producer: FutureProducer<HealthContext> = config.create_with_context(HealthContext(health.clone(), provider)).map_err(|error| {
             tracing::warn!(%error, "Kafka producer could not be created.");
             EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
         })?;

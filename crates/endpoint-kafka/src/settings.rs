@@ -4,6 +4,7 @@
 //! The result is checked like a static value and turned into librdkafka properties.
 
 use crate::security::jaas::{JaasConfig, LoginModule, OAuthBearerLogin};
+use crate::security::msk_iam::region_from_bootstrap;
 use crate::security::oauth::TokenSource;
 use crate::security::stores::{client_identity, trusted_certificates, ClientIdentity, StoreError};
 use kafka_edge_definition::{
@@ -26,7 +27,7 @@ pub const ATTR_OVERRIDE_PREFIX: &str = "gravitee.attributes.endpoint.kafka.";
 
 /// The librdkafka properties that identify a connection: clients with equal ones can be shared.
 /// They hold credentials, so `Debug` shows the property names only.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct ConnectionProperties(BTreeMap<&'static str, String>, Option<TokenSource>);
 
 impl ConnectionProperties {
@@ -312,8 +313,14 @@ impl Resolver {
             (SaslMechanism::AwsMskIam, LoginModule::AwsMskIam(_)) if protocol != SecurityProtocol::SaslSsl => {
                 return Err(self.invalid(mechanism_path, "AWS_MSK_IAM needs the SASL_SSL protocol"));
             }
-            (SaslMechanism::AwsMskIam, LoginModule::AwsMskIam(_)) => {
-                return Err(self.invalid(mechanism_path, "AWS_MSK_IAM is not connected in this version"));
+            (SaslMechanism::AwsMskIam, LoginModule::AwsMskIam(login)) => {
+                let servers = properties.0.get("bootstrap.servers").cloned().unwrap_or_default();
+                let region = region_from_bootstrap(&servers)
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                    .ok_or_else(|| self.invalid(mechanism_path, "AWS_MSK_IAM: no region in the bootstrap servers, AWS_REGION or AWS_DEFAULT_REGION"))?;
+                properties.insert("sasl.mechanism", "OAUTHBEARER");
+                properties.1 = Some(TokenSource::MskIam { region, login });
             }
             (mechanism, _) => return Err(self.invalid(jaas_path, &format!("the login module does not fit mechanism {mechanism}"))),
         }
@@ -412,6 +419,57 @@ fn valid_bootstrap_servers(servers: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resolver(security: serde_json::Value, bootstrap: &str) -> Resolver {
+        let definition = serde_json::json!({"id": "t", "name": "t", "type": "message",
+            "listeners": [{"type": "http", "paths": [{"path": "/t"}], "entrypoints": [{"type": "http-post"}]}],
+            "endpointGroups": [{"name": "g", "type": "kafka",
+                "sharedConfiguration": {"security": security, "producer": {"enabled": true, "topics": ["t"]}},
+                "endpoints": [{"name": "e", "type": "kafka", "configuration": {"bootstrapServers": bootstrap}}]}]});
+        let loaded = kafka_edge_definition::load_str(&definition.to_string(), kafka_edge_definition::Format::Json, "t").expect("valid");
+        Resolver::new("t", loaded.api.primary_endpoint().expect("endpoint").1).expect("resolver")
+    }
+
+    fn properties(resolver: &Resolver) -> ConnectionProperties {
+        resolver.connection(&ExecutionContext::default()).expect("connection")
+    }
+
+    #[test]
+    fn kerberos_logins_become_librdkafka_kerberos_settings() {
+        let jaas = r#"com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true keyTab="/etc/kafka.keytab" principal="kafka-edge@EXAMPLE.COM" serviceName="kafka";"#;
+        let security = serde_json::json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "GSSAPI", "saslJaasConfig": jaas}});
+        let properties = properties(&resolver(security, "kdc-host:9092"));
+        let found: Vec<(&str, &str)> = properties.iter().collect();
+        assert_eq!(
+            found,
+            [
+                ("bootstrap.servers", "kdc-host:9092"),
+                ("sasl.kerberos.keytab", "/etc/kafka.keytab"),
+                ("sasl.kerberos.principal", "kafka-edge@EXAMPLE.COM"),
+                ("sasl.kerberos.service.name", "kafka"),
+                ("sasl.mechanism", "GSSAPI"),
+                ("security.protocol", "sasl_plaintext"),
+            ]
+        );
+    }
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="hunter2";"#;
+        let security = serde_json::json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas}});
+        let properties = properties(&resolver(security, "h:9092"));
+        assert!(properties.iter().any(|(name, value)| name == "sasl.password" && value == "hunter2"));
+        assert!(!format!("{properties:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn msk_iam_needs_sasl_ssl_and_takes_its_region_from_the_bootstrap_host() {
+        let jaas = r#"software.amazon.msk.auth.iam.IAMLoginModule required awsProfileName="dev";"#;
+        let security = serde_json::json!({"protocol": "SASL_SSL", "sasl": {"saslMechanism": "AWS_MSK_IAM", "saslJaasConfig": jaas}});
+        let properties = properties(&resolver(security, "b-1.demo.abc123.c2.kafka.eu-west-1.amazonaws.com:9098"));
+        assert!(properties.iter().any(|p| p == ("sasl.mechanism", "OAUTHBEARER")));
+        assert!(matches!(properties.token_source(), Some(TokenSource::MskIam { region, .. }) if region == "eu-west-1"));
+    }
 
     #[test]
     fn lists_are_split_on_commas_and_trimmed() {

@@ -10,7 +10,7 @@
 use crate::cursor::{message_id, Cursor};
 use crate::failure::{check_topic_exists, classify_connection_error, probe_cluster, unknown};
 use crate::producer::short_uuid;
-use crate::security::oauth::TokenSource;
+use crate::security::oauth::TokenProvider;
 use crate::settings::{ConsumerSettings, TopicSelection};
 use rdkafka::client::OAuthToken;
 use bytes::Bytes;
@@ -68,12 +68,19 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         // New topics that match are found on the next metadata refresh (librdkafka: 5 min).
         config.set("topic.metadata.refresh.interval.ms", "10000");
     }
+    let token_provider = match settings.connection.token_source() {
+        Some(source) => Some(TokenProvider::prepare(source.clone()).await.map_err(|reason| {
+            tracing::warn!(%reason, "OAUTHBEARER credentials could not be prepared.");
+            EndpointFailure::configuration_invalid(format!("OAUTHBEARER credentials: {reason}"))
+        })?),
+        None => None,
+    };
     let context = SubscriberContext {
         client_id: client_id.clone(),
         pending_cursor: Mutex::new(cursor),
         assigned: AtomicBool::new(false),
         commit_on_revoke: qos != Qos::None,
-        token_source: settings.connection.token_source().cloned(),
+        token_provider,
     };
     let consumer: StreamConsumer<SubscriberContext> = config.create_with_context(context).map_err(|error| {
         tracing::warn!(%error, "Kafka consumer could not be created.");
@@ -375,15 +382,15 @@ struct SubscriberContext {
     pending_cursor: Mutex<Option<Cursor>>,
     assigned: AtomicBool,
     commit_on_revoke: bool,
-    token_source: Option<TokenSource>,
+    token_provider: Option<TokenProvider>,
 }
 
 impl ClientContext for SubscriberContext {
     const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
 
     fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        match &self.token_source {
-            Some(source) => Ok(source.token(std::time::SystemTime::now())),
+        match &self.token_provider {
+            Some(provider) => Ok(provider.token(std::time::SystemTime::now())?),
             None => Err("no OAUTHBEARER token source configured".into()),
         }
     }

@@ -10,7 +10,7 @@
 //! login module per line (Kafka refuses more).
 
 // Until the SASL settings of issue 4 use this module, only its tests do.
-#![allow(dead_code, unused_imports)]
+
 
 mod login;
 #[cfg(test)]

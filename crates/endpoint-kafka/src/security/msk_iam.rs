@@ -10,7 +10,7 @@
 //! against botocore and AWS's published test vectors. No error or `Debug` output holds a secret.
 
 // Until the SASL settings connect AWS_MSK_IAM (issue 4), only the tests call into this module.
-#![allow(dead_code, unused_imports)]
+
 
 mod clock;
 mod credentials;

@@ -3,6 +3,8 @@
 //! client was created with (a token from the JAAS line, possibly an expression's result, or an
 //! unsecured JWT built locally), with no I/O.
 
+use super::jaas::MskIamLogin;
+use super::msk_iam::{resolve_credentials, sign_token, AwsCredentials};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rdkafka::client::OAuthToken;
@@ -10,12 +12,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where a client's OAUTHBEARER token comes from. Part of the client's identity (equal sources
 /// share a producer), so it holds the token: `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) enum TokenSource {
     /// `OAuthBearerLoginModule required access_token="…"`.
     AccessToken(String),
     /// `unsecuredLoginStringClaim_sub="…"`: an unsigned JWT, for brokers with the unsecured validator.
     Unsecured { principal: String, claims: Vec<(String, String)> },
+    /// AWS MSK IAM: a SigV4-signed token, from credentials resolved when the client is created.
+    MskIam { region: String, login: MskIamLogin },
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -23,6 +27,7 @@ impl std::fmt::Debug for TokenSource {
         match self {
             TokenSource::AccessToken(_) => f.write_str("AccessToken(<redacted>)"),
             TokenSource::Unsecured { principal, .. } => write!(f, "Unsecured({principal})"),
+            TokenSource::MskIam { region, .. } => write!(f, "MskIam({region})"),
         }
     }
 }
@@ -30,7 +35,43 @@ impl std::fmt::Debug for TokenSource {
 /// Lifetime of a token whose expiry we cannot read; librdkafka refreshes at 80 % of it.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// What a client's token callback reads: the source, and for MSK IAM the credentials resolved
+/// beforehand (the callback must not do I/O).
+pub(crate) struct TokenProvider {
+    source: TokenSource,
+    aws: Option<AwsCredentials>,
+}
+
+/// Sent with MSK IAM tokens, as Amazon's signers send theirs.
+const USER_AGENT: &str = concat!("kafka-edge/", env!("CARGO_PKG_VERSION"));
+
+impl TokenProvider {
+    /// Resolves what the source needs ahead of the callbacks (AWS credentials for MSK IAM).
+    pub async fn prepare(source: TokenSource) -> Result<TokenProvider, String> {
+        let aws = match &source {
+            TokenSource::MskIam { login, .. } => {
+                let environment = |name: &str| std::env::var(name).ok();
+                Some(resolve_credentials(login, &environment).await.map_err(|error| error.to_string())?)
+            }
+            _ => None,
+        };
+        Ok(TokenProvider { source, aws })
+    }
+
+    pub fn token(&self, now: SystemTime) -> Result<OAuthToken, String> {
+        match (&self.source, &self.aws) {
+            (TokenSource::MskIam { region, .. }, Some(credentials)) => {
+                let signed = sign_token(region, credentials, now, USER_AGENT);
+                Ok(OAuthToken { token: signed.token, principal_name: signed.principal, lifetime_ms: signed.lifetime_ms })
+            }
+            (TokenSource::MskIam { .. }, None) => Err("AWS credentials were not resolved".into()),
+            (source, _) => Ok(source.token(now)),
+        }
+    }
+}
+
 impl TokenSource {
+    /// Tokens that need no credentials (everything but MSK IAM).
     pub fn token(&self, now: SystemTime) -> OAuthToken {
         let now_ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let default_expiry = now_ms + DEFAULT_LIFETIME.as_millis() as i64;
@@ -54,6 +95,7 @@ impl TokenSource {
                 let body = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(payload).to_string());
                 OAuthToken { token: format!("{header}.{body}."), principal_name: principal.clone(), lifetime_ms: (issued + DEFAULT_LIFETIME.as_secs() as i64) * 1000 }
             }
+            TokenSource::MskIam { .. } => OAuthToken { token: String::new(), principal_name: String::new(), lifetime_ms: now_ms },
         }
     }
 }
