@@ -45,7 +45,7 @@ pub(crate) enum Outcome {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NameValue {
     name: String,
     #[serde(default)]
@@ -53,7 +53,7 @@ struct NameValue {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AssignAttributesConfiguration {
     #[serde(default)]
     #[allow(dead_code)]
@@ -63,7 +63,7 @@ struct AssignAttributesConfiguration {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TransformHeadersConfiguration {
     #[serde(default)]
     #[allow(dead_code)]

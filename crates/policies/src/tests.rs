@@ -27,7 +27,8 @@ fn problems_name_the_step_and_field() {
     let problems = flows(json!([{"publish": [
         {"policy": "rate-limit"},
         {"policy": "interrupt", "configuration": {"status": 200}},
-        {"policy": "assign-attributes", "configuration": {"attributes": [{"name": "a", "value": "{#request.headers['x'"}]}}
+        {"policy": "assign-attributes", "configuration": {"attributes": [{"name": "a", "value": "{#request.headers['x'"}]}},
+        {"policy": "transform-headers", "configuration": {"addHeader": []}}
     ], "request": [{"policy": "message-filtering", "configuration": {"filter": "{#true}"}}]}]))
     .err()
     .expect("refused");
@@ -36,6 +37,7 @@ fn problems_name_the_step_and_field() {
     assert!(rendered[1].starts_with("flows[0].publish[0].policy: unknown policy `rate-limit`, expected one of `assign-attributes`"), "{rendered:#?}");
     assert!(rendered[2].starts_with("flows[0].publish[1].configuration.status: invalid value `200`"), "{rendered:#?}");
     assert!(rendered[3].starts_with("flows[0].publish[2].configuration.attributes[0].value: invalid expression"), "{rendered:#?}");
+    assert!(rendered[4].starts_with("flows[0].publish[3].configuration.addHeader: unknown field `addHeader`, expected one of"), "{rendered:#?}");
 }
 
 #[test]
