@@ -10,6 +10,7 @@ pub enum EntrypointConfiguration {
     HttpGet(HttpGetConfiguration),
     HttpPost(HttpPostConfiguration),
     Sse(SseConfiguration),
+    Webhook(crate::WebhookConfiguration),
     /// An entrypoint type this build does not serve yet; reported at load as ignored.
     NotImplemented,
 }

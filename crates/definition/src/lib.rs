@@ -13,9 +13,11 @@ mod kafka;
 mod load;
 mod validate;
 mod value;
+mod webhook;
 
 pub use api::*;
 pub use entrypoint::*;
 pub use kafka::*;
 pub use load::{load_definition, load_paths, load_str, normalize_context_path, Format, Ignored, Loaded, Problem};
 pub use value::Dynamic;
+pub use webhook::{WebhookConfiguration, WebhookHttpOptions};

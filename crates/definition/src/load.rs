@@ -387,7 +387,9 @@ impl RawListener {
                         .map(EntrypointConfiguration::HttpPost),
                     EntrypointType::Sse => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
                         .map(EntrypointConfiguration::Sse),
-                    EntrypointType::Websocket | EntrypointType::Webhook => {
+                    EntrypointType::Webhook => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                        .map(EntrypointConfiguration::Webhook),
+                    EntrypointType::Websocket => {
                         ignored.push(Ignored {
                             file: origin.to_string(),
                             path,

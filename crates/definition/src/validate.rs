@@ -102,7 +102,7 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
     for (index, plan) in api.plans.iter().enumerate() {
         let path = format!("plans[{index}]");
         match (plan.mode, plan.security) {
-            (PlanMode::Push, _) => ignore(path, "PUSH plans serve webhooks, which this version does not serve"),
+            (PlanMode::Push, _) => {}
             (_, None) | (_, Some(PlanSecurityType::KeyLess)) => {}
             (_, Some(other)) => report(
                 &join(&path, "security.type"),

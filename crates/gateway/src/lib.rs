@@ -3,6 +3,8 @@
 
 pub mod client_identifier;
 mod routing;
+pub mod state;
+pub mod webhook;
 
 pub use routing::{check, ServedApi};
 

@@ -161,7 +161,8 @@ pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: C
             http_post::handle(configuration, context, body).await
         }
         EntrypointConfiguration::Sse(configuration) => sse::handle(configuration, entrypoint.qos, context, &parts.headers).await,
-        EntrypointConfiguration::NotImplemented => no_context_path(),
+        // Webhooks are driven by subscriptions (crate::webhook), never by a request.
+        EntrypointConfiguration::Webhook(_) | EntrypointConfiguration::NotImplemented => no_context_path(),
     };
     match response_context {
         Some(mut context) => apply_response_phase(&flows, &mut context, response),

@@ -1,0 +1,116 @@
+//! `file:PATH`: the state of a single gateway in one JSON file (a list of subscriptions, secrets
+//! included, so the file is created with mode 0600). Every change rewrites it atomically: write a
+//! temporary file beside it, sync, rename.
+
+use super::{Cache, StateError, StateStore, Subscription};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tokio::sync::watch;
+
+pub struct FileStore {
+    path: PathBuf,
+    cache: Cache,
+    /// Serializes file writes so the file always holds the latest map.
+    write: tokio::sync::Mutex<()>,
+}
+
+impl FileStore {
+    /// Reads `path` if it exists; a missing file is an empty state.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StateError> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        let entries = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let list: Vec<Subscription> = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { path: shown, message: e.to_string() })?;
+                list.into_iter().map(|s| (s.key(), s)).collect()
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => return Err(StateError::File { path: shown, source }),
+        };
+        Ok(Self { path, cache: Cache::new(entries), write: tokio::sync::Mutex::new(()) })
+    }
+
+    async fn persist(&self) -> Result<(), StateError> {
+        let _guard = self.write.lock().await;
+        let bytes = serde_json::to_vec_pretty(&self.cache.list()).map_err(|e| StateError::Corrupt { path: self.path.display().to_string(), message: e.to_string() })?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+            .await
+            .map_err(|e| StateError::File { path: self.path.display().to_string(), source: std::io::Error::other(e) })?
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let error = |source| StateError::File { path: path.display().to_string(), source };
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp-{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary).map_err(error)?;
+    file.write_all(bytes).map_err(error)?;
+    file.sync_all().map_err(error)?;
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(error)
+}
+
+#[async_trait::async_trait]
+impl StateStore for FileStore {
+    fn list(&self) -> Vec<Subscription> {
+        self.cache.list()
+    }
+
+    fn get(&self, api: &str, id: &str) -> Option<Subscription> {
+        self.cache.get(api, id)
+    }
+
+    async fn put(&self, subscription: Subscription) -> Result<(), StateError> {
+        self.cache.update(|map| map.insert(subscription.key(), subscription));
+        self.persist().await
+    }
+
+    async fn delete(&self, api: &str, id: &str) -> Result<bool, StateError> {
+        let removed = self.cache.update(|map| map.remove(&super::model::key(api, id)).is_some());
+        if removed {
+            self.persist().await?;
+        }
+        Ok(removed)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.cache.changes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::validate::{parse, CreateSubscription};
+
+    fn subscription(id: &str) -> Subscription {
+        let body = r#"{"plan":"p","configuration":{"callbackUrl":"http://x","auth":{"type":"token","token":{"value":"t0ken"}}}}"#;
+        let request: CreateSubscription = parse(body.as_bytes()).unwrap();
+        Subscription { id: id.into(), api_id: "api".into(), plan_id: request.plan, configuration: request.configuration, state: Default::default() }
+    }
+
+    #[tokio::test]
+    async fn survives_reopening_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let store = FileStore::open(&path).unwrap();
+        store.put(subscription("a")).await.unwrap();
+        store.put(subscription("b")).await.unwrap();
+        assert!(store.delete("api", "a").await.unwrap());
+        assert!(!store.delete("api", "a").await.unwrap());
+        let reopened = FileStore::open(&path).unwrap();
+        assert_eq!(reopened.list(), vec![subscription("b")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The gateway state (DESIGN 8): webhook subscriptions created at run time. Held in memory by every
+//! store and persisted by the store the `--state` URI names:
+//! - `file:PATH`: one JSON file, rewritten atomically (temp file + rename, mode 0600), for one gateway;
+//! - `kafka://HOST:PORT/TOPIC`: a compacted topic every gateway of a fleet follows.
+//!
+//! Changes are announced on a watch channel, so delivery can follow changes made by other gateways.
+
+mod file;
+mod kafka;
+pub mod model;
+pub mod validate;
+
+pub use file::FileStore;
+pub use kafka::KafkaStore;
+pub use model::{Subscription, SubscriptionState};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// The default `--state`.
+pub const DEFAULT_STATE: &str = "file:./kafka-edge-state";
+
+/// Why the state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("invalid state URI `{0}`: expected file:PATH or kafka://HOST:PORT/TOPIC")]
+    InvalidUri(String),
+    #[error("state file {path}: {source}")]
+    File { path: String, source: std::io::Error },
+    #[error("state file {path} is not valid: {message}")]
+    Corrupt { path: String, message: String },
+    #[error("state topic: {0}")]
+    Kafka(String),
+}
+
+/// Where subscriptions live.
+#[async_trait::async_trait]
+pub trait StateStore: Send + Sync {
+    /// Every subscription, in key order.
+    fn list(&self) -> Vec<Subscription>;
+    fn get(&self, api: &str, id: &str) -> Option<Subscription>;
+    /// Creates or replaces a subscription; durable when it returns.
+    async fn put(&self, subscription: Subscription) -> Result<(), StateError>;
+    /// Removes a subscription; false when there was none.
+    async fn delete(&self, api: &str, id: &str) -> Result<bool, StateError>;
+    /// Changes (by this gateway or, for a shared store, by others) bump the value.
+    fn changes(&self) -> watch::Receiver<u64>;
+}
+
+/// Opens the store a `--state` URI names.
+pub async fn open(uri: &str) -> Result<Arc<dyn StateStore>, StateError> {
+    if let Some(path) = uri.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(StateError::InvalidUri(uri.into()));
+        }
+        return Ok(Arc::new(FileStore::open(path)?));
+    }
+    if let Some(rest) = uri.strip_prefix("kafka://") {
+        let (bootstrap, topic) = rest.split_once('/').ok_or_else(|| StateError::InvalidUri(uri.into()))?;
+        if bootstrap.is_empty() || topic.is_empty() || topic.contains('/') {
+            return Err(StateError::InvalidUri(uri.into()));
+        }
+        return Ok(Arc::new(KafkaStore::open(bootstrap, topic).await?));
+    }
+    Err(StateError::InvalidUri(uri.into()))
+}
+
+/// The in-memory view every store keeps, keyed by [`model::key`], with its change counter.
+pub(crate) struct Cache {
+    entries: Mutex<BTreeMap<String, Subscription>>,
+    version: watch::Sender<u64>,
+}
+
+impl Cache {
+    pub(crate) fn new(entries: BTreeMap<String, Subscription>) -> Self {
+        Self { entries: Mutex::new(entries), version: watch::channel(0).0 }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Subscription>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn list(&self) -> Vec<Subscription> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub(crate) fn get(&self, api: &str, id: &str) -> Option<Subscription> {
+        self.lock().get(&model::key(api, id)).cloned()
+    }
+
+    /// Applies a change with the map locked, then announces it; returns what `change` returned.
+    pub(crate) fn update<R>(&self, change: impl FnOnce(&mut BTreeMap<String, Subscription>) -> R) -> R {
+        let result = change(&mut self.lock());
+        self.version.send_modify(|v| *v += 1);
+        result
+    }
+
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+}

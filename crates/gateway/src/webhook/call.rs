@@ -1,0 +1,174 @@
+//! One callback call: the HTTP client a subscription uses (timeouts from the entrypoint's `http`
+//! options, TLS from the subscription's `ssl`), its headers and its authentication (basic, token,
+//! or an OAuth 2 client-credentials token cached until it expires or the callback answers 401).
+
+use crate::state::model::{AuthType, OAuth2Auth, Secret, WebhookSubscriptionConfiguration};
+use base64::Engine;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use kafka_edge_definition::WebhookHttpOptions;
+use kafka_edge_message::Message;
+use std::time::{Duration, Instant};
+
+/// Refresh an OAuth 2 token this long before it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(30);
+/// Used when a token answer has no `expires_in`.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+
+/// The client could not be built from the subscription.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CallerError(String);
+
+/// How one call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    Delivered,
+    /// 5xx, or the call could not be made: retried per the retry policy.
+    Failed(String),
+    /// Any other status: the subscriber refused the message.
+    Rejected(u16),
+}
+
+enum Authentication {
+    None,
+    /// A fixed `Authorization` value (basic or token), marked sensitive.
+    Fixed(HeaderValue),
+    OAuth2 { settings: OAuth2Auth, token: Option<(HeaderValue, Instant)> },
+}
+
+/// Calls one subscription's callback URL.
+pub struct Caller {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    authentication: Authentication,
+}
+
+impl Caller {
+    pub fn new(options: &WebhookHttpOptions, configuration: &WebhookSubscriptionConfiguration) -> Result<Self, CallerError> {
+        let ssl = &configuration.ssl;
+        if ssl.trust_store.is_some() || ssl.key_store.is_some() {
+            tracing::warn!("Webhook ssl.trustStore / ssl.keyStore are stored but not applied by this version; the system trust store is used.");
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(options.connect_timeout))
+            .read_timeout(Duration::from_millis(options.read_timeout))
+            .pool_idle_timeout(Duration::from_millis(options.idle_timeout))
+            .pool_max_idle_per_host(options.max_concurrent_connections.clamp(1, 20) as usize)
+            .danger_accept_invalid_certs(ssl.trust_all)
+            .danger_accept_invalid_hostnames(!ssl.hostname_verifier)
+            .build()
+            .map_err(|e| CallerError(format!("cannot build the HTTP client: {e}")))?;
+        let url = reqwest::Url::parse(&configuration.callback_url).map_err(|e| CallerError(format!("callbackUrl: {e}")))?;
+        let mut headers = HeaderMap::new();
+        for header in &configuration.headers {
+            let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| CallerError(format!("header name `{}` is not valid", header.name)))?;
+            let value = HeaderValue::from_str(&header.value).map_err(|_| CallerError(format!("header `{}` has an invalid value", header.name)))?;
+            headers.append(name, value);
+        }
+        let auth = &configuration.auth;
+        let authentication = match (auth.kind, &auth.basic, &auth.token, &auth.oauth2) {
+            (AuthType::Basic, Some(basic), _, _) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", basic.username, basic.password.expose()));
+                Authentication::Fixed(sensitive(&format!("Basic {encoded}"))?)
+            }
+            (AuthType::Token, _, Some(token), _) => Authentication::Fixed(sensitive(&format!("Bearer {}", token.value.expose()))?),
+            (AuthType::Oauth2, _, _, Some(oauth2)) => Authentication::OAuth2 { settings: oauth2.clone(), token: None },
+            (AuthType::None, ..) => Authentication::None,
+            _ => return Err(CallerError("auth block missing for its type".into())),
+        };
+        Ok(Self { client, url, headers, authentication })
+    }
+
+    /// POSTs the message content; message headers first, then subscription headers not already
+    /// present, then `Authorization`. With OAuth 2, a 401 refreshes the token and calls once more.
+    pub async fn call(&mut self, message: &Message) -> CallOutcome {
+        let outcome = self.call_once(message).await;
+        if outcome == CallOutcome::Rejected(401) {
+            if let Authentication::OAuth2 { token, .. } = &mut self.authentication {
+                *token = None;
+                return self.call_once(message).await;
+            }
+        }
+        outcome
+    }
+
+    async fn call_once(&mut self, message: &Message) -> CallOutcome {
+        let mut headers = HeaderMap::new();
+        for (name, value) in message.headers.iter() {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                headers.append(name, value);
+            }
+        }
+        for (name, value) in &self.headers {
+            if !headers.contains_key(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        match self.authorization().await {
+            Ok(Some(value)) => {
+                headers.insert(http::header::AUTHORIZATION, value);
+            }
+            Ok(None) => {}
+            Err(detail) => return CallOutcome::Failed(detail),
+        }
+        let request = self.client.post(self.url.clone()).headers(headers).body(message.content.clone());
+        match request.send().await {
+            Ok(response) if response.status().is_success() => {
+                // Read the body so the connection can be reused.
+                let _ = response.bytes().await;
+                CallOutcome::Delivered
+            }
+            Ok(response) if response.status().is_server_error() => CallOutcome::Failed(format!("callback answered {}", response.status().as_u16())),
+            Ok(response) => CallOutcome::Rejected(response.status().as_u16()),
+            Err(error) => CallOutcome::Failed(format!("callback call failed: {}", error.without_url())),
+        }
+    }
+
+    async fn authorization(&mut self) -> Result<Option<HeaderValue>, String> {
+        match &mut self.authentication {
+            Authentication::None => Ok(None),
+            Authentication::Fixed(value) => Ok(Some(value.clone())),
+            Authentication::OAuth2 { settings, token } => {
+                if let Some((value, expires)) = token {
+                    if Instant::now() + TOKEN_MARGIN < *expires {
+                        return Ok(Some(value.clone()));
+                    }
+                }
+                let (value, lifetime) = fetch_token(&self.client, settings).await?;
+                *token = Some((value.clone(), Instant::now() + lifetime));
+                Ok(Some(value))
+            }
+        }
+    }
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue, CallerError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| CallerError("credentials are not representable in an HTTP header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    access_token: Secret,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// The client-credentials grant: `grant_type=client_credentials&client_id=..&client_secret=..`
+/// (and `scope` when scopes are configured).
+async fn fetch_token(client: &reqwest::Client, settings: &OAuth2Auth) -> Result<(HeaderValue, Duration), String> {
+    let mut form = vec![("grant_type", "client_credentials".to_string()), ("client_id", settings.client_id.clone()), ("client_secret", settings.client_secret.expose().to_string())];
+    if !settings.scopes.is_empty() {
+        form.push(("scope", settings.scopes.join(" ")));
+    }
+    let response = client.post(&settings.endpoint).form(&form).send().await.map_err(|e| format!("OAuth 2 token request failed: {}", e.without_url()))?;
+    if !response.status().is_success() {
+        return Err(format!("OAuth 2 token endpoint answered {}", response.status().as_u16()));
+    }
+    let answer: TokenAnswer = response.json().await.map_err(|_| "OAuth 2 token endpoint answered without an access_token".to_string())?;
+    let lifetime = answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME);
+    let value = sensitive(&format!("Bearer {}", answer.access_token.expose())).map_err(|e| e.to_string())?;
+    Ok((value, lifetime))
+}

@@ -1,0 +1,133 @@
+//! The delivery loop of one subscription: subscribe through the endpoint trait (consumer group =
+//! the subscription id), POST each message in order, acknowledge after a 2xx, retry 5xx and
+//! network errors per the subscription's policy, and stop the subscription when it cannot go on.
+//! Cancellation (delete, shutdown) closes the endpoint subscription, so the consumer leaves its group.
+
+use super::call::{CallOutcome, Caller};
+use super::WebhookApi;
+use crate::state::model::Retry;
+use crate::state::{StateStore, Subscription, SubscriptionState};
+use kafka_edge_message::{EndpointFailure, Message, SubscribeOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Wait before subscribing again after the endpoint failed.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(5);
+
+/// Why delivery ends for good (the subscription's state becomes stopped with this reason).
+struct Stop {
+    reason: &'static str,
+    message: String,
+}
+
+enum Pumped {
+    Cancelled,
+    EndpointFailed(EndpointFailure),
+    Stop(Stop),
+}
+
+/// Runs until cancelled or until the subscription stops.
+pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store: Arc<dyn StateStore>, cancel: CancellationToken) {
+    let (api_id, id) = (subscription.api_id.clone(), subscription.id.clone());
+    let mut caller = match Caller::new(&api.webhook.configuration.http, &subscription.configuration) {
+        Ok(caller) => caller,
+        Err(error) => return stop(&*store, &subscription, Stop { reason: "WEBHOOK_CONFIGURATION_INVALID", message: error.to_string() }).await,
+    };
+    tracing::info!(api = %api_id, subscription = %id, "Webhook delivery started.");
+    loop {
+        let (context, endpoint) = api.context_for(&subscription);
+        let options = SubscribeOptions { qos: api.webhook.qos, cursor: None };
+        let subscribed = tokio::select! {
+            _ = cancel.cancelled() => break,
+            subscribed = endpoint.subscribe(&context, options) => subscribed,
+        };
+        let failure = match subscribed {
+            Err(failure) => failure,
+            Ok(mut messages) => {
+                let pumped = pump(&mut caller, &mut messages, &subscription.configuration.retry, &cancel).await;
+                messages.close().await;
+                match pumped {
+                    Pumped::Cancelled => break,
+                    Pumped::Stop(reason) => return stop(&*store, &subscription, reason).await,
+                    Pumped::EndpointFailed(failure) => failure,
+                }
+            }
+        };
+        tracing::warn!(api = %api_id, subscription = %id, key = failure.kind.key(), error = %failure, "Webhook subscription lost its endpoint; subscribing again.");
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+        }
+    }
+    tracing::info!(api = %api_id, subscription = %id, "Webhook delivery ended.");
+}
+
+async fn pump(caller: &mut Caller, messages: &mut kafka_edge_message::Subscription, retry: &Retry, cancel: &CancellationToken) -> Pumped {
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return Pumped::Cancelled,
+            next = messages.next() => next,
+        };
+        let mut message = match next {
+            None => return Pumped::EndpointFailed(EndpointFailure::new(kafka_edge_message::FailureKind::Unknown, "subscription ended")),
+            Some(Err(failure)) => return Pumped::EndpointFailed(failure),
+            Some(Ok(message)) => message,
+        };
+        match deliver(caller, &message, retry, cancel).await {
+            Delivered::Yes => {
+                if let Some(ack) = message.ack.take() {
+                    ack.ack_and_wait().await;
+                }
+            }
+            Delivered::Cancelled => return Pumped::Cancelled,
+            // TODO(dlq): with `dlq.endpoint` on the entrypoint, publish the message there and go on.
+            Delivered::Rejected(status) => {
+                return Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message: format!("Webhook callback rejected a message with status {status}") })
+            }
+            Delivered::Unreachable(detail) => {
+                return Pumped::Stop(Stop { reason: "WEBHOOK_UNREACHABLE", message: format!("Webhook callback url is unreachable: {detail}") })
+            }
+        }
+    }
+}
+
+enum Delivered {
+    Yes,
+    Cancelled,
+    Rejected(u16),
+    Unreachable(String),
+}
+
+/// Calls until 2xx, a rejection, the end of the retries, or cancellation.
+async fn deliver(caller: &mut Caller, message: &Message, retry: &Retry, cancel: &CancellationToken) -> Delivered {
+    let mut attempt = 0;
+    loop {
+        let outcome = tokio::select! {
+            _ = cancel.cancelled() => return Delivered::Cancelled,
+            outcome = caller.call(message) => outcome,
+        };
+        let detail = match outcome {
+            CallOutcome::Delivered => return Delivered::Yes,
+            CallOutcome::Rejected(status) => return Delivered::Rejected(status),
+            CallOutcome::Failed(detail) => detail,
+        };
+        attempt += 1;
+        let Some(delay) = retry.delay(attempt) else { return Delivered::Unreachable(detail) };
+        tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, %detail, "Webhook call failed; retrying.");
+        tokio::select! {
+            _ = cancel.cancelled() => return Delivered::Cancelled,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Records the stop in the state (unless the subscription was deleted meanwhile).
+async fn stop(store: &dyn StateStore, subscription: &Subscription, stop: Stop) {
+    tracing::warn!(api = %subscription.api_id, subscription = %subscription.id, reason = stop.reason, message = %stop.message, "Webhook subscription stopped.");
+    let Some(mut current) = store.get(&subscription.api_id, &subscription.id) else { return };
+    current.state = SubscriptionState::Stopped { reason: stop.reason.into(), message: stop.message };
+    if let Err(error) = store.put(current).await {
+        tracing::error!(api = %subscription.api_id, subscription = %subscription.id, %error, "Cannot record the stopped subscription.");
+    }
+}

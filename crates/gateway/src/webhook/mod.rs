@@ -1,0 +1,186 @@
+//! Webhook delivery (DESIGN 5.6): one task per active subscription, started and stopped so that
+//! the running tasks always follow the state store — changes made through the admin API, by a
+//! task that stopped its subscription, or (with a shared store) by another gateway.
+
+mod call;
+mod deliver;
+
+use crate::state::{StateStore, Subscription, SubscriptionState};
+use crate::GatewayError;
+use kafka_edge_definition::{ApiDefinition, EntrypointConfiguration, EntrypointType, PlanMode, Qos, WebhookConfiguration};
+use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
+use kafka_edge_message::{ApiInfo, Endpoint, ExecutionContext, RequestInfo};
+use kafka_edge_policies::{ApiFlows, FlowEndpoint, RequestShape};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait for a delivery task to close its consumer when it is stopped.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The webhook entrypoint of an API.
+pub struct WebhookEntrypoint {
+    pub qos: Qos,
+    pub configuration: WebhookConfiguration,
+    pub dlq_endpoint: Option<String>,
+}
+
+/// An API as webhook delivery sees it.
+pub struct WebhookApi {
+    pub id: String,
+    push_plans: Vec<String>,
+    pub webhook: WebhookEntrypoint,
+    endpoint: Arc<dyn Endpoint>,
+    flows: ApiFlows,
+    info: Arc<ApiInfo>,
+}
+
+impl WebhookApi {
+    /// Whether `plan` is one of this API's PUSH plans.
+    pub fn has_push_plan(&self, plan: &str) -> bool {
+        self.push_plans.iter().any(|p| p == plan)
+    }
+
+    /// The execution context of a subscription's delivery (client identifier = subscription id),
+    /// and the endpoint seen through the flows that apply to the webhook entrypoint.
+    fn context_for(&self, subscription: &Subscription) -> (ExecutionContext, Arc<dyn Endpoint>) {
+        let request = RequestInfo { id: uuid::Uuid::new_v4().to_string(), method: "POST".into(), path: "/".into(), path_info: "/".into(), ..Default::default() };
+        let context = ExecutionContext { api: self.info.clone(), client_identifier: subscription.id.clone(), attributes: Default::default(), request: Arc::new(request) };
+        let flows = self.flows.select(&RequestShape { path_info: "/", method: "POST", entrypoint: EntrypointType::Webhook }, &context);
+        (context, FlowEndpoint::wrap(self.endpoint.clone(), flows))
+    }
+}
+
+struct Running {
+    subscription: Subscription,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The webhook side of the gateway: the APIs with a webhook entrypoint, the state, the tasks.
+pub struct Webhooks {
+    apis: HashMap<String, Arc<WebhookApi>>,
+    store: Arc<dyn StateStore>,
+    running: tokio::sync::Mutex<HashMap<String, Running>>,
+    shutdown: CancellationToken,
+}
+
+/// Why an API cannot take a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unknown {
+    #[error("API `{0}` not found")]
+    Api(String),
+    #[error("API `{0}` has no webhook entrypoint")]
+    NoWebhook(String),
+    #[error("plan `{plan}` is not a PUSH plan of API `{api}`")]
+    Plan { api: String, plan: String },
+}
+
+impl Webhooks {
+    /// Prepares delivery for every API with a webhook entrypoint; nothing runs before [`Webhooks::run`].
+    pub fn new(definitions: &[ApiDefinition], store: Arc<dyn StateStore>, shutdown: CancellationToken) -> Result<Arc<Self>, GatewayError> {
+        let producers = Arc::new(ProducerPool::new());
+        let mut apis = HashMap::new();
+        for definition in definitions {
+            if let Some(api) = webhook_api(definition, producers.clone())? {
+                apis.insert(api.id.clone(), Arc::new(api));
+            }
+        }
+        let known: Vec<&str> = definitions.iter().map(|d| d.id.as_str()).collect();
+        tracing::debug!(apis = ?known, webhooks = apis.len(), "Webhook delivery prepared.");
+        Ok(Arc::new(Self { apis, store, running: Default::default(), shutdown }))
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// The API a subscription of `plan` belongs to.
+    pub fn check(&self, definitions_known: impl Fn(&str) -> bool, api: &str, plan: &str) -> Result<&Arc<WebhookApi>, Unknown> {
+        let Some(found) = self.apis.get(api) else {
+            return Err(if definitions_known(api) { Unknown::NoWebhook(api.into()) } else { Unknown::Api(api.into()) });
+        };
+        if !found.has_push_plan(plan) {
+            return Err(Unknown::Plan { api: api.into(), plan: plan.into() });
+        }
+        Ok(found)
+    }
+
+    pub fn api(&self, id: &str) -> Option<&Arc<WebhookApi>> {
+        self.apis.get(id)
+    }
+
+    /// Follows the store until shutdown, then stops every task (each consumer leaves its group).
+    pub async fn run(self: Arc<Self>) {
+        let mut changes = self.store.changes();
+        loop {
+            self.reconcile().await;
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                changed = changes.changed() => if changed.is_err() { break },
+            }
+        }
+        let running: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
+        for task in running {
+            stop_task(task).await;
+        }
+    }
+
+    /// Starts a task for every active subscription without one and stops every task whose
+    /// subscription is gone, stopped or changed. Returns once stopped tasks have ended.
+    pub async fn reconcile(&self) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let mut running = self.running.lock().await;
+        let wanted: HashMap<String, Subscription> = self
+            .store
+            .list()
+            .into_iter()
+            .filter(|s| s.state == SubscriptionState::Active && self.apis.contains_key(&s.api_id))
+            .map(|s| (s.key(), s))
+            .collect();
+        let outdated: Vec<String> = running.iter().filter(|(key, r)| wanted.get(*key) != Some(&r.subscription) || r.task.is_finished()).map(|(key, _)| key.clone()).collect();
+        for key in outdated {
+            if let Some(task) = running.remove(&key) {
+                stop_task(task).await;
+            }
+        }
+        for (key, subscription) in wanted {
+            if running.contains_key(&key) {
+                continue;
+            }
+            let Some(api) = self.apis.get(&subscription.api_id) else { continue };
+            let cancel = self.shutdown.child_token();
+            let task = tokio::spawn(deliver::run(api.clone(), subscription.clone(), self.store.clone(), cancel.clone()));
+            running.insert(key, Running { subscription, cancel, task });
+        }
+    }
+}
+
+async fn stop_task(running: Running) {
+    running.cancel.cancel();
+    if tokio::time::timeout(STOP_TIMEOUT, running.task).await.is_err() {
+        tracing::warn!(subscription = %running.subscription.id, "Webhook delivery did not stop in time.");
+    }
+}
+
+/// The webhook part of a definition, if it has a webhook entrypoint.
+fn webhook_api(definition: &ApiDefinition, producers: Arc<ProducerPool>) -> Result<Option<WebhookApi>, GatewayError> {
+    let api_error = |reason: String| GatewayError::Api { api: definition.id.clone(), reason };
+    let entrypoint = definition.listeners.iter().flat_map(|l| l.entrypoints.iter()).find_map(|e| match &e.configuration {
+        EntrypointConfiguration::Webhook(configuration) => Some(WebhookEntrypoint { qos: e.qos, configuration: configuration.clone(), dlq_endpoint: e.dlq_endpoint.clone() }),
+        _ => None,
+    });
+    let Some(webhook) = entrypoint else { return Ok(None) };
+    if webhook.dlq_endpoint.is_some() {
+        tracing::warn!(api = %definition.id, "Webhook dlq.endpoint is not applied by this version: a rejected message stops its subscription.");
+    }
+    let flows = ApiFlows::compile(&definition.flows).map_err(|problems| api_error(problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; ")))?;
+    let (_, endpoint) = definition.primary_endpoint().ok_or_else(|| api_error("no Kafka endpoint".into()))?;
+    let endpoint = KafkaEndpoint::new(&definition.id, endpoint, producers).map_err(|error| api_error(format!("invalid expression: {error}")))?;
+    let push_plans = definition.plans.iter().filter(|p| p.mode == PlanMode::Push).map(|p| p.id.clone()).collect();
+    let info = Arc::new(ApiInfo { id: definition.id.clone(), name: definition.name.clone(), properties: definition.properties.clone() });
+    Ok(Some(WebhookApi { id: definition.id.clone(), push_plans, webhook, endpoint: Arc::new(endpoint), flows, info }))
+}
