@@ -38,7 +38,8 @@ pub fn api_definition(bootstrap: &str, produce_topic: &str, consume_topic: &str,
                         "metadataInPayload": false
                     }
                 },
-                { "type": "http-post", "configuration": { "requestHeadersToMessage": false } }
+                { "type": "http-post", "configuration": { "requestHeadersToMessage": false } },
+                { "type": "sse", "qos": "auto", "configuration": {} }
             ]
         }],
         "endpointGroups": [{
@@ -59,6 +60,19 @@ pub fn api_definition(bootstrap: &str, produce_topic: &str, consume_topic: &str,
         }],
         "plans": [{ "id": "keyless", "name": "Keyless", "security": { "type": "key-less" }, "mode": "STANDARD", "status": "PUBLISHED" }]
     })
+}
+
+/// The context paths of the SSE APIs: POST → event latency, and idle streams.
+pub const SSE_LATENCY_CONTEXT_PATH: &str = "/bench-sse";
+pub const SSE_IDLE_CONTEXT_PATH: &str = "/bench-idle";
+
+/// The bench API again on `path`: http-post produces to `topic`, http-get and sse consume it.
+pub fn topic_api_definition(bootstrap: &str, id: &str, path: &str, topic: &str, get_limit: u64) -> Value {
+    let mut api = api_definition(bootstrap, topic, topic, get_limit);
+    api["id"] = json!(id);
+    api["name"] = json!(format!("kafka-edge benchmark, {path}"));
+    api["listeners"][0]["paths"][0]["path"] = json!(path);
+    api
 }
 
 /// The bench API again, as a second API on `FLOW_CONTEXT_PATH` that produces to `produce_topic`

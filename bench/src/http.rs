@@ -21,7 +21,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Consecutive empty http-get pages after which the drain is reported as stalled.
 const MAX_EMPTY_PAGES: u32 = 10;
 
-async fn connect<B>(address: SocketAddr) -> anyhow::Result<SendRequest<B>>
+pub(crate) async fn connect<B>(address: SocketAddr) -> anyhow::Result<SendRequest<B>>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -37,7 +37,7 @@ where
 }
 
 /// Sends one request and reads the whole response.
-async fn exchange<B>(sender: &mut SendRequest<B>, request: Request<B>) -> anyhow::Result<(StatusCode, Bytes)>
+pub(crate) async fn exchange<B>(sender: &mut SendRequest<B>, request: Request<B>) -> anyhow::Result<(StatusCode, Bytes)>
 where
     B: Body + Send + 'static,
 {

@@ -3,7 +3,8 @@
 //!
 //! Scenarios, in order: produce through the gateway (HTTP POST), the same through a second API
 //! whose publish phase runs a three-step flow, produce directly (the ceiling), pre-fill a topic,
-//! drain it through the gateway (HTTP GET), drain it directly. Results replace
+//! drain it through the gateway (HTTP GET), drain it directly, drain it through one SSE stream,
+//! the latency from a POST to its SSE event, and the cost of many idle SSE streams. Results replace
 //! the results section of BENCHMARKS.md.
 
 mod gateway;
@@ -11,6 +12,7 @@ mod http;
 mod kafka;
 mod report;
 mod run;
+mod sse;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -51,6 +53,12 @@ struct Args {
     /// `limit` of each http-get request, also the API's messagesLimitCount.
     #[arg(long, default_value_t = 500)]
     get_limit: u64,
+    /// Messages POSTed one at a time for the POST → SSE event latency.
+    #[arg(long, default_value_t = 2_000)]
+    sse_latency_messages: u64,
+    /// Idle SSE streams held open, cumulatively (each is its own consumer group and consumer).
+    #[arg(long, value_delimiter = ',', default_value = "50,200")]
+    sse_idle_clients: Vec<usize>,
     /// Partitions of each fresh topic.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
@@ -83,15 +91,22 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.concurrency > 0 && args.message_size > 0 && args.get_limit > 0, "sizes and counts must be positive");
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let topics = [format!("bench-post-{id}"), format!("bench-flow-{id}"), format!("bench-direct-{id}"), format!("bench-drain-{id}")];
+    let topics = [
+        format!("bench-post-{id}"),
+        format!("bench-flow-{id}"),
+        format!("bench-direct-{id}"),
+        format!("bench-sse-{id}"),
+        format!("bench-idle-{id}"),
+        format!("bench-drain-{id}"),
+    ];
     let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let temp = std::env::temp_dir().join(format!("kafka-edge-bench-{id}"));
     std::fs::create_dir_all(&temp).with_context(|| format!("creating {}", temp.display()))?;
 
     let drain_partitions = args.drain_partitions.unwrap_or(args.partitions);
     eprintln!("bench: run {id}: creating topics {topic_names:?} ({} partitions, drain {drain_partitions})", args.partitions);
-    kafka::create_topics(&args.bootstrap, &topic_names[..3], args.partitions).await?;
-    kafka::create_topics(&args.bootstrap, &topic_names[3..], drain_partitions).await?;
+    kafka::create_topics(&args.bootstrap, &topic_names[..5], args.partitions).await?;
+    kafka::create_topics(&args.bootstrap, &topic_names[5..], drain_partitions).await?;
     let result = scenarios(&args, &id, &topics, &temp).await;
     kafka::delete_topics(&args.bootstrap, &topic_names).await;
     if args.keep_temp || result.is_err() {
@@ -108,12 +123,14 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scenarios(args: &Args, id: &str, topics: &[String; 4], temp: &std::path::Path) -> anyhow::Result<String> {
-    let [post_topic, flow_topic, direct_topic, drain_topic] = topics;
-    let definitions = [temp.join("api.json"), temp.join("api-flow.json")];
+async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path::Path) -> anyhow::Result<String> {
+    let [post_topic, flow_topic, direct_topic, sse_topic, idle_topic, drain_topic] = topics;
+    let definitions = [temp.join("api.json"), temp.join("api-flow.json"), temp.join("api-sse.json"), temp.join("api-idle.json")];
     let apis = [
         gateway::api_definition(&args.bootstrap, post_topic, drain_topic, args.get_limit),
         gateway::flow_api_definition(&args.bootstrap, flow_topic, args.get_limit),
+        gateway::topic_api_definition(&args.bootstrap, "kafka-edge-bench-sse", gateway::SSE_LATENCY_CONTEXT_PATH, sse_topic, args.get_limit),
+        gateway::topic_api_definition(&args.bootstrap, "kafka-edge-bench-idle", gateway::SSE_IDLE_CONTEXT_PATH, idle_topic, args.get_limit),
     ];
     for (definition, api) in definitions.iter().zip(&apis) {
         std::fs::write(definition, serde_json::to_vec_pretty(api)?)?;
@@ -135,8 +152,8 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 4], temp: &std::path
     let mut runs: Vec<RunStats> = Vec::new();
 
     for (step, path, name, label) in [
-        ("[1/5] produce through the gateway", gateway::CONTEXT_PATH, "produce via gateway (HTTP POST)", "gateway POST"),
-        ("[2/5] produce through the gateway, 3-step publish flow", gateway::FLOW_CONTEXT_PATH, "produce via gateway, 3-step publish flow (HTTP POST)", "flow POST"),
+        ("[1/8] produce through the gateway", gateway::CONTEXT_PATH, "produce via gateway (HTTP POST)", "gateway POST"),
+        ("[2/8] produce through the gateway, 3-step publish flow", gateway::FLOW_CONTEXT_PATH, "produce via gateway, 3-step publish flow (HTTP POST)", "flow POST"),
     ] {
         eprintln!("bench: {step}: HTTP POST to {path}, {} clients", args.concurrency);
         let quiet = Progress::start("warm-up", Some(args.warmup));
@@ -148,7 +165,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 4], temp: &std::path
     }
     let after_produce = gateway.memory();
 
-    eprintln!("bench: [3/5] produce directly: rdkafka FutureProducer, {} sends in flight", args.concurrency);
+    eprintln!("bench: [3/8] produce directly: rdkafka FutureProducer, {} sends in flight", args.concurrency);
     let producer = kafka::gateway_like_producer(&args.bootstrap)?;
     let quiet = Progress::start("warm-up", Some(args.warmup));
     kafka::produce("warm-up", &producer, direct_topic, &load(args.warmup, None), &quiet, cpu()).await?;
@@ -164,18 +181,74 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 4], temp: &std::path
     drop(progress);
     anyhow::ensure!(filled.errors == 0, "pre-filling failed for {} messages", filled.errors);
 
-    eprintln!("bench: [4/5] drain through the gateway: HTTP GET ?limit={}, one client identifier", args.get_limit);
+    eprintln!("bench: [4/8] drain through the gateway: HTTP GET ?limit={}, one client identifier", args.get_limit);
     let progress = Progress::start("gateway GET", Some(args.drain_messages));
     let client = format!("bench-{id}");
     runs.push(http::drain("drain via gateway (HTTP GET)", gateway.address, &client, args.get_limit, args.drain_messages, &progress, cpu()).await?);
     drop(progress);
     let after_drain = gateway.memory();
 
-    eprintln!("bench: [5/5] drain directly: rdkafka StreamConsumer in a fresh group");
+    eprintln!("bench: [5/8] drain directly: rdkafka StreamConsumer in a fresh group");
     let progress = Progress::start("direct consume", Some(args.drain_messages));
     let group = format!("bench-direct-{id}");
     runs.push(kafka::consume("drain direct (rdkafka)", &args.bootstrap, drain_topic, &group, args.drain_messages, &progress, cpu()).await?);
     drop(progress);
+
+    eprintln!("bench: [6/8] drain through the gateway: one SSE stream, a fresh client identifier");
+    let progress = Progress::start("gateway SSE", Some(args.drain_messages));
+    let client = format!("bench-sse-{id}");
+    runs.push(sse::drain("drain via gateway (one SSE stream)", gateway.address, gateway::CONTEXT_PATH, &client, args.drain_messages, &progress, cpu()).await?);
+    drop(progress);
+    let after_sse_drain = gateway.memory();
+
+    eprintln!("bench: [7/8] POST → SSE event latency: {} POSTs one at a time, one stream open", args.sse_latency_messages);
+    let progress = Progress::start("POST → SSE", Some(args.sse_latency_messages));
+    let client = format!("bench-sse-latency-{id}");
+    runs.push(
+        sse::post_to_event_latency(
+            "POST → SSE event (1 client, 1 POST at a time)",
+            gateway.address,
+            gateway::SSE_LATENCY_CONTEXT_PATH,
+            &client,
+            args.sse_latency_messages,
+            args.message_size,
+            &progress,
+            cpu(),
+        )
+        .await?,
+    );
+    drop(progress);
+
+    eprintln!("bench: [8/8] idle SSE streams held: {:?} (each its own consumer group)", args.sse_idle_clients);
+    let one = Load { concurrency: 1, ..load(1, None) };
+    let quiet = Progress::start("idle topic", Some(1));
+    kafka::produce("idle topic", &producer, idle_topic, &one, &quiet, cpu()).await?;
+    drop(quiet);
+    let (idle_rss, idle_threads) = sse::process_status(gateway.pid());
+    let mut held_streams = Vec::new();
+    let mut held = Vec::new();
+    for &target in &args.sse_idle_clients {
+        let level = sse::hold(&gateway, gateway::SSE_IDLE_CONTEXT_PATH, id, &mut held_streams, target).await?;
+        eprintln!("bench:   {} streams held: RSS {} KiB, {} threads, opened in {:?}", level.clients, level.rss_kib, level.threads, level.open_time);
+        held.push(level);
+    }
+    drop(held_streams);
+    let mut notes = vec![format!(
+        "Idle SSE streams (each its own client identifier, so its own consumer group and librdkafka consumer; a stream counts as held once its first event arrived; levels are cumulative): before: RSS {}, {idle_threads} threads",
+        report::mebibytes(idle_rss)
+    )];
+    for level in &held {
+        let clients = level.clients.max(1) as f64;
+        notes.push(format!(
+            "{} streams held: RSS {} (+{:.0} KiB per stream), {} threads (+{:.1} per stream), all opened in {:.1} s",
+            level.clients,
+            report::mebibytes(level.rss_kib),
+            level.rss_kib.saturating_sub(idle_rss) as f64 / clients,
+            level.threads,
+            level.threads.saturating_sub(idle_threads) as f64 / clients,
+            level.open_time.as_secs_f64()
+        ));
+    }
 
     let (_, version) = rdkafka::util::get_rdkafka_version();
     let produce_amount = match args.duration {
@@ -190,6 +263,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 4], temp: &std::path
             ("Produce", format!("{produce_amount}, after {} unmeasured warm-up messages; producer acks=all, enable.idempotence=true, linger.ms=5, compression none (gateway and direct)", args.warmup)),
             ("Publish flow", "the second gateway scenario's API runs three publish steps per message: assign-attributes `gravitee.attribute.kafka.recordKey` = `{#request.headers['X-Key'][0]}`, transform-headers adding `X-Content-Length` = `{#message.content.length()}`, assign-attributes of a plain value; both gateway scenarios send the same requests, with an `X-Key` header that differs on every request".into()),
             ("Drain", format!("{} messages pre-filled; http-get qos auto, messagesLimitCount {limit}, messagesLimitDurationMs 1000, `?limit={limit}`, Accept: application/json, one client identifier; direct: subscribe in a fresh group, earliest", args.drain_messages, limit = args.get_limit)),
+            ("SSE", format!("sse qos auto, default heartbeat; the SSE drain reads the drain topic through one stream in a fresh group (time includes the request and the group join); the latency scenario POSTs {} messages of {} B one after the other to a topic with one stream open, each payload carrying its send time", args.sse_latency_messages, args.message_size)),
             ("Topics", format!("fresh per run, {} partitions (drain topic: {})", args.partitions, args.drain_partitions.unwrap_or(args.partitions))),
             ("Kafka", format!("Apache Kafka {} (testkit/kafka, single KRaft node), librdkafka {version}", args.kafka_version)),
             ("Build", format!("release profile; gateway source at revision {}", args.revision)),
@@ -198,9 +272,11 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 4], temp: &std::path
             ("Produce: gateway / direct", &runs[0], &runs[2]),
             ("Produce: 3-step publish flow / no flow", &runs[1], &runs[0]),
             ("Drain: gateway / direct", &runs[3], &runs[4]),
+            ("Drain: one SSE stream / direct", &runs[5], &runs[4]),
         ],
         runs: &runs,
-        memory: vec![("idle", idle), ("after produce", after_produce), ("after drain", after_drain)],
+        memory: vec![("idle", idle), ("after produce", after_produce), ("after drain", after_drain), ("after SSE drain", after_sse_drain)],
+        notes,
     };
     Ok(report.markdown())
 }

@@ -17,6 +17,8 @@ pub struct Report<'a> {
     /// (label such as "Produce: gateway / direct", numerator scenario, denominator scenario).
     pub ratios: Vec<(&'static str, &'a RunStats, &'a RunStats)>,
     pub memory: Vec<(&'static str, Memory)>,
+    /// Further result lines, one bullet each.
+    pub notes: Vec<String>,
 }
 
 impl Report<'_> {
@@ -86,6 +88,9 @@ impl Report<'_> {
             memory.join(", "),
             peak.map_or("?".into(), mebibytes)
         );
+        for note in &self.notes {
+            let _ = writeln!(out, "- {note}");
+        }
         out.push_str(
             "\nMB/s counts message payload bytes (10^6 B). CPU is CPU-seconds per wall second of each process \
              during the scenario (2.00 = both cores of a 2-core machine); \"whole machine\" \
@@ -124,7 +129,7 @@ fn cores(value: Option<f64>) -> String {
     value.map_or("?".into(), |v| format!("{v:.2}"))
 }
 
-fn mebibytes(kib: u64) -> String {
+pub fn mebibytes(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
