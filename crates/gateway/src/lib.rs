@@ -1,6 +1,7 @@
 //! The gateway: serves every loaded API on one listener, picks the API by context path and the
 //! entrypoint by request shape, identifies the client, and shuts down without losing messages.
 
+pub mod admin;
 pub mod client_identifier;
 mod routing;
 pub mod state;

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
+mod webhooks;
+
 #[derive(Parser)]
 #[command(name = "kafka-edge", version, about = "An event-native API gateway that puts Apache Kafka behind HTTP.")]
 struct Cli {
@@ -34,6 +36,15 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "KAFKA_EDGE_LISTEN", default_value = "0.0.0.0:8082", value_name = "ADDR")]
         listen: String,
+        /// Where runtime state (webhook subscriptions) lives: file:PATH or kafka://HOST:PORT/TOPIC.
+        #[arg(long, env = "KAFKA_EDGE_STATE", default_value = kafka_edge_gateway::state::DEFAULT_STATE, value_name = "URI")]
+        state: String,
+        /// Address of the admin API; it only starts when KAFKA_EDGE_ADMIN_TOKEN is set.
+        #[arg(long, env = "KAFKA_EDGE_ADMIN_LISTEN", default_value = kafka_edge_gateway::admin::DEFAULT_LISTEN, value_name = "ADDR")]
+        admin_listen: String,
+        /// Static webhook subscriptions: a JSON list of {"api","id","plan","configuration"}.
+        #[arg(long, value_name = "FILE")]
+        subscriptions: Option<PathBuf>,
     },
     /// Check API definitions: exit 0 when all are valid, otherwise print one line per problem.
     Validate {
@@ -46,7 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Run { apis, listen } => run(apis, listen),
+        Command::Run { apis, listen, state, admin_listen, subscriptions } => run(apis, listen, webhooks::Options { state, admin_listen, subscriptions }),
         Command::Validate { paths } => Ok(validate(&paths)),
     };
     match result {
@@ -104,7 +115,7 @@ fn load_and_check(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<Problem>> {
     }
 }
 
-fn run(apis: Vec<PathBuf>, listen: String) -> anyhow::Result<ExitCode> {
+fn run(apis: Vec<PathBuf>, listen: String, webhook_options: webhooks::Options) -> anyhow::Result<ExitCode> {
     let loaded = match load_and_check(&apis) {
         Ok(loaded) => loaded,
         Err(problems) => {
@@ -123,10 +134,15 @@ fn run(apis: Vec<PathBuf>, listen: String) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        let gateway = Gateway::new(loaded.into_iter().map(|l| l.api).collect(), shutdown.clone())?;
+        let definitions: Vec<_> = loaded.into_iter().map(|l| l.api).collect();
+        let webhooks = webhooks::start(&definitions, webhook_options, shutdown.clone()).await?;
+        let gateway = Gateway::new(definitions, shutdown.clone())?;
         let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-        tokio::spawn(stop_on_signal(shutdown));
-        gateway.serve(listener).await?;
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let served = gateway.serve(listener).await;
+        shutdown.cancel();
+        webhooks.await.ok();
+        served?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -5,6 +5,7 @@
 mod call;
 mod deliver;
 
+use crate::state::validate::{self, StaticSubscription};
 use crate::state::{StateStore, Subscription, SubscriptionState};
 use crate::GatewayError;
 use kafka_edge_definition::{ApiDefinition, EntrypointConfiguration, EntrypointType, PlanMode, Qos, WebhookConfiguration};
@@ -60,6 +61,8 @@ struct Running {
 
 /// The webhook side of the gateway: the APIs with a webhook entrypoint, the state, the tasks.
 pub struct Webhooks {
+    /// Every loaded API id, to tell "no such API" from "no webhook entrypoint".
+    all_apis: Vec<String>,
     apis: HashMap<String, Arc<WebhookApi>>,
     store: Arc<dyn StateStore>,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
@@ -87,9 +90,8 @@ impl Webhooks {
                 apis.insert(api.id.clone(), Arc::new(api));
             }
         }
-        let known: Vec<&str> = definitions.iter().map(|d| d.id.as_str()).collect();
-        tracing::debug!(apis = ?known, webhooks = apis.len(), "Webhook delivery prepared.");
-        Ok(Arc::new(Self { apis, store, running: Default::default(), shutdown }))
+        let all_apis = definitions.iter().map(|d| d.id.clone()).collect();
+        Ok(Arc::new(Self { all_apis, apis, store, running: Default::default(), shutdown }))
     }
 
     pub fn store(&self) -> &Arc<dyn StateStore> {
@@ -97,18 +99,44 @@ impl Webhooks {
     }
 
     /// The API a subscription of `plan` belongs to.
-    pub fn check(&self, definitions_known: impl Fn(&str) -> bool, api: &str, plan: &str) -> Result<&Arc<WebhookApi>, Unknown> {
-        let Some(found) = self.apis.get(api) else {
-            return Err(if definitions_known(api) { Unknown::NoWebhook(api.into()) } else { Unknown::Api(api.into()) });
-        };
+    pub fn check(&self, api: &str, plan: &str) -> Result<&Arc<WebhookApi>, Unknown> {
+        let found = self.check_api(api)?;
         if !found.has_push_plan(plan) {
             return Err(Unknown::Plan { api: api.into(), plan: plan.into() });
         }
         Ok(found)
     }
 
-    pub fn api(&self, id: &str) -> Option<&Arc<WebhookApi>> {
-        self.apis.get(id)
+    /// The API, if it is loaded and has a webhook entrypoint.
+    pub fn check_api(&self, api: &str) -> Result<&Arc<WebhookApi>, Unknown> {
+        match self.apis.get(api) {
+            Some(found) => Ok(found),
+            None if self.all_apis.iter().any(|a| a == api) => Err(Unknown::NoWebhook(api.into())),
+            None => Err(Unknown::Api(api.into())),
+        }
+    }
+
+    /// Puts the subscriptions of a `--subscriptions` file into the store: an entry whose
+    /// configuration is already stored keeps its state (a stopped one stays stopped); a new or
+    /// changed one is stored active.
+    pub async fn load_static(&self, bytes: &[u8]) -> Result<usize, String> {
+        let list: Vec<StaticSubscription> = validate::parse(bytes).map_err(|e| e.to_string())?;
+        for (index, entry) in list.iter().enumerate() {
+            let base = format!("[{index}]");
+            validate::check_id(&format!("{base}.id"), &entry.id).map_err(|e| e.to_string())?;
+            validate::check_configuration(&format!("{base}.configuration"), &entry.configuration).map_err(|e| e.to_string())?;
+            self.check(&entry.api, &entry.plan).map_err(|e| format!("{base}: {e}"))?;
+        }
+        let count = list.len();
+        for entry in list {
+            let wanted = Subscription { id: entry.id, api_id: entry.api, plan_id: entry.plan, configuration: entry.configuration, state: SubscriptionState::Active };
+            let current = self.store.get(&wanted.api_id, &wanted.id);
+            if current.is_some_and(|c| c.plan_id == wanted.plan_id && c.configuration == wanted.configuration) {
+                continue;
+            }
+            self.store.put(wanted).await.map_err(|e| e.to_string())?;
+        }
+        Ok(count)
     }
 
     /// Follows the store until shutdown, then stops every task (each consumer leaves its group).

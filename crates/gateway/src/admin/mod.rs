@@ -1,0 +1,146 @@
+//! The admin API (docs/admin-api.md): webhook subscriptions of PUSH plans, on a listener of its own.
+//! Every call needs `Authorization: Bearer <KAFKA_EDGE_ADMIN_TOKEN>`; without a configured token
+//! the listener is not started at all. Answers never contain a secret (they are `***`).
+
+use crate::state::validate::{self, CreateSubscription, InvalidField};
+use crate::state::{StateError, Subscription, SubscriptionState};
+use crate::webhook::{Unknown, Webhooks};
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The environment variable holding the admin token.
+pub const TOKEN_ENV: &str = "KAFKA_EDGE_ADMIN_TOKEN";
+/// The default `--admin-listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8083";
+/// Largest accepted request body.
+const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Clone)]
+struct Admin {
+    webhooks: Arc<Webhooks>,
+    token: Arc<str>,
+}
+
+/// The admin routes; every one checks the bearer token first.
+pub fn router(webhooks: Arc<Webhooks>, token: &str) -> Router {
+    let admin = Admin { webhooks, token: token.into() };
+    Router::new()
+        .route("/apis/{api}/subscriptions", get(list).post(create))
+        .route("/apis/{api}/subscriptions/{id}", get(read).delete(remove))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "No such admin resource", None) })
+        .layer(middleware::from_fn_with_state(admin.clone(), authorize))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(admin)
+}
+
+/// Serves the admin API until `shutdown`.
+pub async fn serve(listener: TcpListener, webhooks: Arc<Webhooks>, token: &str, shutdown: CancellationToken) -> std::io::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "Admin API listening.");
+    axum::serve(listener, router(webhooks, token)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+/// The configured token: `None` (admin API off) when the variable is unset or empty.
+pub fn token_from_env() -> Option<String> {
+    std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty())
+}
+
+async fn authorize(State(admin): State<Admin>, request: Request, next: Next) -> Response {
+    let presented = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if same(token.as_bytes(), admin.token.as_bytes()) => next.run(request).await,
+        _ => error(StatusCode::UNAUTHORIZED, "Unauthorized: send Authorization: Bearer <admin token>", None),
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response {
+    let mut body = json!({"message": message, "http_status_code": status.as_u16()});
+    if let Some(field) = field {
+        body["field"] = json!(field);
+    }
+    (status, Json(body)).into_response()
+}
+
+fn invalid(field: InvalidField) -> Response {
+    error(StatusCode::BAD_REQUEST, &format!("Invalid subscription: {field}"), Some(&field.path))
+}
+
+fn unknown(unknown: Unknown) -> Response {
+    error(StatusCode::NOT_FOUND, &unknown.to_string(), None)
+}
+
+fn state_failure(failure: StateError) -> Response {
+    tracing::error!(error = %failure, "Gateway state not written.");
+    error(StatusCode::SERVICE_UNAVAILABLE, "The gateway state cannot be written", None)
+}
+
+fn answer(status: StatusCode, subscription: &Subscription) -> Response {
+    (status, Json(subscription.redacted())).into_response()
+}
+
+async fn create(State(admin): State<Admin>, Path(api): Path<String>, body: Bytes) -> Response {
+    if let Err(missing) = admin.webhooks.check_api(&api) {
+        return unknown(missing);
+    }
+    let request: CreateSubscription = match validate::parse(&body) {
+        Ok(request) => request,
+        Err(field) => return invalid(field),
+    };
+    let id = request.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Err(field) = validate::check_id("id", &id).and_then(|_| validate::check_configuration("configuration", &request.configuration)) {
+        return invalid(field);
+    }
+    if let Err(missing) = admin.webhooks.check(&api, &request.plan) {
+        return unknown(missing);
+    }
+    let store = admin.webhooks.store();
+    if store.get(&api, &id).is_some() {
+        return error(StatusCode::CONFLICT, &format!("subscription `{id}` already exists"), Some("id"));
+    }
+    let subscription = Subscription { id, api_id: api, plan_id: request.plan, configuration: request.configuration, state: SubscriptionState::Active };
+    if let Err(failure) = store.put(subscription.clone()).await {
+        return state_failure(failure);
+    }
+    admin.webhooks.reconcile().await;
+    answer(StatusCode::CREATED, &subscription)
+}
+
+async fn list(State(admin): State<Admin>, Path(api): Path<String>) -> Response {
+    if let Err(missing) = admin.webhooks.check_api(&api) {
+        return unknown(missing);
+    }
+    let found: Vec<Subscription> = admin.webhooks.store().list().into_iter().filter(|s| s.api_id == api).map(|s| s.redacted()).collect();
+    Json(found).into_response()
+}
+
+async fn read(State(admin): State<Admin>, Path((api, id)): Path<(String, String)>) -> Response {
+    match admin.webhooks.store().get(&api, &id) {
+        Some(subscription) => answer(StatusCode::OK, &subscription),
+        None => error(StatusCode::NOT_FOUND, &format!("subscription `{id}` of API `{api}` not found"), None),
+    }
+}
+
+/// Deletes the subscription and returns once its delivery stopped and its consumer left the group.
+async fn remove(State(admin): State<Admin>, Path((api, id)): Path<(String, String)>) -> Response {
+    match admin.webhooks.store().delete(&api, &id).await {
+        Ok(true) => {
+            admin.webhooks.reconcile().await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, &format!("subscription `{id}` of API `{api}` not found"), None),
+        Err(failure) => state_failure(failure),
+    }
+}

@@ -1,0 +1,42 @@
+//! `kafka-edge run`'s webhook side: open the state store, load static subscriptions, start
+//! delivery and (with a token) the admin API. Part of the binary, so `anyhow` is fine here.
+
+use anyhow::Context;
+use kafka_edge_definition::ApiDefinition;
+use kafka_edge_gateway::{admin, state, webhook::Webhooks};
+use std::path::PathBuf;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The `run` options of this side.
+pub struct Options {
+    pub state: String,
+    pub admin_listen: String,
+    pub subscriptions: Option<PathBuf>,
+}
+
+/// Starts delivery and the admin API; the handle ends once every delivery task stopped after
+/// `shutdown`.
+pub async fn start(definitions: &[ApiDefinition], options: Options, shutdown: CancellationToken) -> anyhow::Result<JoinHandle<()>> {
+    let store = state::open(&options.state).await.with_context(|| format!("opening the gateway state {}", options.state))?;
+    let webhooks = Webhooks::new(definitions, store, shutdown.clone())?;
+    if let Some(path) = &options.subscriptions {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let count = webhooks.load_static(&bytes).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        tracing::info!(count, file = %path.display(), "Static webhook subscriptions loaded.");
+    }
+    match admin::token_from_env() {
+        Some(token) => {
+            let listener = tokio::net::TcpListener::bind(&options.admin_listen).await.with_context(|| format!("cannot listen on {} (admin API)", options.admin_listen))?;
+            let webhooks = webhooks.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(error) = admin::serve(listener, webhooks, &token, shutdown).await {
+                    tracing::error!(%error, "Admin API stopped.");
+                }
+            });
+        }
+        None => tracing::info!("Admin API off: set {} to a secret token to serve it on --admin-listen ({}).", admin::TOKEN_ENV, options.admin_listen),
+    }
+    Ok(tokio::spawn(webhooks.run()))
+}

@@ -1,0 +1,277 @@
+//! Webhook subscriptions against the test bed's broker: the admin API, delivery to a real HTTP
+//! server (order, headers, basic auth), retries without loss, the stop after exhausted retries,
+//! and subscriptions surviving a restart with the file store.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use common::*;
+use kafka_edge_definition::{load_str, ApiDefinition, Format};
+use kafka_edge_gateway::state::{self, StateStore};
+use kafka_edge_gateway::webhook::Webhooks;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "test-admin-token";
+
+/// A callback server: records every request, answers with scripted statuses (then 200).
+#[derive(Clone, Default)]
+struct Callback {
+    requests: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    script: Arc<Mutex<VecDeque<u16>>>,
+    /// Answer this status to everything after the script (default 200).
+    otherwise: Arc<Mutex<u16>>,
+}
+
+impl Callback {
+    async fn start() -> (Self, String) {
+        let callback = Callback::default();
+        *callback.otherwise.lock().unwrap() = 200;
+        let app = axum::Router::new().fallback(record).with_state(callback.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("callback server") });
+        (callback, url)
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.requests.lock().unwrap().iter().map(|(_, body)| body.clone()).collect()
+    }
+
+    fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+async fn record(State(callback): State<Callback>, headers: HeaderMap, body: String) -> StatusCode {
+    callback.requests.lock().unwrap().push((headers, body));
+    let status = callback.script.lock().unwrap().pop_front().unwrap_or(*callback.otherwise.lock().unwrap());
+    StatusCode::from_u16(status).expect("status")
+}
+
+fn definition(topic: &str) -> ApiDefinition {
+    let json = json!({
+        "id": unique("api"), "name": "webhook test", "definitionVersion": "4.0.0", "type": "message",
+        "listeners": [{"type": "subscription", "entrypoints": [{"type": "webhook", "qos": "at-least-once", "configuration": {"http": {"connectTimeout": 1000, "readTimeout": 5000}}}]}],
+        "endpointGroups": [{"name": "default", "type": "kafka",
+            "sharedConfiguration": {"consumer": {"enabled": true, "topics": [topic], "autoOffsetReset": "earliest"}},
+            "endpoints": [{"name": "default", "type": "kafka", "configuration": {"bootstrapServers": bootstrap()}}]}],
+        "plans": [{"id": "push", "name": "push", "mode": "PUSH", "status": "PUBLISHED"}, {"id": "open", "name": "open", "security": {"type": "key-less"}, "status": "PUBLISHED"}]
+    });
+    load_str(&json.to_string(), Format::Json, "test").expect("valid definition").api
+}
+
+/// Delivery and the admin API in this process, on a random port.
+struct Edge {
+    admin: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    delivery: tokio::task::JoinHandle<()>,
+}
+
+impl Edge {
+    async fn start(definition: &ApiDefinition, state_file: &Path) -> Self {
+        let store: Arc<dyn StateStore> = state::open(&format!("file:{}", state_file.display())).await.expect("state");
+        let shutdown = CancellationToken::new();
+        let webhooks = Webhooks::new(std::slice::from_ref(definition), store, shutdown.clone()).expect("webhooks");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let admin = format!("http://{}", listener.local_addr().expect("address"));
+        let (served, stop) = (webhooks.clone(), shutdown.clone());
+        tokio::spawn(async move { kafka_edge_gateway::admin::serve(listener, served, TOKEN, stop).await.expect("admin") });
+        let delivery = tokio::spawn(webhooks.run());
+        Self { admin, http: reqwest::Client::new(), shutdown, delivery }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.admin)).bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin call");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.delivery.await;
+    }
+}
+
+fn subscription(url: &str, extra: Value) -> Value {
+    let mut configuration = json!({"entrypointId": "webhook", "callbackUrl": url});
+    if let (Some(target), Some(extra)) = (configuration.as_object_mut(), extra.as_object()) {
+        target.extend(extra.clone());
+    }
+    json!({"plan": "push", "configuration": configuration})
+}
+
+async fn eventually_async<F, Fut>(mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn admin_api_checks_token_body_api_and_plan() {
+    let topic = unique("webhook-admin");
+    create_topic(&topic, 1).await;
+    let api = definition(&topic);
+    let dir = tempfile::tempdir().expect("dir");
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let (_callback, url) = Callback::start().await;
+    let path = format!("/apis/{}/subscriptions", api.id);
+
+    let anonymous = edge.http.get(format!("{}{path}", edge.admin)).send().await.expect("call");
+    assert_eq!(anonymous.status(), 401);
+    let wrong = edge.http.get(format!("{}{path}", edge.admin)).bearer_auth("nope").send().await.expect("call");
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.json::<Value>().await.expect("json")["http_status_code"], 401);
+
+    let (status, body) = edge.call(reqwest::Method::POST, &path, Some(subscription("ftp://x", json!({})))).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("configuration.callbackUrl")), "{body}");
+    let (status, body) = edge.call(reqwest::Method::POST, &path, Some(subscription(&url, json!({"colour": "red"})))).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("configuration.colour")), "{body}");
+    let (status, _) = edge.call(reqwest::Method::POST, "/apis/no-such-api/subscriptions", Some(subscription(&url, json!({})))).await;
+    assert_eq!(status, 404);
+    let mut wrong_plan = subscription(&url, json!({}));
+    wrong_plan["plan"] = json!("open");
+    assert_eq!(edge.call(reqwest::Method::POST, &path, Some(wrong_plan)).await.0, 404);
+
+    let auth = json!({"auth": {"type": "basic", "basic": {"username": "user", "password": "s3cret"}}});
+    let (status, created) = edge.call(reqwest::Method::POST, &path, Some(subscription(&url, auth))).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("generated id").to_string();
+    assert_eq!(created["configuration"]["auth"]["basic"]["password"], "***");
+    assert_eq!(created["state"]["status"], "active");
+
+    let (status, listed) = edge.call(reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert!(!listed.to_string().contains("s3cret"));
+    let (status, one) = edge.call(reqwest::Method::GET, &format!("{path}/{id}"), None).await;
+    assert_eq!((status, one["id"].as_str()), (200, Some(id.as_str())));
+
+    let (status, _) = edge.call(reqwest::Method::DELETE, &format!("{path}/{id}"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(group_members(&id), 0, "the consumer left its group");
+    assert_eq!(edge.call(reqwest::Method::GET, &format!("{path}/{id}"), None).await.0, 404);
+    assert_eq!(edge.call(reqwest::Method::DELETE, &format!("{path}/{id}"), None).await.0, 404);
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn delivers_in_order_with_headers_and_basic_auth() {
+    let topic = unique("webhook-order");
+    create_topic(&topic, 1).await;
+    let records: Vec<String> = (0..5).map(|i| format!("message-{i}")).collect();
+    produce(&topic, &records.iter().map(|r| (None, r.as_str())).collect::<Vec<_>>()).await;
+    produce_with_headers(&topic, b"with-header", &[("x-record", "r1")]).await;
+    let api = definition(&topic);
+    let dir = tempfile::tempdir().expect("dir");
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let (callback, url) = Callback::start().await;
+    let extra = json!({
+        "headers": [{"name": "X-Subscriber", "value": "edge-test"}],
+        "auth": {"type": "basic", "basic": {"username": "user", "password": "s3cret"}}
+    });
+    let (status, body) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, extra))).await;
+    assert_eq!(status, 201, "{body}");
+
+    assert!(eventually(|| callback.count() >= 6).await, "delivered: {:?}", callback.bodies());
+    let mut expected = records.clone();
+    expected.push("with-header".into());
+    assert_eq!(callback.bodies(), expected);
+    let requests = callback.requests.lock().unwrap().clone();
+    for (headers, _) in &requests {
+        assert_eq!(headers["x-subscriber"], "edge-test");
+        assert_eq!(headers["authorization"], "Basic dXNlcjpzM2NyZXQ=");
+    }
+    assert_eq!(requests[5].0["x-record"], "r1");
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_without_loss() {
+    let topic = unique("webhook-retry");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "a"), (None, "b"), (None, "c")]).await;
+    let api = definition(&topic);
+    let dir = tempfile::tempdir().expect("dir");
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let (callback, url) = Callback::start().await;
+    callback.script.lock().unwrap().extend([503, 500, 502]);
+    let retry = json!({"retry": {"retryOption": "Retry On Fail", "retryStrategy": "LINEAR", "maxAttempts": 5, "initialDelaySeconds": 1, "maxDelaySeconds": 1}});
+    let (status, body) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, retry))).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(eventually(|| callback.count() >= 6).await, "delivered: {:?}", callback.bodies());
+    // Three failed calls of `a`, then a, b, c once each: nothing lost, order kept.
+    assert_eq!(callback.bodies(), vec!["a", "a", "a", "a", "b", "c"]);
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn exhausted_retries_stop_the_subscription() {
+    let topic = unique("webhook-unreachable");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "never")]).await;
+    let api = definition(&topic);
+    let dir = tempfile::tempdir().expect("dir");
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let (callback, url) = Callback::start().await;
+    *callback.otherwise.lock().unwrap() = 503;
+    let retry = json!({"retry": {"retryOption": "Retry On Fail", "retryStrategy": "EXPONENTIAL", "maxAttempts": 2, "initialDelaySeconds": 1, "maxDelaySeconds": 2}});
+    let path = format!("/apis/{}/subscriptions", api.id);
+    let (status, created) = edge.call(reqwest::Method::POST, &path, Some(subscription(&url, retry))).await;
+    assert_eq!(status, 201, "{created}");
+    let one = format!("{path}/{}", created["id"].as_str().expect("id"));
+    let stopped = eventually_async(|| async { edge.call(reqwest::Method::GET, &one, None).await.1["state"]["status"] == "stopped" }).await;
+    assert!(stopped, "subscription still active");
+    let (_, body) = edge.call(reqwest::Method::GET, &one, None).await;
+    assert_eq!(body["state"]["reason"], "WEBHOOK_UNREACHABLE", "{body}");
+    assert_eq!(callback.count(), 3, "one call and two retries");
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn subscriptions_survive_a_restart_with_the_file_store() {
+    let topic = unique("webhook-restart");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "before-1"), (None, "before-2")]).await;
+    let api = definition(&topic);
+    let dir = tempfile::tempdir().expect("dir");
+    let state_file = dir.path().join("state");
+    let (callback, url) = Callback::start().await;
+
+    let first = Edge::start(&api, &state_file).await;
+    let mut body = subscription(&url, json!({"auth": {"type": "token", "token": {"value": "t0ken"}}}));
+    body["id"] = json!(unique("sub"));
+    let (status, created) = first.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(eventually(|| callback.count() >= 2).await);
+    first.stop().await;
+
+    produce(&topic, &[(None, "after-1")]).await;
+    let second = Edge::start(&api, &state_file).await;
+    let (status, listed) = second.call(reqwest::Method::GET, &format!("/apis/{}/subscriptions", api.id), None).await;
+    assert_eq!((status, listed[0]["id"].clone()), (200, created["id"].clone()));
+    assert_eq!(listed[0]["configuration"]["auth"]["token"]["value"], "***");
+    assert!(eventually(|| callback.count() >= 3).await, "delivered: {:?}", callback.bodies());
+    assert_eq!(callback.bodies(), vec!["before-1", "before-2", "after-1"], "continues after the committed offset");
+    assert_eq!(callback.requests.lock().unwrap()[2].0["authorization"], "Bearer t0ken");
+    second.stop().await;
+}
