@@ -1,6 +1,6 @@
 //! Webhook subscriptions against the test bed's broker: the admin API, delivery to a real HTTP
 //! server (order, headers, basic auth), retries without loss, the stop after exhausted retries,
-//! and subscriptions surviving a restart with the file store.
+//! subscriptions surviving a restart with the file store, and two gateways sharing the Kafka store.
 
 mod common;
 
@@ -76,7 +76,11 @@ struct Edge {
 
 impl Edge {
     async fn start(definition: &ApiDefinition, state_file: &Path) -> Self {
-        let store: Arc<dyn StateStore> = state::open(&format!("file:{}", state_file.display())).await.expect("state");
+        Self::start_on(definition, &format!("file:{}", state_file.display())).await
+    }
+
+    async fn start_on(definition: &ApiDefinition, state: &str) -> Self {
+        let store: Arc<dyn StateStore> = state::open(state).await.expect("state");
         let shutdown = CancellationToken::new();
         let webhooks = Webhooks::new(std::slice::from_ref(definition), store, shutdown.clone()).expect("webhooks");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -273,5 +277,46 @@ async fn subscriptions_survive_a_restart_with_the_file_store() {
     assert!(eventually(|| callback.count() >= 3).await, "delivered: {:?}", callback.bodies());
     assert_eq!(callback.bodies(), vec!["before-1", "before-2", "after-1"], "continues after the committed offset");
     assert_eq!(callback.requests.lock().unwrap()[2].0["authorization"], "Bearer t0ken");
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn two_gateways_on_the_kafka_store_share_subscription_and_group() {
+    let topic = unique("webhook-fleet");
+    create_topic(&topic, 4).await;
+    let api = definition(&topic);
+    let state_uri = format!("kafka://{}/{}", bootstrap(), unique("kafka-edge-state"));
+    let (callback, url) = Callback::start().await;
+    let first = Edge::start_on(&api, &state_uri).await;
+    let second = Edge::start_on(&api, &state_uri).await;
+
+    let id = unique("sub");
+    let mut body = subscription(&url, json!({}));
+    body["id"] = json!(id);
+    let path = format!("/apis/{}/subscriptions", api.id);
+    let (status, created) = first.call(reqwest::Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let seen = eventually_async(|| async { second.call(reqwest::Method::GET, &format!("{path}/{id}"), None).await.0 == 200 }).await;
+    assert!(seen, "the second gateway sees the subscription");
+    assert!(eventually(|| group_members(&id) == 2).await, "both gateways consume in the subscription's group");
+
+    let records: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let keyed: Vec<(Option<String>, &str)> = records.iter().map(|r| (Some(r.clone()), r.as_str())).collect();
+    let keyed: Vec<(Option<&str>, &str)> = keyed.iter().map(|(k, v)| (k.as_deref(), *v)).collect();
+    produce(&topic, &keyed).await;
+    assert!(eventually(|| callback.count() >= records.len()).await, "delivered {}", callback.count());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut delivered = callback.bodies();
+    delivered.sort();
+    let mut expected = records.clone();
+    expected.sort();
+    assert_eq!(delivered, expected, "each message delivered once across both gateways");
+
+    let (status, _) = second.call(reqwest::Method::DELETE, &format!("{path}/{id}"), None).await;
+    assert_eq!(status, 204);
+    let gone = eventually_async(|| async { first.call(reqwest::Method::GET, &format!("{path}/{id}"), None).await.0 == 404 }).await;
+    assert!(gone, "the first gateway sees the deletion");
+    assert!(eventually(|| group_members(&id) == 0).await, "both consumers left the group");
+    first.stop().await;
     second.stop().await;
 }

@@ -1,15 +1,149 @@
-//! `kafka://HOST:PORT/TOPIC`: the state shared by a fleet in a compacted topic (not in this build).
+//! `kafka://HOST:PORT/TOPIC`: the state of a fleet in a compacted topic. Key
+//! `subscription/<api>/<id>`, value the subscription as JSON (secrets included: protect the topic
+//! with ACLs), a tombstone on delete. Every gateway reads the topic from the beginning when it
+//! opens the store and then follows it, so a change made through any gateway reaches all of them
+//! within the consumer's fetch latency. A write returns once this gateway's follower has applied
+//! it (read your writes), so the in-memory view only ever moves forward in topic order.
+//!
+//! The state topic is reached over PLAINTEXT; TLS/SASL for it is not implemented yet.
 
 use super::{Cache, StateError, StateStore, Subscription};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::Message as _;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
+/// Longest wait for the broker (topic creation, metadata, a write to be applied).
+const TIMEOUT: Duration = Duration::from_secs(15);
+
 pub struct KafkaStore {
-    cache: Cache,
+    topic: String,
+    cache: Arc<Cache>,
+    producer: FutureProducer,
+    /// Next offset to apply, per partition, as the follower advances.
+    applied: watch::Receiver<HashMap<i32, i64>>,
+}
+
+fn kafka_error(context: &str, error: impl std::fmt::Display) -> StateError {
+    StateError::Kafka(format!("{context}: {error}"))
 }
 
 impl KafkaStore {
-    pub async fn open(_bootstrap: &str, _topic: &str) -> Result<Self, StateError> {
-        Err(StateError::Kafka("the kafka:// state store is not implemented by this build; use file:PATH".into()))
+    /// Creates the topic if missing, reads it to its end, and starts following it.
+    pub async fn open(bootstrap: &str, topic: &str) -> Result<Self, StateError> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", bootstrap);
+        create_topic(&config, topic).await?;
+        let consumer: StreamConsumer = config
+            .clone()
+            .set("group.id", format!("kafka-edge-state-{}", uuid::Uuid::new_v4().simple()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|e| kafka_error("state consumer", e))?;
+        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| kafka_error("state topic metadata", e))?;
+        let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        let mut assignment = TopicPartitionList::new();
+        let mut ends = HashMap::new();
+        for partition in &partitions {
+            assignment.add_partition_offset(topic, *partition, Offset::Beginning).map_err(|e| kafka_error("state assignment", e))?;
+            let (_, high) = consumer.fetch_watermarks(topic, *partition, TIMEOUT).map_err(|e| kafka_error("state topic watermarks", e))?;
+            ends.insert(*partition, high);
+        }
+        consumer.assign(&assignment).map_err(|e| kafka_error("state assignment", e))?;
+        let producer: FutureProducer = config
+            .clone()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .create()
+            .map_err(|e| kafka_error("state producer", e))?;
+        let cache = Arc::new(Cache::new(BTreeMap::new()));
+        let (applied_tx, applied) = watch::channel(HashMap::new());
+        tokio::spawn(follow(consumer, cache.clone(), applied_tx));
+        let store = Self { topic: topic.into(), cache, producer, applied };
+        for (partition, end) in ends {
+            store.wait_applied(partition, end).await?;
+        }
+        Ok(store)
+    }
+
+    /// Produces one record and waits until the follower applied it.
+    async fn write(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), StateError> {
+        let mut record: FutureRecord<'_, str, Vec<u8>> = FutureRecord::to(&self.topic).key(key);
+        if let Some(value) = value.as_ref() {
+            record = record.payload(value);
+        }
+        let delivery = self.producer.send(record, TIMEOUT).await.map_err(|(e, _)| kafka_error("state write", e))?;
+        self.wait_applied(delivery.partition, delivery.offset + 1).await
+    }
+
+    async fn wait_applied(&self, partition: i32, next: i64) -> Result<(), StateError> {
+        if next <= 0 {
+            return Ok(());
+        }
+        let mut applied = self.applied.clone();
+        let reached = async move { applied.wait_for(|positions| positions.get(&partition).is_some_and(|p| *p >= next)).await.is_ok() };
+        match tokio::time::timeout(TIMEOUT, reached).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StateError::Kafka("the state topic follower stopped".into())),
+            Err(_) => Err(StateError::Kafka(format!("state topic not read up to offset {next} of partition {partition} in time"))),
+        }
+    }
+}
+
+async fn create_topic(config: &ClientConfig, topic: &str) -> Result<(), StateError> {
+    let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| kafka_error("state admin client", e))?;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let results = admin.create_topics(&[new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))).await.map_err(|e| kafka_error("creating the state topic", e))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(kafka_error("creating the state topic", code)),
+        }
+    }
+    Ok(())
+}
+
+/// Applies every record of the topic to the cache, for as long as the process runs.
+async fn follow(consumer: StreamConsumer, cache: Arc<Cache>, applied: watch::Sender<HashMap<i32, i64>>) {
+    loop {
+        let message = match consumer.recv().await {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "Reading the state topic failed; retrying.");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
+        match (key, message.payload()) {
+            (Some(key), None) => {
+                cache.update(|map| map.remove(&key));
+            }
+            (Some(key), Some(value)) => match serde_json::from_slice::<Subscription>(value) {
+                Ok(subscription) if subscription.key() == key => {
+                    cache.update(|map| map.insert(key, subscription));
+                }
+                // No detail: the value may hold secrets.
+                _ => tracing::warn!(offset = message.offset(), "Ignoring a state record that is not a subscription."),
+            },
+            (None, _) => tracing::warn!(offset = message.offset(), "Ignoring a state record without a key."),
+        }
+        let (partition, next) = (message.partition(), message.offset() + 1);
+        applied.send_modify(|positions| {
+            positions.insert(partition, next);
+        });
+        if applied.is_closed() {
+            return;
+        }
     }
 }
 
@@ -23,12 +157,17 @@ impl StateStore for KafkaStore {
         self.cache.get(api, id)
     }
 
-    async fn put(&self, _subscription: Subscription) -> Result<(), StateError> {
-        Err(StateError::Kafka("not implemented".into()))
+    async fn put(&self, subscription: Subscription) -> Result<(), StateError> {
+        let value = serde_json::to_vec(&subscription).map_err(|e| kafka_error("encoding a subscription", e))?;
+        self.write(&subscription.key(), Some(value)).await
     }
 
-    async fn delete(&self, _api: &str, _id: &str) -> Result<bool, StateError> {
-        Err(StateError::Kafka("not implemented".into()))
+    async fn delete(&self, api: &str, id: &str) -> Result<bool, StateError> {
+        if self.cache.get(api, id).is_none() {
+            return Ok(false);
+        }
+        self.write(&super::model::key(api, id), None).await?;
+        Ok(true)
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
