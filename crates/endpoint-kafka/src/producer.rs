@@ -182,7 +182,7 @@ impl ProducerPool {
         let provider = match key.0.token_source() {
             Some(source) => Some(TokenProvider::prepare(source.clone()).await.map_err(|reason| {
                 tracing::warn!(%reason, "OAUTHBEARER credentials could not be prepared.");
-                EndpointFailure::configuration_invalid(format!("OAUTHBEARER credentials: {reason}"))
+                EndpointFailure::configuration_invalid("OAUTHBEARER credentials could not be resolved")
             })?),
             None => None,
         };
@@ -196,7 +196,8 @@ impl ProducerPool {
         let probe = tokio::task::spawn_blocking(move || probe_cluster(probing.producer.client(), &topic)).await;
         match probe {
             Ok(Ok(())) => shared.health.ever_connected.store(true, Ordering::Relaxed),
-            Ok(Err(failure)) => return Err(failure),
+            // The error callback may have told why (authentication, TLS) while the probe waited.
+            Ok(Err(failure)) => return Err(shared.health.failure.borrow().clone().unwrap_or(failure)),
             Err(_) => return Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")),
         }
         let mut producers = self.lock()?;

@@ -210,7 +210,12 @@ impl Resolver {
         };
         let expression = |path: &'static str| move |error: ParseError| Compile::Expression(path, error);
         if let Some(jaas) = sasl.and_then(|s| s.sasl_jaas_config.as_deref()).filter(|j| !j.contains("{#")) {
-            JaasConfig::parse(jaas).and_then(|config| LoginModule::from_jaas(&config)).map_err(|error| Compile::Jaas(error.to_string()))?;
+            let login = JaasConfig::parse(jaas).and_then(|config| LoginModule::from_jaas(&config)).map_err(|error| Compile::Jaas(error.to_string()))?;
+            if let Some(Dynamic::Static(mechanism)) = sasl.and_then(|s| s.sasl_mechanism.as_ref()) {
+                if !login_fits(*mechanism, &login) {
+                    return Err(Compile::Jaas(format!("the login module does not fit mechanism {mechanism}")));
+                }
+            }
         }
         Ok(Self {
             api_id: api_id.to_string(),
@@ -405,6 +410,17 @@ impl Resolver {
     }
 }
 
+/// Whether a JAAS login module can authenticate with the SASL mechanism.
+fn login_fits(mechanism: SaslMechanism, login: &LoginModule) -> bool {
+    matches!(
+        (mechanism, login),
+        (SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512, LoginModule::Plain { .. } | LoginModule::Scram { .. })
+            | (SaslMechanism::Gssapi, LoginModule::Kerberos { .. })
+            | (SaslMechanism::OAuthBearer, LoginModule::OAuthBearer(_))
+            | (SaslMechanism::AwsMskIam, LoginModule::AwsMskIam(_))
+    )
+}
+
 /// A comma-separated value as a list, trimmed, without empty entries.
 pub(crate) fn split_list(value: &str) -> Vec<String> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
@@ -451,6 +467,20 @@ mod tests {
                 ("security.protocol", "sasl_plaintext"),
             ]
         );
+    }
+
+    #[test]
+    fn a_login_module_that_does_not_fit_the_mechanism_fails_at_load() {
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#;
+        let security = serde_json::json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "OAUTHBEARER", "saslJaasConfig": jaas}});
+        let definition = serde_json::json!({"id": "t", "name": "t", "type": "message",
+            "listeners": [{"type": "http", "paths": [{"path": "/t"}], "entrypoints": [{"type": "http-post"}]}],
+            "endpointGroups": [{"name": "g", "type": "kafka",
+                "sharedConfiguration": {"security": security, "producer": {"enabled": true, "topics": ["t"]}},
+                "endpoints": [{"name": "e", "type": "kafka", "configuration": {"bootstrapServers": "h:9092"}}]}]});
+        let loaded = kafka_edge_definition::load_str(&definition.to_string(), kafka_edge_definition::Format::Json, "t").unwrap();
+        let error = Resolver::new("t", loaded.api.primary_endpoint().unwrap().1).unwrap_err();
+        assert_eq!(error.to_string(), "security.sasl.saslJaasConfig: the login module does not fit mechanism OAUTHBEARER");
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
     let token_provider = match settings.connection.token_source() {
         Some(source) => Some(TokenProvider::prepare(source.clone()).await.map_err(|reason| {
             tracing::warn!(%reason, "OAUTHBEARER credentials could not be prepared.");
-            EndpointFailure::configuration_invalid(format!("OAUTHBEARER credentials: {reason}"))
+            EndpointFailure::configuration_invalid("OAUTHBEARER credentials could not be resolved")
         })?),
         None => None,
     };

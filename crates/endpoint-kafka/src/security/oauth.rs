@@ -8,6 +8,8 @@ use super::msk_iam::{resolve_credentials, sign_token, AwsCredentials};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rdkafka::client::OAuthToken;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where a client's OAUTHBEARER token comes from. Part of the client's identity (equal sources
@@ -49,10 +51,7 @@ impl TokenProvider {
     /// Resolves what the source needs ahead of the callbacks (AWS credentials for MSK IAM).
     pub async fn prepare(source: TokenSource) -> Result<TokenProvider, String> {
         let aws = match &source {
-            TokenSource::MskIam { login, .. } => {
-                let environment = |name: &str| std::env::var(name).ok();
-                Some(resolve_credentials(login, &environment).await.map_err(|error| error.to_string())?)
-            }
+            TokenSource::MskIam { login, .. } => Some(aws_credentials(&source, login).await?),
             _ => None,
         };
         Ok(TokenProvider { source, aws })
@@ -68,6 +67,27 @@ impl TokenProvider {
             (source, _) => Ok(source.token(now)),
         }
     }
+}
+
+/// Credentials that expire (STS AssumeRole) are kept until 5 minutes before their expiry, so a
+/// consumer per request does not call STS per request.
+async fn aws_credentials(source: &TokenSource, login: &MskIamLogin) -> Result<AwsCredentials, String> {
+    static CACHE: OnceLock<Mutex<HashMap<TokenSource, AwsCredentials>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let fresh = |credentials: &AwsCredentials| {
+        credentials.expiry.is_some_and(|expiry| expiry > SystemTime::now() + Duration::from_secs(300))
+    };
+    if let Some(cached) = cache.lock().ok().and_then(|c| c.get(source).filter(|c| fresh(c)).cloned()) {
+        return Ok(cached);
+    }
+    let environment = |name: &str| std::env::var(name).ok();
+    let credentials = resolve_credentials(login, &environment).await.map_err(|error| error.to_string())?;
+    if credentials.expiry.is_some() {
+        if let Ok(mut cache) = cache.lock() {
+            cache.insert(source.clone(), credentials.clone());
+        }
+    }
+    Ok(credentials)
 }
 
 impl TokenSource {

@@ -78,7 +78,13 @@ pub(crate) fn client_identity(store: &KeyStore) -> Result<Option<ClientIdentity>
             let bytes = store_bytes(store.location.as_deref(), store.key.as_deref(), "keyStore.location", "keyStore.key")?;
             match detect(&bytes, store.store_type) {
                 Detected::Pem => {
-                    let chain = X509::stack_from_pem(&bytes).map_err(|_| error("keyStore.location", "no valid PEM certificate after the key"))?;
+                    // The chain follows the key in the file, or comes in `certificateChain`.
+                    let mut chain = X509::stack_from_pem(&bytes).unwrap_or_default();
+                    if chain.is_empty() {
+                        if let Some(separate) = store.certificate_chain.as_deref() {
+                            chain = X509::stack_from_pem(separate.as_bytes()).map_err(|_| error("keyStore.certificateChain", "no valid PEM certificate"))?;
+                        }
+                    }
                     (pem_private_key(&bytes, key_password, "keyStore.location")?, chain)
                 }
                 Detected::Jks => {
