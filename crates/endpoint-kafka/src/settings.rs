@@ -204,6 +204,15 @@ impl Resolver {
         let shared = &definition.shared_configuration;
         let sasl = shared.security.sasl.as_ref();
         let ssl = shared.security.ssl.as_ref();
+        // Blocks the protocol does not use are reported as ignored at load, and not read.
+        let (uses_tls, uses_sasl) = match shared.security.protocol {
+            Dynamic::Static(SecurityProtocol::Plaintext) => (false, false),
+            Dynamic::Static(SecurityProtocol::Ssl) => (true, false),
+            Dynamic::Static(SecurityProtocol::SaslPlaintext) => (false, true),
+            Dynamic::Static(SecurityProtocol::SaslSsl) | Dynamic::Expression(_) => (true, true),
+        };
+        let ssl = ssl.filter(|_| uses_tls);
+        let sasl = sasl.filter(|_| uses_sasl);
         let tls = Tls {
             trusted_ca_pem: ssl.and_then(|s| s.trust_store.as_ref()).map(trusted_certificates).transpose().map_err(Compile::Store)?.flatten(),
             identity: ssl.and_then(|s| s.key_store.as_ref()).map(client_identity).transpose().map_err(Compile::Store)?.flatten(),
