@@ -75,7 +75,8 @@ fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response {
 }
 
 fn invalid(field: InvalidField) -> Response {
-    error(StatusCode::BAD_REQUEST, &format!("Invalid subscription: {field}"), Some(&field.path))
+    let path = (!field.path.is_empty()).then_some(field.path.as_str());
+    error(StatusCode::BAD_REQUEST, &format!("Invalid subscription: {field}"), path)
 }
 
 fn unknown(unknown: Unknown) -> Response {
