@@ -69,7 +69,8 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
                 }
                 _ => {}
             }
-            if entrypoint.dlq_endpoint.is_some() {
+            // The webhook entrypoint applies its dead-letter queue (gateway crate).
+            if entrypoint.dlq_endpoint.is_some() && entrypoint.kind != EntrypointType::Webhook {
                 ignore(join(&path, "dlq"), "dead-letter queues are not implemented by this version");
             }
             if let Some((_, endpoint)) = primary {
@@ -78,10 +79,13 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
         }
     }
 
+    // A webhook's dead-letter queue names a group (its first endpoint) or an endpoint.
+    let dead_letters: Vec<&str> = api.listeners.iter().flat_map(|l| &l.entrypoints).filter(|e| e.kind == EntrypointType::Webhook).filter_map(|e| e.dlq_endpoint.as_deref()).collect();
     for (group_index, group) in api.endpoint_groups.iter().enumerate() {
         for (index, endpoint) in group.endpoints.iter().enumerate() {
             let base = format!("endpointGroups[{group_index}].endpoints[{index}]");
-            if group_index > 0 || index > 0 {
+            let dead_letter_queue = dead_letters.iter().any(|name| *name == endpoint.name || (index == 0 && *name == group.name));
+            if (group_index > 0 || index > 0) && !dead_letter_queue {
                 ignore(base.clone(), "requests are served by the first endpoint of the first group");
             }
             check_bootstrap_servers(&endpoint.configuration.bootstrap_servers, &join(&base, "configuration.bootstrapServers"), &mut report);

@@ -26,6 +26,8 @@ struct Callback {
     script: Arc<Mutex<VecDeque<u16>>>,
     /// Answer this status to everything after the script (default 200).
     otherwise: Arc<Mutex<u16>>,
+    /// Bodies of the OAuth 2 token requests (`/token`), answered with `tok-<n>`.
+    token_requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Callback {
@@ -48,14 +50,25 @@ impl Callback {
     }
 }
 
-async fn record(State(callback): State<Callback>, headers: HeaderMap, body: String) -> StatusCode {
+async fn record(State(callback): State<Callback>, uri: axum::http::Uri, headers: HeaderMap, body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path() == "/token" {
+        let mut requests = callback.token_requests.lock().unwrap();
+        requests.push(body);
+        return axum::Json(json!({"access_token": format!("tok-{}", requests.len()), "token_type": "Bearer", "expires_in": 3600})).into_response();
+    }
     callback.requests.lock().unwrap().push((headers, body));
     let status = callback.script.lock().unwrap().pop_front().unwrap_or(*callback.otherwise.lock().unwrap());
-    StatusCode::from_u16(status).expect("status")
+    StatusCode::from_u16(status).expect("status").into_response()
 }
 
 fn definition(topic: &str) -> ApiDefinition {
-    let json = json!({
+    definition_with(topic, None)
+}
+
+/// With `dlq`: a second endpoint group `dlq` producing to that topic, named by `dlq.endpoint`.
+fn definition_with(topic: &str, dlq: Option<&str>) -> ApiDefinition {
+    let mut json = json!({
         "id": unique("api"), "name": "webhook test", "definitionVersion": "4.0.0", "type": "message",
         "listeners": [{"type": "subscription", "entrypoints": [{"type": "webhook", "qos": "at-least-once", "configuration": {"http": {"connectTimeout": 1000, "readTimeout": 5000}}}]}],
         "endpointGroups": [{"name": "default", "type": "kafka",
@@ -63,7 +76,15 @@ fn definition(topic: &str) -> ApiDefinition {
             "endpoints": [{"name": "default", "type": "kafka", "configuration": {"bootstrapServers": bootstrap()}}]}],
         "plans": [{"id": "push", "name": "push", "mode": "PUSH", "status": "PUBLISHED"}, {"id": "open", "name": "open", "security": {"type": "key-less"}, "status": "PUBLISHED"}]
     });
-    load_str(&json.to_string(), Format::Json, "test").expect("valid definition").api
+    if let Some(dlq) = dlq {
+        json["listeners"][0]["entrypoints"][0]["dlq"] = json!({"endpoint": "dlq"});
+        json["endpointGroups"].as_array_mut().expect("groups").push(json!({"name": "dlq", "type": "kafka",
+            "sharedConfiguration": {"producer": {"enabled": true, "topics": [dlq]}},
+            "endpoints": [{"name": "dlq-endpoint", "type": "kafka", "configuration": {"bootstrapServers": bootstrap()}}]}));
+    }
+    let loaded = load_str(&json.to_string(), Format::Json, "test").expect("valid definition");
+    assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
+    loaded.api
 }
 
 /// Delivery and the admin API in this process, on a random port.
@@ -319,4 +340,100 @@ async fn two_gateways_on_the_kafka_store_share_subscription_and_group() {
     assert!(eventually(|| group_members(&id) == 0).await, "both consumers left the group");
     first.stop().await;
     second.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_message_stops_the_subscription_without_a_dlq() {
+    let topic = unique("webhook-rejected");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "bad"), (None, "never")]).await;
+    let api = definition(&topic);
+    let dir = tempfile::tempdir().expect("dir");
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let (callback, url) = Callback::start().await;
+    callback.script.lock().unwrap().push_back(422);
+    let path = format!("/apis/{}/subscriptions", api.id);
+    let (status, created) = edge.call(reqwest::Method::POST, &path, Some(subscription(&url, json!({})))).await;
+    assert_eq!(status, 201, "{created}");
+    let one = format!("{path}/{}", created["id"].as_str().expect("id"));
+    let stopped = eventually_async(|| async { edge.call(reqwest::Method::GET, &one, None).await.1["state"]["status"] == "stopped" }).await;
+    assert!(stopped);
+    let (_, body) = edge.call(reqwest::Method::GET, &one, None).await;
+    assert_eq!(body["state"]["reason"], "MESSAGE_PROCESSING_FAILED", "{body}");
+    assert_eq!(callback.bodies(), vec!["bad"]);
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_message_goes_to_the_dlq_and_delivery_goes_on() {
+    let topic = unique("webhook-dlq-source");
+    let dlq = unique("webhook-dlq");
+    create_topic(&topic, 1).await;
+    create_topic(&dlq, 1).await;
+    produce(&topic, &[(Some("k1"), "bad"), (None, "good")]).await;
+    let api = definition_with(&topic, Some(&dlq));
+    let dir = tempfile::tempdir().expect("dir");
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let (callback, url) = Callback::start().await;
+    callback.script.lock().unwrap().push_back(400);
+    let (status, created) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, json!({})))).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(eventually(|| callback.count() >= 2).await, "delivered: {:?}", callback.bodies());
+    assert_eq!(callback.bodies(), vec!["bad", "good"]);
+    let dead = tokio::task::spawn_blocking(move || read_records(&dlq, 1)).await.expect("read dlq");
+    assert_eq!(payload(&dead[0]), "bad");
+    assert_eq!(rdkafka::Message::key(&dead[0]), Some(&b"k1"[..]));
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn oauth2_tokens_are_cached_and_refreshed_on_401() {
+    let topic = unique("webhook-oauth2");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "one"), (None, "two"), (None, "three")]).await;
+    let api = definition(&topic);
+    let dir = tempfile::tempdir().expect("dir");
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let (callback, url) = Callback::start().await;
+    // The second call is refused as if the token had been revoked.
+    callback.script.lock().unwrap().extend([200, 401]);
+    let token_endpoint = url.replace("/hook", "/token");
+    let auth = json!({"auth": {"type": "oauth2", "oauth2": {"endpoint": token_endpoint, "clientId": "edge", "clientSecret": "cl1ent-s3cret", "scopes": ["a", "b"]}}});
+    let (status, created) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, auth))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["configuration"]["auth"]["oauth2"]["clientSecret"], "***");
+    assert!(eventually(|| callback.count() >= 4).await, "delivered: {:?}", callback.bodies());
+    assert_eq!(callback.bodies(), vec!["one", "two", "two", "three"]);
+    let tokens: Vec<String> = callback.requests.lock().unwrap().iter().map(|(h, _)| h["authorization"].to_str().expect("ascii").to_string()).collect();
+    assert_eq!(tokens, vec!["Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-2"]);
+    let requests = callback.token_requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0], "grant_type=client_credentials&client_id=edge&client_secret=cl1ent-s3cret&scope=a+b");
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn static_subscriptions_are_loaded_and_checked() {
+    let topic = unique("webhook-static");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "from-file")]).await;
+    let api = definition(&topic);
+    let (callback, url) = Callback::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Arc<dyn StateStore> = state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
+    let shutdown = CancellationToken::new();
+    let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone()).expect("webhooks");
+    let bad = json!([{"api": api.id, "id": "s1", "plan": "push", "configuration": {"callbackUrl": "mailto:x"}}]);
+    let error = webhooks.load_static(bad.to_string().as_bytes()).await.expect_err("invalid entry");
+    assert!(error.contains("[0].configuration.callbackUrl"), "{error}");
+    let unknown_plan = json!([{"api": api.id, "id": "s1", "plan": "nope", "configuration": {"callbackUrl": url}}]);
+    assert!(webhooks.load_static(unknown_plan.to_string().as_bytes()).await.is_err());
+    let good = json!([{"api": api.id, "id": "s1", "plan": "push", "configuration": {"callbackUrl": url}}]);
+    assert_eq!(webhooks.load_static(good.to_string().as_bytes()).await, Ok(1));
+    assert_eq!(store.list().len(), 1);
+    let delivery = tokio::spawn(webhooks.run());
+    assert!(eventually(|| callback.count() >= 1).await);
+    assert_eq!(callback.bodies(), vec!["from-file"]);
+    shutdown.cancel();
+    delivery.await.expect("delivery stopped");
 }

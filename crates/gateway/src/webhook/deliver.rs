@@ -1,13 +1,14 @@
 //! The delivery loop of one subscription: subscribe through the endpoint trait (consumer group =
 //! the subscription id), POST each message in order, acknowledge after a 2xx, retry 5xx and
 //! network errors per the subscription's policy, and stop the subscription when it cannot go on.
-//! Cancellation (delete, shutdown) closes the endpoint subscription, so the consumer leaves its group.
+//! A rejected message (4xx) goes to the `dlq.endpoint` when there is one, else it stops the
+//! subscription. Cancellation (delete, shutdown) closes the endpoint subscription, so the consumer leaves its group.
 
 use super::call::{CallOutcome, Caller};
 use super::WebhookApi;
 use crate::state::model::Retry;
 use crate::state::{StateStore, Subscription, SubscriptionState};
-use kafka_edge_message::{EndpointFailure, Message, SubscribeOptions};
+use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +46,8 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
         let failure = match subscribed {
             Err(failure) => failure,
             Ok(mut messages) => {
-                let pumped = pump(&mut caller, &mut messages, &subscription.configuration.retry, &cancel).await;
+                    let dead_letters = api.webhook.dlq.as_ref().map(|endpoint| (endpoint.as_ref(), &context));
+                let pumped = pump(&mut caller, &mut messages, &subscription.configuration.retry, dead_letters, &cancel).await;
                 messages.close().await;
                 match pumped {
                     Pumped::Cancelled => break,
@@ -63,7 +65,13 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
     tracing::info!(api = %api_id, subscription = %id, "Webhook delivery ended.");
 }
 
-async fn pump(caller: &mut Caller, messages: &mut kafka_edge_message::Subscription, retry: &Retry, cancel: &CancellationToken) -> Pumped {
+async fn pump(
+    caller: &mut Caller,
+    messages: &mut kafka_edge_message::Subscription,
+    retry: &Retry,
+    dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>,
+    cancel: &CancellationToken,
+) -> Pumped {
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return Pumped::Cancelled,
@@ -81,15 +89,36 @@ async fn pump(caller: &mut Caller, messages: &mut kafka_edge_message::Subscripti
                 }
             }
             Delivered::Cancelled => return Pumped::Cancelled,
-            // TODO(dlq): with `dlq.endpoint` on the entrypoint, publish the message there and go on.
             Delivered::Rejected(status) => {
-                return Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message: format!("Webhook callback rejected a message with status {status}") })
+                let Some((dlq, context)) = dead_letters else {
+                    return Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message: format!("Webhook callback rejected a message with status {status}") });
+                };
+                if let Err(failure) = dlq.publish(context, dead_letter(&message)).await {
+                    let message = format!("Webhook callback rejected a message with status {status} and the dead-letter queue failed: {failure}");
+                    return Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message });
+                }
+                if let Some(ack) = message.ack.take() {
+                    ack.ack_and_wait().await;
+                }
             }
             Delivered::Unreachable(detail) => {
                 return Pumped::Stop(Stop { reason: "WEBHOOK_UNREACHABLE", message: format!("Webhook callback url is unreachable: {detail}") })
             }
         }
     }
+}
+
+/// Gravitee's attribute for the record key of a published message.
+const ATTR_RECORD_KEY: &str = "gravitee.attribute.kafka.recordKey";
+
+/// The copy of a rejected message that goes to the dead-letter queue: content, headers and key.
+fn dead_letter(message: &Message) -> Message {
+    let mut copy = Message::new(message.content.clone());
+    copy.headers = message.headers.clone();
+    if let Some(key) = message.metadata.as_ref().and_then(|m| m.key.clone()) {
+        copy.attributes.insert(ATTR_RECORD_KEY.into(), key);
+    }
+    copy
 }
 
 enum Delivered {

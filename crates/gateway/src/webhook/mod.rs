@@ -25,6 +25,8 @@ pub struct WebhookEntrypoint {
     pub qos: Qos,
     pub configuration: WebhookConfiguration,
     pub dlq_endpoint: Option<String>,
+    /// The endpoint `dlq.endpoint` names: where rejected messages are published.
+    dlq: Option<Arc<dyn Endpoint>>,
 }
 
 /// An API as webhook delivery sees it.
@@ -198,12 +200,12 @@ async fn stop_task(running: Running) {
 fn webhook_api(definition: &ApiDefinition, producers: Arc<ProducerPool>) -> Result<Option<WebhookApi>, GatewayError> {
     let api_error = |reason: String| GatewayError::Api { api: definition.id.clone(), reason };
     let entrypoint = definition.listeners.iter().flat_map(|l| l.entrypoints.iter()).find_map(|e| match &e.configuration {
-        EntrypointConfiguration::Webhook(configuration) => Some(WebhookEntrypoint { qos: e.qos, configuration: configuration.clone(), dlq_endpoint: e.dlq_endpoint.clone() }),
+        EntrypointConfiguration::Webhook(configuration) => Some(WebhookEntrypoint { qos: e.qos, configuration: configuration.clone(), dlq_endpoint: e.dlq_endpoint.clone(), dlq: None }),
         _ => None,
     });
-    let Some(webhook) = entrypoint else { return Ok(None) };
-    if webhook.dlq_endpoint.is_some() {
-        tracing::warn!(api = %definition.id, "Webhook dlq.endpoint is not applied by this version: a rejected message stops its subscription.");
+    let Some(mut webhook) = entrypoint else { return Ok(None) };
+    if let Some(name) = &webhook.dlq_endpoint {
+        webhook.dlq = Some(dlq_endpoint(definition, name, producers.clone())?);
     }
     let flows = ApiFlows::compile(&definition.flows).map_err(|problems| api_error(problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; ")))?;
     let (_, endpoint) = definition.primary_endpoint().ok_or_else(|| api_error("no Kafka endpoint".into()))?;
@@ -211,4 +213,18 @@ fn webhook_api(definition: &ApiDefinition, producers: Arc<ProducerPool>) -> Resu
     let push_plans = definition.plans.iter().filter(|p| p.mode == PlanMode::Push).map(|p| p.id.clone()).collect();
     let info = Arc::new(ApiInfo { id: definition.id.clone(), name: definition.name.clone(), properties: definition.properties.clone() });
     Ok(Some(WebhookApi { id: definition.id.clone(), push_plans, webhook, endpoint: Arc::new(endpoint), flows, info }))
+}
+
+/// The endpoint `dlq.endpoint` names: an endpoint group (its first endpoint) or an endpoint, which
+/// must be able to produce.
+fn dlq_endpoint(definition: &ApiDefinition, name: &str, producers: Arc<ProducerPool>) -> Result<Arc<dyn Endpoint>, GatewayError> {
+    let api_error = |reason: String| GatewayError::Api { api: definition.id.clone(), reason };
+    let by_group = definition.endpoint_groups.iter().find(|g| g.name == name).and_then(|g| g.endpoints.first());
+    let by_name = || definition.endpoint_groups.iter().flat_map(|g| g.endpoints.iter()).find(|e| e.name == name);
+    let endpoint = by_group.or_else(by_name).ok_or_else(|| api_error(format!("dlq.endpoint `{name}` names no endpoint group or endpoint")))?;
+    if !endpoint.shared_configuration.producer.enabled {
+        return Err(api_error(format!("dlq.endpoint `{name}`: its producer is not enabled")));
+    }
+    let endpoint = KafkaEndpoint::new(&definition.id, endpoint, producers).map_err(|error| api_error(format!("dlq.endpoint `{name}`: {error}")))?;
+    Ok(Arc::new(endpoint))
 }
