@@ -301,6 +301,7 @@ scripts/bench --messages 1000000 --drain-messages 500000      # more messages
 scripts/bench --concurrency 128 --message-size 4096           # more clients, bigger messages
 scripts/bench --duration 60                     # time-boxed produce scenarios
 scripts/bench --drain-partitions 1              # drain a 1-partition topic
+scripts/bench --sse-idle-clients 100,500        # idle SSE streams held (cumulative levels)
 target/release/kafka-edge-bench --help          # every flag
 ```
 
@@ -317,4 +318,11 @@ Scenarios, in order, on fresh topics:
    `GET ?limit=…` requests of one client (one consumer group) until all N arrived.
 5. **drain direct**: the same N messages read by an rdkafka consumer that subscribes in a fresh
    group (the time includes joining the group, as each GET does).
+6. **drain via one SSE stream**: the same N messages read through one `text/event-stream` GET in
+   a fresh group (the time includes the request and the group join); compare with 5.
+7. **POST → SSE event**: one stream open on a fresh topic; one client POSTs M messages one after
+   the other, each carrying its send time; latency is POST sent → its event read from the stream.
+8. **idle SSE streams**: streams opened (each its own client identifier, hence its own consumer
+   group and librdkafka consumer) until 50, then 200 are held, each once its first event arrived;
+   the gateway's RSS and thread count at each level, per stream.
 ";

@@ -30,7 +30,9 @@ type Report = Value;
 
 const PAGE: &str = r#"<!doctype html>
 <html><body><ol id="events"></ol><script>
-const report = (body) => fetch('/report', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+// One report at a time, so they reach the test in the order they happened.
+let reports = Promise.resolve();
+const report = (body) => { reports = reports.then(() => fetch('/report', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})); };
 const source = new EventSource(new URLSearchParams(location.search).get('stream'));
 source.onopen = () => report({kind: 'open'});
 source.onerror = () => report({kind: 'error', readyState: source.readyState});
