@@ -70,7 +70,11 @@ impl KafkaStore {
         tokio::spawn(follow(consumer, cache.clone(), applied_tx));
         let store = Self { topic: topic.into(), cache, producer, applied };
         for (partition, end) in ends {
-            store.wait_applied(partition, end).await?;
+            // The last offsets may be gone (a compacted-away tombstone): then this waits in vain,
+            // and the state read so far is used.
+            if let Err(error) = store.wait_applied(partition, end).await {
+                tracing::warn!(%error, "Starting before the state topic was read to its end.");
+            }
         }
         Ok(store)
     }

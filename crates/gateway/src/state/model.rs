@@ -173,10 +173,10 @@ pub struct Ssl {
     /// Accept any server certificate. Default false.
     #[serde(default)]
     pub trust_all: bool,
-    /// Stored, not applied by this version.
+    /// CA certificates trusted besides the system roots (PEM only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_store: Option<Store>,
-    /// Stored, not applied by this version.
+    /// The client identity (PEM certificate + PKCS#8 key, or PKCS12).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_store: Option<Store>,
 }

@@ -94,11 +94,23 @@ pub fn check_configuration(base: &str, configuration: &WebhookSubscriptionConfig
     if retry.max_delay_seconds < retry.initial_delay_seconds {
         return Err(invalid(&at("retry.maxDelaySeconds"), "must be at least retry.initialDelaySeconds"));
     }
-    for (field, store) in [("ssl.trustStore", &configuration.ssl.trust_store), ("ssl.keyStore", &configuration.ssl.key_store)] {
-        if let Some(store) = store {
-            if !matches!(store.kind.as_str(), "" | "JKS" | "PKCS12" | "PEM") {
-                return Err(invalid(&at(&format!("{field}.type")), format!("invalid value `{}`, expected one of ``, `JKS`, `PKCS12`, `PEM`", store.kind)));
-            }
+    // Webhooks read PEM trust stores and PEM or PKCS12 key stores ("" means PEM).
+    let stores = [("ssl.trustStore", &configuration.ssl.trust_store, &["", "PEM"][..]), ("ssl.keyStore", &configuration.ssl.key_store, &["", "PEM", "PKCS12"][..])];
+    for (field, store, allowed) in stores {
+        let Some(store) = store else { continue };
+        if !allowed.contains(&store.kind.as_str()) {
+            let expected: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+            return Err(invalid(&at(&format!("{field}.type")), format!("invalid value `{}`, expected one of {}", store.kind, expected.join(", "))));
+        }
+        let has = |content: bool, path: bool| content || path;
+        let complete = match (field, store.kind.as_str()) {
+            ("ssl.keyStore", "PKCS12") => has(store.content.is_some(), store.path.is_some()),
+            ("ssl.keyStore", _) => has(store.cert_content.is_some(), store.cert_path.is_some()) && has(store.key_content.is_some(), store.key_path.is_some()),
+            _ => has(store.content.is_some(), store.path.is_some()),
+        };
+        if !complete {
+            let needed = if field == "ssl.keyStore" && store.kind != "PKCS12" { "certContent or certPath, and keyContent or keyPath" } else { "content or path" };
+            return Err(invalid(&at(field), format!("needs {needed}")));
         }
     }
     Ok(())

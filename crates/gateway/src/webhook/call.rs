@@ -19,6 +19,12 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 #[error("{0}")]
 pub struct CallerError(String);
 
+impl CallerError {
+    pub(super) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 /// How one call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallOutcome {
@@ -46,17 +52,12 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(options: &WebhookHttpOptions, configuration: &WebhookSubscriptionConfiguration) -> Result<Self, CallerError> {
-        let ssl = &configuration.ssl;
-        if ssl.trust_store.is_some() || ssl.key_store.is_some() {
-            tracing::warn!("Webhook ssl.trustStore / ssl.keyStore are stored but not applied by this version; the system trust store is used.");
-        }
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(options.connect_timeout))
             .read_timeout(Duration::from_millis(options.read_timeout))
             .pool_idle_timeout(Duration::from_millis(options.idle_timeout))
-            .pool_max_idle_per_host(options.max_concurrent_connections.clamp(1, 20) as usize)
-            .danger_accept_invalid_certs(ssl.trust_all)
-            .danger_accept_invalid_hostnames(!ssl.hostname_verifier)
+            .pool_max_idle_per_host(options.max_concurrent_connections.clamp(1, 20) as usize);
+        let client = super::tls::apply(builder, &configuration.ssl)?
             .build()
             .map_err(|e| CallerError(format!("cannot build the HTTP client: {e}")))?;
         let url = reqwest::Url::parse(&configuration.callback_url).map_err(|e| CallerError(format!("callbackUrl: {e}")))?;

@@ -4,6 +4,7 @@
 
 mod call;
 mod deliver;
+mod tls;
 
 use crate::state::validate::{self, StaticSubscription};
 use crate::state::{StateStore, Subscription, SubscriptionState};
