@@ -124,6 +124,7 @@ pub async fn drain(
 /// after the other; each payload carries the time it was sent (µs since the run started), and the
 /// latency is that time → the event read from the stream. Warm-up messages (until the first one
 /// comes back) are not measured.
+#[allow(clippy::too_many_arguments)] // the scenario's knobs, as `drain`'s plus the message size
 pub async fn post_to_event_latency(
     name: &'static str,
     address: SocketAddr,
