@@ -10,6 +10,7 @@ pub enum EntrypointConfiguration {
     HttpGet(HttpGetConfiguration),
     HttpPost(HttpPostConfiguration),
     Sse(SseConfiguration),
+    Websocket(WebsocketConfiguration),
     Webhook(crate::WebhookConfiguration),
     /// An entrypoint type this build does not serve yet; reported at load as ignored.
     NotImplemented,
@@ -83,5 +84,36 @@ fn default_heartbeat_interval_ms() -> u64 {
 impl Default for SseConfiguration {
     fn default() -> Self {
         Self { heartbeat_interval_in_ms: default_heartbeat_interval_ms(), metadata_as_comment: false, headers_as_comment: false }
+    }
+}
+
+/// `websocket` (DESIGN 5.4): which directions one connection serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebsocketConfiguration {
+    /// Frames from the client are published. Default enabled.
+    #[serde(default)]
+    pub publisher: WebsocketDirection,
+    /// Consumed messages are sent to the client. Default enabled.
+    #[serde(default)]
+    pub subscriber: WebsocketDirection,
+}
+
+/// `publisher` / `subscriber` of a `websocket` entrypoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebsocketDirection {
+    /// Default true.
+    #[serde(default = "enabled", deserialize_with = "lenient_bool")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl Default for WebsocketDirection {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }

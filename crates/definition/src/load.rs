@@ -348,7 +348,7 @@ impl RawApi {
             .listeners
             .into_iter()
             .enumerate()
-            .map(|(index, listener)| listener.into_listener(&format!("listeners[{index}]"), origin, problems, ignored))
+            .map(|(index, listener)| listener.into_listener(&format!("listeners[{index}]"), origin, problems))
             .collect();
         let endpoint_groups = self
             .endpoint_groups
@@ -372,7 +372,7 @@ impl RawApi {
 }
 
 impl RawListener {
-    fn into_listener(self, base: &str, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) -> Listener {
+    fn into_listener(self, base: &str, origin: &str, problems: &mut Vec<Problem>) -> Listener {
         let entrypoints = self
             .entrypoints
             .into_iter()
@@ -389,14 +389,8 @@ impl RawListener {
                         .map(EntrypointConfiguration::Sse),
                     EntrypointType::Webhook => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
                         .map(EntrypointConfiguration::Webhook),
-                    EntrypointType::Websocket => {
-                        ignored.push(Ignored {
-                            file: origin.to_string(),
-                            path,
-                            reason: format!("entrypoint type `{}` is not served by this version", entrypoint.kind),
-                        });
-                        Some(EntrypointConfiguration::NotImplemented)
-                    }
+                    EntrypointType::Websocket => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                        .map(EntrypointConfiguration::Websocket),
                 }
                 .unwrap_or(EntrypointConfiguration::NotImplemented);
                 Entrypoint { kind: entrypoint.kind, qos: entrypoint.qos, dlq_endpoint: entrypoint.dlq.map(|d| d.endpoint), configuration }

@@ -74,7 +74,7 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
                 ignore(join(&path, "dlq"), "dead-letter queues are not implemented by this version");
             }
             if let Some((_, endpoint)) = primary {
-                check_capability(entrypoint.kind, &endpoint.shared_configuration, &path, &mut report);
+                check_capability(entrypoint, &endpoint.shared_configuration, &path, &mut report);
             }
         }
     }
@@ -127,17 +127,25 @@ pub fn supported_qos(kind: EntrypointType) -> &'static [Qos] {
     }
 }
 
-fn check_capability(kind: EntrypointType, shared: &SharedConfiguration, path: &str, report: &mut impl FnMut(&str, String)) {
-    let (needs_producer, needs_consumer) = match kind {
-        EntrypointType::HttpPost => (true, false),
-        EntrypointType::HttpGet | EntrypointType::Sse | EntrypointType::Webhook => (false, true),
-        EntrypointType::Websocket => (false, false),
+fn check_capability(entrypoint: &Entrypoint, shared: &SharedConfiguration, path: &str, report: &mut impl FnMut(&str, String)) {
+    let kind = entrypoint.kind;
+    let (needs_producer, needs_consumer) = match (kind, &entrypoint.configuration) {
+        (EntrypointType::HttpPost, _) => (true, false),
+        (EntrypointType::HttpGet | EntrypointType::Sse | EntrypointType::Webhook, _) => (false, true),
+        (EntrypointType::Websocket, EntrypointConfiguration::Websocket(websocket)) => (websocket.publisher.enabled, websocket.subscriber.enabled),
+        // A configuration that did not parse was reported already.
+        (EntrypointType::Websocket, _) => (false, false),
+    };
+    // A websocket can drop the direction instead.
+    let (or_publisher, or_subscriber) = match kind {
+        EntrypointType::Websocket => (", or the entrypoint's publisher.enabled to false", ", or the entrypoint's subscriber.enabled to false"),
+        _ => ("", ""),
     };
     if needs_producer && !shared.producer.enabled {
-        report(&join(path, "type"), format!("entrypoint `{kind}` publishes, but the endpoint's producer is not enabled (set producer.enabled to true)"));
+        report(&join(path, "type"), format!("entrypoint `{kind}` publishes, but the endpoint's producer is not enabled (set producer.enabled to true{or_publisher})"));
     }
     if needs_consumer && !shared.consumer.enabled {
-        report(&join(path, "type"), format!("entrypoint `{kind}` subscribes, but the endpoint's consumer is not enabled (set consumer.enabled to true)"));
+        report(&join(path, "type"), format!("entrypoint `{kind}` subscribes, but the endpoint's consumer is not enabled (set consumer.enabled to true{or_subscriber})"));
     }
 }
 

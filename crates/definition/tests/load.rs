@@ -134,11 +134,10 @@ fn fields_we_do_not_implement_are_reported_as_ignored() {
     let mut value = definition();
     value["analytics"] = json!({"enabled": false});
     value["listeners"][0]["cors"] = json!({"enabled": true});
-    value["listeners"][0]["entrypoints"].as_array_mut().unwrap().push(json!({"type": "websocket", "qos": "auto"}));
     let loaded = load(&value).unwrap();
     let mut ignored: Vec<String> = loaded.ignored.iter().map(|i| i.path.clone()).collect();
     ignored.sort();
-    assert_eq!(ignored, ["analytics", "listeners[0].cors", "listeners[0].entrypoints[2]"]);
+    assert_eq!(ignored, ["analytics", "listeners[0].cors"]);
     let analytics = loaded.ignored.iter().find(|i| i.path == "analytics").unwrap();
     assert_eq!(analytics.to_string(), "api.json: analytics: ignored (not a field kafka-edge implements)");
 }
@@ -149,6 +148,38 @@ fn an_entrypoint_needs_the_capability_it_uses() {
     value["endpointGroups"][0]["sharedConfiguration"]["producer"] = json!({"enabled": false});
     let problem = only_problem(&value);
     assert!(problem.starts_with("api.json: listeners[0].entrypoints[1].type: entrypoint `http-post` publishes, but the endpoint's producer is not enabled"), "{problem}");
+}
+
+#[test]
+fn websocket_directions_default_to_enabled_and_need_their_capability() {
+    let mut value = definition();
+    value["listeners"][0]["entrypoints"].as_array_mut().unwrap().push(json!({"type": "websocket", "qos": "none"}));
+    let loaded = load(&value).unwrap();
+    assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
+    match &loaded.api.http_entrypoints().nth(2).unwrap().configuration {
+        EntrypointConfiguration::Websocket(websocket) => {
+            assert!(websocket.publisher.enabled && websocket.subscriber.enabled);
+            assert_eq!(*websocket, WebsocketConfiguration::default());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    value["endpointGroups"][0]["sharedConfiguration"]["consumer"] = json!({"enabled": false});
+    value["listeners"][0]["entrypoints"] = json!([{"type": "websocket"}]);
+    let problem = only_problem(&value);
+    assert_eq!(problem, "api.json: listeners[0].entrypoints[0].type: entrypoint `websocket` subscribes, but the endpoint's consumer is not enabled (set consumer.enabled to true, or the entrypoint's subscriber.enabled to false)");
+
+    // A publish-only websocket needs no consumer; booleans may be strings.
+    value["listeners"][0]["entrypoints"][0]["configuration"] = json!({"subscriber": {"enabled": "false"}});
+    let loaded = load(&value).unwrap();
+    match &loaded.api.http_entrypoints().next().unwrap().configuration {
+        EntrypointConfiguration::Websocket(websocket) => assert!(websocket.publisher.enabled && !websocket.subscriber.enabled),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    value["listeners"][0]["entrypoints"][0]["configuration"] = json!({"publisher": {"enabled": true, "maxFrames": 3}});
+    let problem = only_problem(&value);
+    assert!(problem.starts_with("api.json: listeners[0].entrypoints[0].configuration.publisher.maxFrames: unknown field `maxFrames`"), "{problem}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
-use kafka_edge_message::EndpointFailure;
+use kafka_edge_message::{EndpointFailure, FailureKind};
 
 /// A JSON error body with the given status.
 pub fn json_error(status: StatusCode, message: &str, key: Option<&str>) -> Response {
@@ -18,6 +18,12 @@ pub fn json_error(status: StatusCode, message: &str, key: Option<&str>) -> Respo
 pub fn failure_response(failure: &EndpointFailure) -> Response {
     let status = StatusCode::from_u16(failure.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_error(status, &failure.message, failure.kind.shows_key().then(|| failure.kind.key()))
+}
+
+/// Whether a failure at the start of a subscription is the request's fault (a malformed cursor, a
+/// configuration the request made invalid): answered with a status instead of a stream.
+pub fn rejects_request(failure: &EndpointFailure) -> bool {
+    matches!(failure.kind, FailureKind::BadRequest | FailureKind::InvalidDynamicConfiguration)
 }
 
 /// DESIGN 5: no API or no matching entrypoint.

@@ -3,13 +3,13 @@
 //! response is sent, so the client's next call continues exactly after it.
 
 use crate::accept::negotiate;
-use crate::error::{failure_response, json_error};
+use crate::error::{failure_response, json_error, rejects_request};
 use crate::render::Page;
 use crate::EntrypointContext;
 use axum::response::{IntoResponse, Response};
 use http::{header, request::Parts, StatusCode};
 use kafka_edge_definition::{HttpGetConfiguration, Qos};
-use kafka_edge_message::{AckHandle, EndpointFailure, FailureKind, Message, SubscribeOptions};
+use kafka_edge_message::{AckHandle, EndpointFailure, Message, SubscribeOptions};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -36,9 +36,7 @@ pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: Ent
 
     let mut subscription = match context.endpoint.subscribe(&context.execution, options).await {
         Ok(subscription) => subscription,
-        Err(failure) if failure.kind == FailureKind::BadRequest || failure.kind == FailureKind::InvalidDynamicConfiguration => {
-            return failure_response(&failure)
-        }
+        Err(failure) if rejects_request(&failure) => return failure_response(&failure),
         Err(failure) => return page_response(format, configuration, Vec::new(), Some(failure), cursor, limit.map(|l| l.0)),
     };
 

@@ -5,6 +5,7 @@ pub mod error;
 pub mod http_get;
 pub mod http_post;
 pub mod sse;
+pub mod websocket;
 mod accept;
 pub mod query;
 mod render;

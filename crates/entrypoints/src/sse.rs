@@ -6,14 +6,14 @@
 //! a message is acknowledged when hyper asks for the next chunk after it, except with
 //! at-most-once, where it is committed before it is written.
 
-use crate::error::failure_response;
+use crate::error::{failure_response, rejects_request};
 use crate::EntrypointContext;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, StatusCode};
 use kafka_edge_definition::{Qos, SseConfiguration};
-use kafka_edge_message::{AckHandle, EndpointFailure, FailureKind, Message, SubscribeOptions, Subscription};
+use kafka_edge_message::{AckHandle, EndpointFailure, Message, SubscribeOptions, Subscription};
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::time::Duration;
@@ -30,9 +30,7 @@ pub async fn handle(configuration: &SseConfiguration, qos: Qos, context: Entrypo
         .filter(|_| qos.emits_ids());
     let subscription = match context.endpoint.subscribe(&context.execution, SubscribeOptions { qos, cursor }).await {
         Ok(subscription) => Some(subscription),
-        Err(failure) if matches!(failure.kind, FailureKind::BadRequest | FailureKind::InvalidDynamicConfiguration) => {
-            return failure_response(&failure)
-        }
+        Err(failure) if rejects_request(&failure) => return failure_response(&failure),
         Err(failure) => {
             let chunks: Vec<Result<Bytes, Infallible>> = vec![Ok(retry_chunk()), Ok(error_event(&failure))];
             return event_stream_response(Body::from_stream(futures::stream::iter(chunks)));
@@ -180,7 +178,7 @@ fn single_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_edge_message::{Headers, Metadata};
+    use kafka_edge_message::{FailureKind, Headers, Metadata};
 
     #[test]
     fn events_follow_the_framing() {

@@ -61,11 +61,15 @@ impl Gateway {
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<(), GatewayError> {
         let shutdown = self.shutdown.clone();
         let producers = self.producers.clone();
-        let app = Router::new().fallback(dispatch).with_state(self);
+        let app = Router::new().fallback(dispatch).with_state(self.clone());
         tracing::info!(address = %listener.local_addr()?, "Gateway listening.");
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await?;
+        // Upgraded (WebSocket) connections are no longer the HTTP server's: wait for them too.
+        for api in &self.apis {
+            api.websockets_ended().await;
+        }
         tracing::info!("Gateway stopped accepting; flushing producers.");
         tokio::task::spawn_blocking(move || producers.flush(FLUSH_TIMEOUT)).await.ok();
         tracing::info!("Gateway stopped.");

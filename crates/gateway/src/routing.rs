@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use kafka_edge_definition::{ApiDefinition, Entrypoint, EntrypointConfiguration, EntrypointType, PlanMode, PlanSecurityType, Problem};
 use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
 use kafka_edge_entrypoints::error::{failure_response, json_error, no_context_path};
-use kafka_edge_entrypoints::{http_get, http_post, sse, EntrypointContext};
+use kafka_edge_entrypoints::{http_get, http_post, sse, websocket, EntrypointContext};
 use kafka_edge_message::{ApiInfo, Endpoint, ExecutionContext, Headers, RequestInfo};
 use kafka_edge_policies::{ApiFlows, FlowEndpoint, RequestShape, SelectedFlows};
 use std::net::SocketAddr;
@@ -27,6 +27,7 @@ pub struct ServedApi {
     endpoint: Arc<dyn Endpoint>,
     flows: ApiFlows,
     info: Arc<ApiInfo>,
+    websockets: websocket::Sessions,
 }
 
 /// What only the gateway can check when an API loads (its flows): problems in the definition
@@ -76,7 +77,12 @@ impl ServedApi {
         let endpoint = KafkaEndpoint::new(&definition.id, endpoint, producers)
             .map_err(|error| GatewayError::Api { api: definition.id.clone(), reason: format!("invalid expression: {error}") })?;
         let endpoint: Arc<dyn Endpoint> = Arc::new(endpoint);
-        Ok(Self { id: definition.id, context_paths, entrypoints, endpoint, flows, info })
+        Ok(Self { id: definition.id, context_paths, entrypoints, endpoint, flows, info, websockets: Default::default() })
+    }
+
+    /// Waits for the API's WebSocket sessions, which end on the shutdown token.
+    pub(crate) async fn websockets_ended(&self) {
+        self.websockets.ended().await;
     }
 
     pub fn entrypoint_names(&self) -> Vec<&'static str> {
@@ -128,7 +134,7 @@ fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &st
 pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: CancellationToken, request: Request) -> Response {
     let Some((api, path_info)) = find_api(apis, request.uri().path()) else { return no_context_path() };
     let Some(entrypoint) = api.select(&request) else { return no_context_path() };
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let mut execution = ExecutionContext {
         api: api.info.clone(),
         client_identifier: client_identifier::key_less(remote.ip(), &parts.headers),
@@ -161,6 +167,9 @@ pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: C
             http_post::handle(configuration, context, body).await
         }
         EntrypointConfiguration::Sse(configuration) => sse::handle(configuration, entrypoint.qos, context, &parts.headers).await,
+        EntrypointConfiguration::Websocket(configuration) => {
+            websocket::handle(configuration, entrypoint.qos, context, &mut parts, &api.websockets).await
+        }
         // Webhooks are driven by subscriptions (crate::webhook), never by a request.
         EntrypointConfiguration::Webhook(_) | EntrypointConfiguration::NotImplemented => no_context_path(),
     };
