@@ -437,3 +437,51 @@ async fn static_subscriptions_are_loaded_and_checked() {
     shutdown.cancel();
     delivery.await.expect("delivery stopped");
 }
+
+#[tokio::test]
+async fn auto_qos_delivers_up_to_max_concurrent_connections_at_once() {
+    let topic = unique("webhook-parallel");
+    create_topic(&topic, 1).await;
+    let records: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    produce(&topic, &records.iter().map(|r| (None, r.as_str())).collect::<Vec<_>>()).await;
+    let mut api = definition(&topic);
+    let entrypoint = &mut api.listeners[0].entrypoints[0];
+    entrypoint.qos = kafka_edge_definition::Qos::Auto;
+    match &mut entrypoint.configuration {
+        kafka_edge_definition::EntrypointConfiguration::Webhook(configuration) => configuration.http.max_concurrent_connections = 4,
+        other => panic!("not a webhook: {other:?}"),
+    }
+    // A slow callback that counts the calls in flight.
+    let (in_flight, most, seen) = (Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(Vec::new())));
+    let (f, m, s) = (in_flight.clone(), most.clone(), seen.clone());
+    let app = axum::Router::new().fallback(move |body: String| {
+        let (f, m, s) = (f.clone(), m.clone(), s.clone());
+        async move {
+            {
+                let mut now = f.lock().unwrap();
+                *now += 1;
+                let mut top = m.lock().unwrap();
+                *top = (*top).max(*now);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            *f.lock().unwrap() -= 1;
+            s.lock().unwrap().push(body);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("callback") });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let (status, body) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, json!({})))).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(eventually(|| seen.lock().unwrap().len() >= records.len()).await, "delivered: {:?}", seen.lock().unwrap());
+    let mut delivered = seen.lock().unwrap().clone();
+    delivered.sort();
+    assert_eq!(delivered, records);
+    let most = *most.lock().unwrap();
+    assert!((2..=4).contains(&most), "at most 4 and more than 1 in flight, saw {most}");
+    edge.stop().await;
+}

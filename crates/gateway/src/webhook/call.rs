@@ -39,7 +39,8 @@ enum Authentication {
     None,
     /// A fixed `Authorization` value (basic or token), marked sensitive.
     Fixed(HeaderValue),
-    OAuth2 { settings: OAuth2Auth, token: Option<(HeaderValue, Instant)> },
+    /// The cached token is shared by the calls in flight.
+    OAuth2 { settings: OAuth2Auth, token: tokio::sync::Mutex<Option<(HeaderValue, Instant)>> },
 }
 
 /// Calls one subscription's callback URL.
@@ -74,7 +75,7 @@ impl Caller {
                 Authentication::Fixed(sensitive(&format!("Basic {encoded}"))?)
             }
             (AuthType::Token, _, Some(token), _) => Authentication::Fixed(sensitive(&format!("Bearer {}", token.value.expose()))?),
-            (AuthType::Oauth2, _, _, Some(oauth2)) => Authentication::OAuth2 { settings: oauth2.clone(), token: None },
+            (AuthType::Oauth2, _, _, Some(oauth2)) => Authentication::OAuth2 { settings: oauth2.clone(), token: Default::default() },
             (AuthType::None, ..) => Authentication::None,
             _ => return Err(CallerError("auth block missing for its type".into())),
         };
@@ -83,18 +84,18 @@ impl Caller {
 
     /// POSTs the message content; message headers first, then subscription headers not already
     /// present, then `Authorization`. With OAuth 2, a 401 refreshes the token and calls once more.
-    pub async fn call(&mut self, message: &Message) -> CallOutcome {
+    pub async fn call(&self, message: &Message) -> CallOutcome {
         let outcome = self.call_once(message).await;
         if outcome == CallOutcome::Rejected(401) {
-            if let Authentication::OAuth2 { token, .. } = &mut self.authentication {
-                *token = None;
+            if let Authentication::OAuth2 { token, .. } = &self.authentication {
+                *token.lock().await = None;
                 return self.call_once(message).await;
             }
         }
         outcome
     }
 
-    async fn call_once(&mut self, message: &Message) -> CallOutcome {
+    async fn call_once(&self, message: &Message) -> CallOutcome {
         let mut headers = HeaderMap::new();
         for (name, value) in message.headers.iter() {
             if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
@@ -126,12 +127,14 @@ impl Caller {
         }
     }
 
-    async fn authorization(&mut self) -> Result<Option<HeaderValue>, String> {
-        match &mut self.authentication {
+    async fn authorization(&self) -> Result<Option<HeaderValue>, String> {
+        match &self.authentication {
             Authentication::None => Ok(None),
             Authentication::Fixed(value) => Ok(Some(value.clone())),
             Authentication::OAuth2 { settings, token } => {
-                if let Some((value, expires)) = token {
+                // Held while fetching, so concurrent calls wait for one token request.
+                let mut token = token.lock().await;
+                if let Some((value, expires)) = token.as_ref() {
                     if Instant::now() + TOKEN_MARGIN < *expires {
                         return Ok(Some(value.clone()));
                     }

@@ -9,6 +9,7 @@ use super::WebhookApi;
 use crate::state::model::Retry;
 use crate::state::{StateStore, Subscription, SubscriptionState};
 use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions};
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +32,7 @@ enum Pumped {
 /// Runs until cancelled or until the subscription stops.
 pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store: Arc<dyn StateStore>, cancel: CancellationToken) {
     let (api_id, id) = (subscription.api_id.clone(), subscription.id.clone());
-    let mut caller = match Caller::new(&api.webhook.configuration.http, &subscription.configuration) {
+    let caller = match Caller::new(&api.webhook.configuration.http, &subscription.configuration) {
         Ok(caller) => caller,
         Err(error) => return stop(&*store, &subscription, Stop { reason: "WEBHOOK_CONFIGURATION_INVALID", message: error.to_string() }).await,
     };
@@ -47,7 +48,8 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
             Err(failure) => failure,
             Ok(mut messages) => {
                     let dead_letters = api.webhook.dlq.as_ref().map(|endpoint| (endpoint.as_ref(), &context));
-                let pumped = pump(&mut caller, &mut messages, &subscription.configuration.retry, dead_letters, &cancel).await;
+                let concurrency = api.webhook.concurrency();
+                let pumped = pump(&caller, &mut messages, &subscription.configuration.retry, dead_letters, concurrency, &cancel).await;
                 messages.close().await;
                 match pumped {
                     Pumped::Cancelled => break,
@@ -65,47 +67,64 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
     tracing::info!(api = %api_id, subscription = %id, "Webhook delivery ended.");
 }
 
+/// Delivers until something ends the subscription. Up to `concurrency` messages are in flight;
+/// with 1 (always for at-most-once and at-least-once) messages go strictly one after the other.
 async fn pump(
-    caller: &mut Caller,
+    caller: &Caller,
     messages: &mut kafka_edge_message::Subscription,
     retry: &Retry,
     dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>,
+    concurrency: usize,
     cancel: &CancellationToken,
 ) -> Pumped {
+    let mut in_flight = FuturesUnordered::new();
     loop {
-        let next = tokio::select! {
+        tokio::select! {
+            biased;
             _ = cancel.cancelled() => return Pumped::Cancelled,
-            next = messages.next() => next,
-        };
-        let mut message = match next {
-            None => return Pumped::EndpointFailed(EndpointFailure::new(kafka_edge_message::FailureKind::Unknown, "subscription ended")),
-            Some(Err(failure)) => return Pumped::EndpointFailed(failure),
-            Some(Ok(message)) => message,
-        };
-        match deliver(caller, &message, retry, cancel).await {
-            Delivered::Yes => {
-                if let Some(ack) = message.ack.take() {
-                    ack.ack_and_wait().await;
+            Some((mut message, delivered)) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(pumped) = settle(&mut message, delivered, dead_letters).await {
+                    return pumped;
                 }
             }
-            Delivered::Cancelled => return Pumped::Cancelled,
-            Delivered::Rejected(status) => {
-                let Some((dlq, context)) = dead_letters else {
-                    return Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message: format!("Webhook callback rejected a message with status {status}") });
+            next = messages.next(), if in_flight.len() < concurrency => {
+                let message = match next {
+                    None => return Pumped::EndpointFailed(EndpointFailure::new(kafka_edge_message::FailureKind::Unknown, "subscription ended")),
+                    Some(Err(failure)) => return Pumped::EndpointFailed(failure),
+                    Some(Ok(message)) => message,
                 };
-                if let Err(failure) = dlq.publish(context, dead_letter(&message)).await {
-                    let message = format!("Webhook callback rejected a message with status {status} and the dead-letter queue failed: {failure}");
-                    return Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message });
-                }
-                if let Some(ack) = message.ack.take() {
-                    ack.ack_and_wait().await;
-                }
-            }
-            Delivered::Unreachable(detail) => {
-                return Pumped::Stop(Stop { reason: "WEBHOOK_UNREACHABLE", message: format!("Webhook callback url is unreachable: {detail}") })
+                in_flight.push(async move {
+                    let delivered = deliver(caller, &message, retry, cancel).await;
+                    (message, delivered)
+                });
             }
         }
     }
+}
+
+/// Acknowledges a delivered message (or one the dead-letter queue took); otherwise says why the
+/// subscription ends.
+async fn settle(message: &mut Message, delivered: Delivered, dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>) -> Result<(), Pumped> {
+    match delivered {
+        Delivered::Yes => {}
+        Delivered::Cancelled => return Err(Pumped::Cancelled),
+        Delivered::Rejected(status) => {
+            let Some((dlq, context)) = dead_letters else {
+                return Err(Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message: format!("Webhook callback rejected a message with status {status}") }));
+            };
+            if let Err(failure) = dlq.publish(context, dead_letter(message)).await {
+                let message = format!("Webhook callback rejected a message with status {status} and the dead-letter queue failed: {failure}");
+                return Err(Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message }));
+            }
+        }
+        Delivered::Unreachable(detail) => {
+            return Err(Pumped::Stop(Stop { reason: "WEBHOOK_UNREACHABLE", message: format!("Webhook callback url is unreachable: {detail}") }));
+        }
+    }
+    if let Some(ack) = message.ack.take() {
+        ack.ack_and_wait().await;
+    }
+    Ok(())
 }
 
 /// Gravitee's attribute for the record key of a published message.
@@ -129,7 +148,7 @@ enum Delivered {
 }
 
 /// Calls until 2xx, a rejection, the end of the retries, or cancellation.
-async fn deliver(caller: &mut Caller, message: &Message, retry: &Retry, cancel: &CancellationToken) -> Delivered {
+async fn deliver(caller: &Caller, message: &Message, retry: &Retry, cancel: &CancellationToken) -> Delivered {
     let mut attempt = 0;
     loop {
         let outcome = tokio::select! {

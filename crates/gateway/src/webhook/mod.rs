@@ -30,6 +30,17 @@ pub struct WebhookEntrypoint {
     dlq: Option<Arc<dyn Endpoint>>,
 }
 
+impl WebhookEntrypoint {
+    /// Messages in flight per subscription: 1 for at-most-once and at-least-once (order and
+    /// acknowledgement), else `http.maxConcurrentConnections` (1 to 20).
+    pub fn concurrency(&self) -> usize {
+        match self.qos {
+            Qos::AtMostOnce | Qos::AtLeastOnce => 1,
+            _ => self.configuration.http.max_concurrent_connections.clamp(1, 20) as usize,
+        }
+    }
+}
+
 /// An API as webhook delivery sees it.
 pub struct WebhookApi {
     pub id: String,
