@@ -31,6 +31,14 @@ impl FileStore {
         Ok(Self { path, cache: Cache::new(entries), write: tokio::sync::Mutex::new(()) })
     }
 
+    /// Undoes a change the file did not take, so memory never holds what a restart would lose.
+    fn restore(&self, key: String, previous: Option<Subscription>) {
+        self.cache.update(|map| match previous {
+            Some(previous) => map.insert(key, previous),
+            None => map.remove(&key),
+        });
+    }
+
     async fn persist(&self) -> Result<(), StateError> {
         let _guard = self.write.lock().await;
         let bytes = serde_json::to_vec_pretty(&self.cache.list()).map_err(|e| StateError::Corrupt { path: self.path.display().to_string(), message: e.to_string() })?;
@@ -68,16 +76,20 @@ impl StateStore for FileStore {
     }
 
     async fn put(&self, subscription: Subscription) -> Result<(), StateError> {
-        self.cache.update(|map| map.insert(subscription.key(), subscription));
-        self.persist().await
+        let key = subscription.key();
+        let previous = self.cache.update(|map| map.insert(key.clone(), subscription));
+        let persisted = self.persist().await;
+        if persisted.is_err() {
+            self.restore(key, previous);
+        }
+        persisted
     }
 
     async fn delete(&self, api: &str, id: &str) -> Result<bool, StateError> {
-        let removed = self.cache.update(|map| map.remove(&super::model::key(api, id)).is_some());
-        if removed {
-            self.persist().await?;
-        }
-        Ok(removed)
+        let key = super::model::key(api, id);
+        let Some(previous) = self.cache.update(|map| map.remove(&key)) else { return Ok(false) };
+        self.persist().await.inspect_err(|_| self.restore(key, Some(previous)))?;
+        Ok(true)
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
@@ -112,5 +124,12 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_leaves_memory_as_it_was() {
+        let store = FileStore::open("/nonexistent-directory/state").unwrap();
+        assert!(store.put(subscription("a")).await.is_err());
+        assert!(store.list().is_empty());
     }
 }

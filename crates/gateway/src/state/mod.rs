@@ -100,3 +100,13 @@ impl Cache {
         self.version.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn state_uris_are_checked() {
+        for uri in ["", "file:", "kafka://", "kafka://host:9092", "kafka://host:9092/", "kafka:///topic", "kafka://h:1/a/b", "redis://x"] {
+            assert!(matches!(super::open(uri).await, Err(super::StateError::InvalidUri(_))), "{uri}");
+        }
+    }
+}
