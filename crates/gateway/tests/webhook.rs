@@ -205,7 +205,7 @@ async fn delivers_in_order_with_headers_and_basic_auth() {
     create_topic(&topic, 1).await;
     let records: Vec<String> = (0..5).map(|i| format!("message-{i}")).collect();
     produce(&topic, &records.iter().map(|r| (None, r.as_str())).collect::<Vec<_>>()).await;
-    produce_with_headers(&topic, b"with-header", &[("x-record", "r1")]).await;
+    produce_with_headers(&topic, b"with-header", &[("x-record", "r1"), ("x-subscriber", "from-record")]).await;
     let api = definition(&topic);
     let dir = tempfile::tempdir().expect("dir");
     let edge = Edge::start(&api, &dir.path().join("state")).await;
@@ -222,11 +222,15 @@ async fn delivers_in_order_with_headers_and_basic_auth() {
     expected.push("with-header".into());
     assert_eq!(callback.bodies(), expected);
     let requests = callback.requests.lock().unwrap().clone();
-    for (headers, _) in &requests {
+    for (headers, _) in &requests[..5] {
         assert_eq!(headers["x-subscriber"], "edge-test");
+    }
+    for (headers, _) in &requests {
         assert_eq!(headers["authorization"], "Basic dXNlcjpzM2NyZXQ=");
     }
     assert_eq!(requests[5].0["x-record"], "r1");
+    // A record header wins over the subscription's header of the same name.
+    assert_eq!(requests[5].0.get_all("x-subscriber").iter().collect::<Vec<_>>(), ["from-record"]);
     edge.stop().await;
 }
 
