@@ -159,3 +159,72 @@ async fn a_malformed_last_event_id_is_a_400() {
     assert_eq!(body["message"], "Invalid cursor: not valid base64");
     gateway.stop().await;
 }
+
+/// Produces 1..=count as records of a fresh one-partition topic.
+async fn numbered_topic(prefix: &str, count: u32) -> String {
+    let topic = unique(prefix);
+    create_topic(&topic, 1).await;
+    let records: Vec<String> = (1..=count).map(|n| n.to_string()).collect();
+    produce(&topic, &records.iter().map(|r| (None, r.as_str())).collect::<Vec<_>>()).await;
+    topic
+}
+
+async fn read_numbers(gateway: &TestGateway, client: &str, count: usize) -> Vec<u32> {
+    connect(gateway, client, None).await.bytes_stream().eventsource().take(count)
+        .map(|e| e.expect("event").data.parse::<u32>().unwrap()).collect().await
+}
+
+#[tokio::test]
+async fn qos_none_never_commits() {
+    let topic = numbered_topic("sse-none", 10).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.sse_qos = "none";
+    let gateway = TestGateway::start(&spec).await;
+    let client = unique("c");
+    assert_eq!(read_numbers(&gateway, &client, 3).await, [1, 2, 3]);
+    assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the connection is gone");
+    assert_eq!(committed_offset(&group_of(&client), &topic, 0), None, "nothing committed");
+    // So the next connection starts again from autoOffsetReset.
+    assert_eq!(read_numbers(&gateway, &client, 1).await, [1]);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn qos_auto_commits_periodically_while_connected() {
+    let topic = numbered_topic("sse-auto", 10).await;
+    let gateway = TestGateway::start(&ApiSpec::new(&topic)).await;
+    let client = unique("c");
+    let mut events = connect(&gateway, &client, None).await.bytes_stream().eventsource();
+    for expected in 1..=10u32 {
+        assert_eq!(events.next().await.unwrap().unwrap().data.parse::<u32>().unwrap(), expected);
+    }
+    // Still connected: the periodic commit (every 5 s) records what was delivered.
+    assert!(eventually(|| committed_offset(&group_of(&client), &topic, 0).is_some_and(|o| o >= 9)).await, "committed while connected");
+    assert_eq!(group_members(&group_of(&client)), 1, "the stream is still open");
+    drop(events);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn at_most_once_never_repeats_a_message_across_reconnects() {
+    let topic = numbered_topic("sse-amo", 5).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.sse_qos = "at-most-once";
+    let gateway = TestGateway::start(&spec).await;
+    let client = unique("c");
+    let mut seen: Vec<u32> = Vec::new();
+    for session in 1..=3u32 {
+        seen.extend(read_numbers(&gateway, &client, 2).await);
+        assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the connection is gone");
+        // What was written to the dropped connection counts as delivered (0 or 1 times): new
+        // records give the next session something to read.
+        let next: Vec<String> = (0..3).map(|i| (100 * session + i).to_string()).collect();
+        produce(&topic, &next.iter().map(|r| (None, r.as_str())).collect::<Vec<_>>()).await;
+    }
+    let mut unique_seen = seen.clone();
+    unique_seen.sort();
+    unique_seen.dedup();
+    assert_eq!(unique_seen.len(), seen.len(), "no message twice: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, never going back: {seen:?}");
+    gateway.stop().await;
+}

@@ -99,6 +99,19 @@ pub fn record_count(topic: &str) -> i64 {
         .sum()
 }
 
+/// The offset `group` committed for `topic`/`partition` (the next one it will read), if any.
+pub fn committed_offset(group: &str, topic: &str, partition: i32) -> Option<i64> {
+    let consumer: BaseConsumer = client_config().set("group.id", group).create().expect("consumer");
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition(topic, partition);
+    let committed = consumer.committed_offsets(wanted, TIMEOUT).expect("committed offsets");
+    let element = committed.find_partition(topic, partition)?;
+    match element.offset() {
+        Offset::Offset(offset) => Some(offset),
+        _ => None,
+    }
+}
+
 /// Number of members the consumer group has right now (0 when it is empty or unknown).
 pub fn group_members(group: &str) -> usize {
     let consumer: BaseConsumer = client_config().create().expect("consumer");
