@@ -20,4 +20,4 @@ pub use entrypoint::*;
 pub use kafka::*;
 pub use load::{load_definition, load_paths, load_str, normalize_context_path, Format, Ignored, Loaded, Problem};
 pub use value::Dynamic;
-pub use webhook::{WebhookConfiguration, WebhookHttpOptions};
+pub use webhook::{ProxyType, WebhookConfiguration, WebhookHttpOptions, WebhookProxy};

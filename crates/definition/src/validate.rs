@@ -67,6 +67,17 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
                 EntrypointConfiguration::Sse(configuration) if configuration.heartbeat_interval_in_ms == 0 => {
                     report(&join(&path, "configuration.heartbeatIntervalInMs"), "invalid value `0`, must be at least 1".into());
                 }
+                EntrypointConfiguration::Webhook(configuration) if configuration.proxy.is_explicit() => {
+                    let proxy = &configuration.proxy;
+                    if proxy.host.as_deref().is_none_or(|host| host.trim().is_empty()) {
+                        report(&join(&path, "configuration.proxy.host"), "required when the proxy is enabled without useSystemProxy".into());
+                    }
+                    match proxy.port {
+                        None => report(&join(&path, "configuration.proxy.port"), "required when the proxy is enabled without useSystemProxy".into()),
+                        Some(port) if port == 0 || port > 65535 => report(&join(&path, "configuration.proxy.port"), format!("invalid value `{port}`, expected 1 to 65535")),
+                        Some(_) => {}
+                    }
+                }
                 _ => {}
             }
             // The webhook entrypoint applies its dead-letter queue (gateway crate).

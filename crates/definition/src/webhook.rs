@@ -2,9 +2,8 @@
 //! subscribers' callback URLs. What each subscriber wants (URL, auth, retry) lives in its
 //! subscription, in the gateway state, not in the definition.
 
-use crate::value::lenient_u64;
+use crate::value::{lenient_bool, lenient_u64, string_enum};
 use serde::Deserialize;
-use serde_json::Value;
 
 /// `webhook` entrypoint configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -13,9 +12,64 @@ pub struct WebhookConfiguration {
     /// HTTP client options for the callback calls.
     #[serde(default)]
     pub http: WebhookHttpOptions,
-    /// Gravitee's outbound proxy options: accepted, not applied by this version.
+    /// The proxy the callback calls go through; none by default.
     #[serde(default)]
-    pub proxy: Option<Value>,
+    pub proxy: WebhookProxy,
+}
+
+string_enum!(
+    /// `proxy.type`.
+    ProxyType default Http { Http => "HTTP", Socks4 => "SOCKS4", Socks5 => "SOCKS5" }
+);
+
+/// `configuration.proxy` of a webhook entrypoint (Gravitee's HTTP proxy options).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookProxy {
+    /// Calls go through a proxy only when true. Default false.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub enabled: bool,
+    /// Take the proxy from `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY` instead of
+    /// `host` and `port`. Default false.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub use_system_proxy: bool,
+    #[serde(default, rename = "type")]
+    pub proxy_type: ProxyType,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default, deserialize_with = "lenient_optional_port")]
+    pub port: Option<u64>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl WebhookProxy {
+    /// The proxy `host` and `port` apply (rather than no proxy or the system's).
+    pub fn is_explicit(&self) -> bool {
+        self.enabled && !self.use_system_proxy
+    }
+}
+
+impl std::fmt::Debug for WebhookProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookProxy")
+            .field("enabled", &self.enabled)
+            .field("use_system_proxy", &self.use_system_proxy)
+            .field("proxy_type", &self.proxy_type)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+fn lenient_optional_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Port(#[serde(deserialize_with = "lenient_u64")] u64);
+    Ok(Option::<Port>::deserialize(deserializer)?.map(|Port(port)| port))
 }
 
 /// `configuration.http` of a webhook entrypoint.

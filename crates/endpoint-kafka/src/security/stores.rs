@@ -14,7 +14,7 @@ use openssl::x509::X509;
 /// A store problem: the field (below `security.ssl`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("security.ssl.{field}: {reason}")]
-pub(crate) struct StoreError {
+pub struct StoreError {
     pub field: &'static str,
     pub reason: String,
 }
@@ -24,13 +24,13 @@ fn error(field: &'static str, reason: impl Into<String>) -> StoreError {
 }
 
 /// The client's certificate chain and its (unencrypted, PKCS#8) private key, as PEM.
-pub(crate) struct ClientIdentity {
+pub struct ClientIdentity {
     pub certificate_chain_pem: String,
     pub private_key_pem: String,
 }
 
 /// The CA certificates to trust, as PEM; `None` for type NONE (the system's CAs apply).
-pub(crate) fn trusted_certificates(store: &TrustStore) -> Result<Option<String>, StoreError> {
+pub fn trusted_certificates(store: &TrustStore) -> Result<Option<String>, StoreError> {
     if store.store_type == StoreType::None {
         return Ok(None);
     }
@@ -59,7 +59,7 @@ pub(crate) fn trusted_certificates(store: &TrustStore) -> Result<Option<String>,
 }
 
 /// The client identity for mutual TLS; `None` for type NONE.
-pub(crate) fn client_identity(store: &KeyStore) -> Result<Option<ClientIdentity>, StoreError> {
+pub fn client_identity(store: &KeyStore) -> Result<Option<ClientIdentity>, StoreError> {
     if store.store_type == StoreType::None {
         return Ok(None);
     }

@@ -94,25 +94,27 @@ pub fn check_configuration(base: &str, configuration: &WebhookSubscriptionConfig
     if retry.max_delay_seconds < retry.initial_delay_seconds {
         return Err(invalid(&at("retry.maxDelaySeconds"), "must be at least retry.initialDelaySeconds"));
     }
-    // Webhooks read PEM trust stores and PEM or PKCS12 key stores ("" means PEM).
-    let stores = [("ssl.trustStore", &configuration.ssl.trust_store, &["", "PEM"][..]), ("ssl.keyStore", &configuration.ssl.key_store, &["", "PEM", "PKCS12"][..])];
-    for (field, store, allowed) in stores {
+    let stores = [("ssl.trustStore", &configuration.ssl.trust_store), ("ssl.keyStore", &configuration.ssl.key_store)];
+    for (field, store) in stores {
         let Some(store) = store else { continue };
-        if !allowed.contains(&store.kind.as_str()) {
-            let expected: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
-            return Err(invalid(&at(&format!("{field}.type")), format!("invalid value `{}`, expected one of {}", store.kind, expected.join(", "))));
+        let allowed = ["", "PEM", "PKCS12", "JKS"];
+        if !allowed.contains(&store.kind.to_ascii_uppercase().as_str()) {
+            return Err(invalid(&at(&format!("{field}.type")), format!("invalid value `{}`, expected one of ``, `PEM`, `PKCS12`, `JKS`", store.kind)));
         }
         let has = |content: bool, path: bool| content || path;
-        let complete = match (field, store.kind.as_str()) {
-            ("ssl.keyStore", "PKCS12") => has(store.content.is_some(), store.path.is_some()),
-            ("ssl.keyStore", _) => has(store.cert_content.is_some(), store.cert_path.is_some()) && has(store.key_content.is_some(), store.key_path.is_some()),
-            _ => has(store.content.is_some(), store.path.is_some()),
+        let pem_identity = field == "ssl.keyStore" && matches!(store.kind.to_ascii_uppercase().as_str(), "" | "PEM");
+        let complete = if pem_identity {
+            has(store.cert_content.is_some(), store.cert_path.is_some()) && has(store.key_content.is_some(), store.key_path.is_some())
+        } else {
+            has(store.content.is_some(), store.path.is_some())
         };
         if !complete {
-            let needed = if field == "ssl.keyStore" && store.kind != "PKCS12" { "certContent or certPath, and keyContent or keyPath" } else { "content or path" };
+            let needed = if pem_identity { "certContent or certPath, and keyContent or keyPath" } else { "content or path" };
             return Err(invalid(&at(field), format!("needs {needed}")));
         }
     }
+    // Unreadable stores and wrong passwords are refused now rather than at the first delivery.
+    crate::webhook::tls::materials(&configuration.ssl).map_err(|problem| invalid(&at(&format!("ssl.{}", problem.field)), problem.reason))?;
     Ok(())
 }
 

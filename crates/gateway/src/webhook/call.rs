@@ -1,11 +1,12 @@
-//! One callback call: the HTTP client a subscription uses (timeouts from the entrypoint's `http`
-//! options, TLS from the subscription's `ssl`), its headers and its authentication (basic, token,
-//! or an OAuth 2 client-credentials token cached until it expires or the callback answers 401).
+//! One callback call: the HTTP client a subscription uses (timeouts and proxy from the
+//! entrypoint's configuration, TLS from the subscription's `ssl`), its headers and its
+//! authentication (basic, token, or an OAuth 2 client-credentials token cached until it expires
+//! or the callback answers 401).
 
 use crate::state::model::{AuthType, OAuth2Auth, Secret, WebhookSubscriptionConfiguration};
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use kafka_edge_definition::WebhookHttpOptions;
+use kafka_edge_definition::{ProxyType, WebhookConfiguration, WebhookProxy};
 use kafka_edge_message::Message;
 use std::time::{Duration, Instant};
 
@@ -52,12 +53,14 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn new(options: &WebhookHttpOptions, configuration: &WebhookSubscriptionConfiguration) -> Result<Self, CallerError> {
+    pub fn new(entrypoint: &WebhookConfiguration, configuration: &WebhookSubscriptionConfiguration) -> Result<Self, CallerError> {
+        let options = &entrypoint.http;
         let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(options.connect_timeout))
             .read_timeout(Duration::from_millis(options.read_timeout))
             .pool_idle_timeout(Duration::from_millis(options.idle_timeout))
             .pool_max_idle_per_host(options.max_concurrent_connections.clamp(1, 20) as usize);
+        let builder = with_proxy(builder, &entrypoint.proxy)?;
         let client = super::tls::apply(builder, &configuration.ssl)?
             .build()
             .map_err(|e| CallerError(format!("cannot build the HTTP client: {e}")))?;
@@ -145,6 +148,31 @@ impl Caller {
             }
         }
     }
+}
+
+/// No proxy unless enabled; then the system's (environment variables) or `type://host:port`.
+/// SOCKS4 has no password, so username and password apply to HTTP and SOCKS5 only.
+fn with_proxy(builder: reqwest::ClientBuilder, proxy: &WebhookProxy) -> Result<reqwest::ClientBuilder, CallerError> {
+    if !proxy.enabled {
+        return Ok(builder.no_proxy());
+    }
+    if proxy.use_system_proxy {
+        return Ok(builder);
+    }
+    let (Some(host), Some(port)) = (proxy.host.as_deref(), proxy.port) else {
+        return Err(CallerError("proxy: host and port are required".into()));
+    };
+    // socks5h: the proxy resolves the callback's host name, as a SOCKS5 client usually lets it.
+    let scheme = match proxy.proxy_type {
+        ProxyType::Http => "http",
+        ProxyType::Socks4 => "socks4",
+        ProxyType::Socks5 => "socks5h",
+    };
+    let mut route = reqwest::Proxy::all(format!("{scheme}://{}:{port}", host.trim())).map_err(|_| CallerError(format!("proxy: `{}:{port}` is not a valid proxy address", host.trim())))?;
+    if let (Some(username), false) = (proxy.username.as_deref().filter(|u| !u.is_empty()), proxy.proxy_type == ProxyType::Socks4) {
+        route = route.basic_auth(username, proxy.password.as_deref().unwrap_or_default());
+    }
+    Ok(builder.proxy(route))
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue, CallerError> {

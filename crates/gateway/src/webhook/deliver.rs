@@ -32,7 +32,7 @@ enum Pumped {
 /// Runs until cancelled or until the subscription stops.
 pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store: Arc<dyn StateStore>, cancel: CancellationToken) {
     let (api_id, id) = (subscription.api_id.clone(), subscription.id.clone());
-    let caller = match Caller::new(&api.webhook.configuration.http, &subscription.configuration) {
+    let caller = match Caller::new(&api.webhook.configuration, &subscription.configuration) {
         Ok(caller) => caller,
         Err(error) => return stop(&*store, &subscription, Stop { reason: "WEBHOOK_CONFIGURATION_INVALID", message: error.to_string() }).await,
     };

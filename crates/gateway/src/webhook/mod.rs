@@ -4,7 +4,7 @@
 
 mod call;
 mod deliver;
-mod tls;
+pub(crate) mod tls;
 
 use crate::state::validate::{self, StaticSubscription};
 use crate::state::{StateStore, Subscription, SubscriptionState};

@@ -1,53 +1,136 @@
 //! TLS toward a callback URL from a subscription's `ssl` block: `trustAll`, `hostnameVerifier`,
-//! a PEM trust store (added to the system roots), and a client identity from a PEM (certificate +
-//! PKCS#8 key) or PKCS12 key store. JKS and PKCS12 trust stores are refused when the subscription
-//! is created (state::validate), so they never reach this module.
+//! a trust store (its CAs are added to the system roots) and a client identity. Stores are PEM,
+//! PKCS12 or JKS, read by the Kafka endpoint's store reader so both TLS clients of the gateway
+//! accept the same files; inline `content` is PEM text or base64 of a binary store.
 
 use super::call::CallerError;
 use crate::state::model::{Ssl, Store};
-use base64::Engine;
+use kafka_edge_definition::{KeyStore, StoreType, TrustStore};
+use kafka_edge_endpoint_kafka::{client_identity, trusted_certificates, StoreError};
+
+/// A store that cannot be used: the field below `ssl` and why (never key material or passwords).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ssl.{field}: {reason}")]
+pub struct StoreProblem {
+    pub field: String,
+    pub reason: String,
+}
+
+/// What the stores of `ssl` hold, as PEM.
+pub(crate) struct Materials {
+    trusted_pem: Option<String>,
+    /// Certificate chain and PKCS#8 key.
+    identity_pem: Option<(String, String)>,
+}
+
+/// Reads the stores; used when a subscription is created (to answer 400) and when delivery starts.
+pub(crate) fn materials(ssl: &Ssl) -> Result<Materials, StoreProblem> {
+    let trusted_pem = match &ssl.trust_store {
+        Some(store) => trusted_certificates(&trust_store(store)?).map_err(|e| problem(e, store))?,
+        None => None,
+    };
+    let identity_pem = match &ssl.key_store {
+        Some(store) => client_identity(&key_store(store)?).map_err(|e| problem(e, store))?.map(|identity| (identity.certificate_chain_pem, identity.private_key_pem)),
+        None => None,
+    };
+    Ok(Materials { trusted_pem, identity_pem })
+}
 
 /// Applies `ssl` to the client builder.
-pub(super) fn apply(mut builder: reqwest::ClientBuilder, ssl: &Ssl) -> Result<reqwest::ClientBuilder, CallerError> {
-    builder = builder.danger_accept_invalid_certs(ssl.trust_all).danger_accept_invalid_hostnames(!ssl.hostname_verifier);
-    if let Some(store) = &ssl.trust_store {
-        let pem = read(store.content.as_deref(), store.path.as_deref(), "ssl.trustStore")?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| CallerError::new("ssl.trustStore: not a PEM certificate bundle"))?;
+pub(super) fn apply(builder: reqwest::ClientBuilder, ssl: &Ssl) -> Result<reqwest::ClientBuilder, CallerError> {
+    let mut builder = builder.danger_accept_invalid_certs(ssl.trust_all).danger_accept_invalid_hostnames(!ssl.hostname_verifier);
+    let materials = materials(ssl).map_err(|problem| CallerError::new(problem.to_string()))?;
+    if let Some(pem) = materials.trusted_pem {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|_| CallerError::new("ssl.trustStore: a certificate cannot be used"))?;
         for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
         }
     }
-    if let Some(store) = &ssl.key_store {
-        builder = builder.identity(identity(store)?);
+    if let Some((chain, key)) = materials.identity_pem {
+        let identity = reqwest::Identity::from_pkcs8_pem(chain.as_bytes(), key.as_bytes()).map_err(|_| CallerError::new("ssl.keyStore: the identity cannot be used"))?;
+        builder = builder.identity(identity);
     }
     Ok(builder)
 }
 
-fn identity(store: &Store) -> Result<reqwest::Identity, CallerError> {
-    match store.kind.as_str() {
-        "PKCS12" => {
-            let content = store.content.as_deref().map(|c| base64::engine::general_purpose::STANDARD.decode(c.trim()));
-            let der = match content {
-                Some(Ok(der)) => der,
-                Some(Err(_)) => return Err(CallerError::new("ssl.keyStore.content: not base64")),
-                None => read(None, store.path.as_deref(), "ssl.keyStore")?,
-            };
-            let password = store.password.as_ref().map(|p| p.expose()).unwrap_or_default();
-            reqwest::Identity::from_pkcs12_der(&der, password).map_err(|_| CallerError::new("ssl.keyStore: cannot read the PKCS12 store (wrong password?)"))
-        }
-        _ => {
-            let certificate = read(store.cert_content.as_deref(), store.cert_path.as_deref(), "ssl.keyStore certificate")?;
-            let key = read(store.key_content.as_ref().map(|k| k.expose()), store.key_path.as_deref(), "ssl.keyStore key")?;
-            reqwest::Identity::from_pkcs8_pem(&certificate, &key).map_err(|_| CallerError::new("ssl.keyStore: expected a PEM certificate and an unencrypted PKCS#8 key"))
-        }
+fn store_type(store: &Store, field: &str) -> Result<StoreType, StoreProblem> {
+    match store.kind.to_ascii_uppercase().as_str() {
+        "" | "PEM" => Ok(StoreType::Pem),
+        "JKS" => Ok(StoreType::Jks),
+        "PKCS12" => Ok(StoreType::Pkcs12),
+        other => Err(StoreProblem { field: format!("{field}.type"), reason: format!("invalid value `{other}`, expected one of ``, `PEM`, `PKCS12`, `JKS`") }),
     }
 }
 
 /// Inline content wins over a path.
-fn read(content: Option<&str>, path: Option<&str>, what: &str) -> Result<Vec<u8>, CallerError> {
+fn trust_store(store: &Store) -> Result<TrustStore, StoreProblem> {
+    Ok(TrustStore {
+        store_type: store_type(store, "trustStore")?,
+        location: store.path.clone().filter(|_| store.content.is_none()),
+        password: store.password.as_ref().map(|p| p.expose().to_string()),
+        certificates: store.content.clone(),
+    })
+}
+
+/// A PEM identity comes as certificate + key (content or path each); a binary one as one store.
+fn key_store(store: &Store) -> Result<KeyStore, StoreProblem> {
+    let store_type = store_type(store, "keyStore")?;
+    let password = store.password.as_ref().map(|p| p.expose().to_string());
+    let key_password = store.key_password.as_ref().map(|p| p.expose().to_string());
+    if store_type == StoreType::Pem {
+        let certificate_chain = Some(pem_text(store.cert_content.as_deref(), store.cert_path.as_deref(), "keyStore.certPath")?);
+        let key = Some(pem_text(store.key_content.as_ref().map(|k| k.expose()), store.key_path.as_deref(), "keyStore.keyPath")?);
+        return Ok(KeyStore { store_type, location: None, password, key, key_password, certificate_chain });
+    }
+    Ok(KeyStore {
+        store_type,
+        location: store.path.clone().filter(|_| store.content.is_none()),
+        password,
+        key: store.content.clone(),
+        key_password,
+        certificate_chain: None,
+    })
+}
+
+fn pem_text(content: Option<&str>, path: Option<&str>, path_field: &str) -> Result<String, StoreProblem> {
     match (content, path) {
-        (Some(content), _) => Ok(content.as_bytes().to_vec()),
-        (None, Some(path)) => std::fs::read(path).map_err(|error| CallerError::new(format!("{what}: cannot read {path}: {error}"))),
-        (None, None) => Err(CallerError::new(format!("{what}: neither content nor path"))),
+        (Some(content), _) => Ok(content.to_string()),
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| StoreProblem { field: path_field.into(), reason: format!("cannot read `{path}`: {}", e.kind()) }),
+        (None, None) => Err(StoreProblem { field: path_field.replace("Path", "Content"), reason: "content or path required".into() }),
+    }
+}
+
+/// Renames the Kafka store fields to the subscription's.
+fn problem(error: StoreError, store: &Store) -> StoreProblem {
+    let field = match error.field {
+        "trustStore.location" => "trustStore.path",
+        "trustStore.certificates" => "trustStore.content",
+        "keyStore.location" => "keyStore.path",
+        "keyStore.key" if store_type(store, "keyStore") == Ok(StoreType::Pem) => "keyStore.keyContent",
+        "keyStore.key" => "keyStore.content",
+        "keyStore.certificateChain" => "keyStore.certContent",
+        other => other,
+    };
+    StoreProblem { field: field.into(), reason: error.reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ssl(json: serde_json::Value) -> Ssl {
+        serde_json::from_value(json).expect("ssl")
+    }
+
+    #[test]
+    fn missing_files_and_bad_content_name_the_subscription_field() {
+        let missing = materials(&ssl(serde_json::json!({"trustStore": {"type": "JKS", "path": "/nonexistent.jks", "password": "p"}}))).err().expect("missing file");
+        assert_eq!(missing.field, "trustStore.path");
+        let garbage = materials(&ssl(serde_json::json!({"trustStore": {"type": "PKCS12", "content": "%%%"}}))).err().expect("not base64");
+        assert_eq!(garbage.field, "trustStore.content");
+        let pem = materials(&ssl(serde_json::json!({"keyStore": {"type": "PEM", "certContent": "nope", "keyContent": "nope"}}))).err().expect("not PEM");
+        assert!(pem.field.starts_with("keyStore."), "{pem}");
+        let kind = materials(&ssl(serde_json::json!({"trustStore": {"type": "P7B", "content": "x"}}))).err().expect("type");
+        assert_eq!(kind.field, "trustStore.type");
     }
 }
