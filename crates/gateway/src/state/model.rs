@@ -173,10 +173,10 @@ pub struct Ssl {
     /// Accept any server certificate. Default false.
     #[serde(default)]
     pub trust_all: bool,
-    /// CA certificates trusted besides the system roots (PEM only).
+    /// CA certificates trusted besides the system roots (PEM, PKCS12 or JKS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_store: Option<Store>,
-    /// The client identity (PEM certificate + PKCS#8 key, or PKCS12).
+    /// The client identity (PEM certificate + key, or a PKCS12 or JKS store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_store: Option<Store>,
 }
