@@ -130,6 +130,29 @@ async fn auto_commits_what_was_written_so_the_client_continues_after_it() {
 }
 
 #[tokio::test]
+async fn qos_none_never_commits_so_the_client_starts_again_from_the_beginning() {
+    let topic = unique("ws-none");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "a"), (None, "b"), (None, "c")]).await;
+    let gateway = start(&ApiSpec::new(&topic), "none", json!({})).await;
+    let client = unique("c");
+
+    let mut socket = connect(&gateway, &client).await;
+    assert_eq!(binary_frames(&mut socket, 3).await, ["a", "b", "c"]);
+    socket.close(None).await.unwrap();
+    assert!(matches!(next_frame(&mut socket).await, Message::Close(_)));
+    // Leaving the group is where auto makes its final commit: none does not.
+    assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the consumer left");
+    assert_eq!(committed_offset(&group_of(&client), &topic, 0), None, "nothing committed");
+
+    // So the same client identity starts again from autoOffsetReset (earliest).
+    produce(&topic, &[(None, "d")]).await;
+    let mut socket = connect(&gateway, &client).await;
+    assert_eq!(binary_frames(&mut socket, 4).await, ["a", "b", "c", "d"]);
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn a_publish_failure_closes_with_1011_and_the_failure_as_reason() {
     let mut spec = ApiSpec::new(&unique("ws-unreachable"));
     // Nothing listens on port 1 of loopback.

@@ -49,7 +49,8 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
             Ok(mut messages) => {
                     let dead_letters = api.webhook.dlq.as_ref().map(|endpoint| (endpoint.as_ref(), &context));
                 let concurrency = api.webhook.concurrency();
-                let pumped = pump(&caller, &mut messages, &subscription.configuration.retry, dead_letters, concurrency, &cancel).await;
+                let commit_first = api.webhook.qos == kafka_edge_message::Qos::AtMostOnce;
+                let pumped = pump(&caller, &mut messages, &subscription.configuration.retry, dead_letters, concurrency, commit_first, &cancel).await;
                 messages.close().await;
                 match pumped {
                     Pumped::Cancelled => break,
@@ -69,12 +70,15 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
 
 /// Delivers until something ends the subscription. Up to `concurrency` messages are in flight;
 /// with 1 (always for at-most-once and at-least-once) messages go strictly one after the other.
+/// With `commit_first` (at-most-once) each message's offset is committed before its first call,
+/// so no later consumer of the group sends it again, whatever happens to that call.
 async fn pump(
     caller: &Caller,
     messages: &mut kafka_edge_message::Subscription,
     retry: &Retry,
     dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>,
     concurrency: usize,
+    commit_first: bool,
     cancel: &CancellationToken,
 ) -> Pumped {
     let mut in_flight = FuturesUnordered::new();
@@ -88,11 +92,19 @@ async fn pump(
                 }
             }
             next = messages.next(), if in_flight.len() < concurrency => {
-                let message = match next {
+                let mut message = match next {
                     None => return Pumped::EndpointFailed(EndpointFailure::new(kafka_edge_message::FailureKind::Unknown, "subscription ended")),
                     Some(Err(failure)) => return Pumped::EndpointFailed(failure),
                     Some(Ok(message)) => message,
                 };
+                if commit_first {
+                    if let Some(ack) = message.ack.take() {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Pumped::Cancelled,
+                            _ = ack.ack_and_wait() => {}
+                        }
+                    }
+                }
                 in_flight.push(async move {
                     let delivered = deliver(caller, &message, retry, cancel).await;
                     (message, delivered)
