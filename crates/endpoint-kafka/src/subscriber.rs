@@ -16,7 +16,7 @@ use rdkafka::client::OAuthToken;
 use bytes::Bytes;
 use kafka_edge_definition::AutoOffsetReset;
 use kafka_edge_message::{
-    AckHandle, AckPosition, Acknowledger, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Subscription,
+    AckHandle, AckPosition, Acknowledger, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Release, Subscription,
 };
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
@@ -110,7 +110,9 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
     let (messages_tx, messages_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = oneshot::channel();
+    let release_in_background = Arc::new(AtomicBool::new(false));
     let pump = Pump {
+        release_in_background: release_in_background.clone(),
         consumer,
         qos,
         topics: Mutex::new(known_topics),
@@ -124,8 +126,9 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         recorded: Mutex::new(HashMap::new()),
     };
     let task = tokio::spawn(pump.run(stop_rx));
-    Ok(Subscription::new(messages_rx, move || {
+    Ok(Subscription::new(messages_rx, move |release: Release| {
         Box::pin(async move {
+            release_in_background.store(release == Release::InBackground, Ordering::Relaxed);
             let _ = stop_tx.send(());
             match tokio::time::timeout(CLOSE_TIMEOUT, task).await {
                 Ok(Ok(())) => {}
@@ -182,6 +185,8 @@ struct Pump {
     /// order (a filtered message is acknowledged before an earlier delivered one), and an older
     /// one must not move the position back.
     recorded: Mutex<HashMap<u64, i64>>,
+    /// Set by a close that waits only for the commit (`Release::InBackground`).
+    release_in_background: Arc<AtomicBool>,
 }
 
 enum Step {
@@ -350,13 +355,17 @@ impl Pump {
         }
     }
 
-    /// Commits what was acknowledged and closes the consumer, which leaves its group. Blocking
-    /// librdkafka calls run off the async threads.
+    /// Commits what was acknowledged, then closes the consumer, which leaves its group. With
+    /// `release_in_background` it returns once the commit is done: rust-rdkafka's close loop
+    /// notices the consumer closed only at the end of a 100 ms poll, which an http-get answer
+    /// need not wait for (the runtime still waits for it at exit). Blocking librdkafka calls run
+    /// off the async threads.
     async fn finish(mut self) {
         while let Ok((position, done)) = self.acks.try_recv() {
             self.acknowledge(position, done);
         }
-        let Pump { consumer, qos, .. } = self;
+        let Pump { consumer, qos, release_in_background, .. } = self;
+        let (committed, commit_done) = oneshot::channel::<()>();
         let closing = tokio::task::spawn_blocking(move || {
             if qos != Qos::None {
                 match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -365,12 +374,16 @@ impl Pump {
                     Err(error) => tracing::warn!(%error, "Final offset commit failed."),
                 }
             }
+            let _ = committed.send(());
             let client_id = consumer.context().client_id.clone();
             drop(consumer);
             tracing::debug!(%client_id, "Kafka consumer closed.");
         });
-        if let Err(error) = closing.await {
-            tracing::error!(%error, "Closing the Kafka consumer failed.");
+        let committed = commit_done.await.is_ok();
+        if !committed || !release_in_background.load(Ordering::Relaxed) {
+            if let Err(error) = closing.await {
+                tracing::error!(%error, "Closing the Kafka consumer failed.");
+            }
         }
     }
 }

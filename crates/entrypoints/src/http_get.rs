@@ -62,9 +62,10 @@ pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: Ent
     }
 
     // Everything in `items` is delivered: acknowledge the last message of each partition (which
-    // covers the earlier ones) and close, which commits synchronously before we answer.
+    // covers the earlier ones) and close, which commits synchronously before we answer; the
+    // consumer leaves its group while the answer is on its way.
     acknowledge_latest(&mut items);
-    subscription.close().await;
+    subscription.close_after_commit().await;
 
     let next_cursor = items.iter().rev().find_map(|m| m.id.clone()).or(cursor);
     page_response(format, configuration, items, failure, next_cursor, limit.map(|l| l.0))

@@ -39,11 +39,20 @@ pub enum Transformed {
 
 type Transform = Box<dyn FnMut(Message) -> Transformed + Send>;
 
+/// What closing a subscription waits for besides the commit the QoS requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Also wait until the endpoint released its resources (the consumer left its group).
+    Wait,
+    /// Let the endpoint release them after returning.
+    InBackground,
+}
+
 /// A live subscription: a stream of messages (or one final failure), and a way to end it cleanly.
 /// Dropping it also ends it, without waiting for the end.
 pub struct Subscription {
     messages: mpsc::Receiver<Result<Message, EndpointFailure>>,
-    close: Option<Box<dyn FnOnce() -> CloseFuture + Send>>,
+    close: Option<Box<dyn FnOnce(Release) -> CloseFuture + Send>>,
     transform: Option<Transform>,
     failed: bool,
 }
@@ -51,7 +60,7 @@ pub struct Subscription {
 impl Subscription {
     pub fn new(
         messages: mpsc::Receiver<Result<Message, EndpointFailure>>,
-        close: impl FnOnce() -> CloseFuture + Send + 'static,
+        close: impl FnOnce(Release) -> CloseFuture + Send + 'static,
     ) -> Self {
         Self { messages, close: Some(Box::new(close)), transform: None, failed: false }
     }
@@ -90,10 +99,20 @@ impl Subscription {
 
     /// Ends the subscription and waits until the endpoint committed what the QoS requires and
     /// released its resources (the consumer left its group).
-    pub async fn close(mut self) {
+    pub async fn close(self) {
+        self.close_with(Release::Wait).await
+    }
+
+    /// Ends the subscription and waits only until the endpoint committed what the QoS requires;
+    /// the consumer leaves its group right after.
+    pub async fn close_after_commit(self) {
+        self.close_with(Release::InBackground).await
+    }
+
+    async fn close_with(mut self, release: Release) {
         self.messages.close();
         if let Some(close) = self.close.take() {
-            close().await;
+            close(release).await;
         }
     }
 }

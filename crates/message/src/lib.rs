@@ -11,7 +11,7 @@ mod scope;
 
 pub use ack::{AckHandle, AckPosition, Acknowledger};
 pub use context::{ApiInfo, ExecutionContext, RequestAttributes, RequestInfo};
-pub use endpoint::{Endpoint, SubscribeOptions, Subscription, Transformed};
+pub use endpoint::{Endpoint, Release, SubscribeOptions, Subscription, Transformed};
 pub use failure::{EndpointFailure, FailureKind};
 pub use kafka_edge_definition::Qos;
 pub use message::{Headers, Message, Metadata};
