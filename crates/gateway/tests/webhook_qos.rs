@@ -310,6 +310,26 @@ async fn at_most_once_never_repeats_a_failed_message_when_the_subscription_is_re
 }
 
 /// Reads one HTTP/1.1 request (head and `content-length` body) from `socket`; `None` at EOF.
+#[tokio::test]
+async fn at_most_once_does_not_retry_a_call_the_callback_may_have_received() {
+    let topic = numbered_topic("webhook-amo-retry", 3).await;
+    let api = definition(&topic, "at-most-once", json!({}));
+    let dir = tempfile::tempdir().expect("dir");
+    let (callback, url) = Callback::start().await;
+    callback.script.lock().unwrap().extend([200, 500]);
+    let edge = Edge::start(&api, &dir.path().join("state")).await;
+    let id = unique("sub");
+    let retries = json!({"retry": {"retryOption": "Retry On Fail", "maxAttempts": 3, "initialDelaySeconds": 0, "maxDelaySeconds": 0}});
+    edge.subscribe(&api, &id, &url, retries).await;
+    let stopped = eventually_async(|| async { edge.subscription(&api, &id).await["state"]["status"] == "stopped" }).await;
+    let state = edge.subscription(&api, &id).await["state"].clone();
+    assert!(stopped, "still active: {state}; delivered: {:?}", callback.bodies());
+    assert_eq!(state["reason"], "WEBHOOK_UNREACHABLE", "{state}");
+    assert!(state["message"].as_str().unwrap_or_default().contains("not retried: at-most-once"), "{state}");
+    edge.stop().await;
+    assert_eq!(callback.numbers(), [1, 2], "2 answered 500 and was not sent again");
+}
+
 async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<String> {
     let mut data = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -435,7 +455,7 @@ async fn a_tls_handshake_that_never_completes_is_cut_by_the_connect_timeout() {
     assert!(stopped, "still active: {state}");
     assert_eq!(state["reason"], "WEBHOOK_UNREACHABLE", "{state}");
     let message = state["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with("Webhook callback url is unreachable"), "{state}");
+    assert!(message.starts_with("Webhook callback url is unreachable: callback call failed: connect timeout (http.connectTimeout)"), "{state}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one call, no retry");
     assert!(eventually(|| hellos.load(Ordering::SeqCst) == 1).await, "the call got as far as the TLS handshake");
     assert!(eventually(|| closed.load(Ordering::SeqCst) == 1).await, "the gateway closed the stuck connection");

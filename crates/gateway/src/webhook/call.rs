@@ -30,8 +30,10 @@ impl CallerError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallOutcome {
     Delivered,
-    /// 5xx, or the call could not be made: retried per the retry policy.
-    Failed(String),
+    /// 5xx, or the call could not be made: retried per the retry policy. `sent` is false when
+    /// the request never reached the callback (no connection, no token), so a retry cannot
+    /// repeat it.
+    Failed { detail: String, sent: bool },
     /// Any other status: the subscriber refused the message.
     Rejected(u16),
 }
@@ -115,7 +117,7 @@ impl Caller {
                 headers.insert(http::header::AUTHORIZATION, value);
             }
             Ok(None) => {}
-            Err(detail) => return CallOutcome::Failed(detail),
+            Err(detail) => return CallOutcome::Failed { detail, sent: false },
         }
         let request = self.client.post(self.url.clone()).headers(headers).body(message.content.clone());
         match request.send().await {
@@ -124,9 +126,9 @@ impl Caller {
                 let _ = response.bytes().await;
                 CallOutcome::Delivered
             }
-            Ok(response) if response.status().is_server_error() => CallOutcome::Failed(format!("callback answered {}", response.status().as_u16())),
+            Ok(response) if response.status().is_server_error() => CallOutcome::Failed { detail: format!("callback answered {}", response.status().as_u16()), sent: true },
             Ok(response) => CallOutcome::Rejected(response.status().as_u16()),
-            Err(error) => CallOutcome::Failed(format!("callback call failed: {}", error.without_url())),
+            Err(error) => CallOutcome::Failed { detail: call_failure(&error), sent: !error.is_connect() },
         }
     }
 
@@ -147,6 +149,28 @@ impl Caller {
                 Ok(Some(value))
             }
         }
+    }
+}
+
+/// What went wrong, for the subscription's stop message: the phase, then the innermost cause
+/// (`connection timed out`, `Connection refused (os error 111)`), never the URL.
+fn call_failure(error: &reqwest::Error) -> String {
+    let phase = match (error.is_connect(), error.is_timeout()) {
+        (true, true) => "connect timeout (http.connectTimeout)",
+        (true, false) => "cannot connect",
+        (false, true) => "no answer in time (http.readTimeout)",
+        (false, false) => "the call failed",
+    };
+    // The innermost source: reqwest's own message would carry the URL, which may hold a secret.
+    let mut innermost = None;
+    let mut next = std::error::Error::source(error);
+    while let Some(source) = next {
+        innermost = Some(source);
+        next = source.source();
+    }
+    match innermost.map(|cause| cause.to_string()).filter(|cause| !cause.is_empty()) {
+        Some(cause) => format!("callback call failed: {phase}: {cause}"),
+        None => format!("callback call failed: {phase}"),
     }
 }
 

@@ -106,7 +106,7 @@ async fn pump(
                     }
                 }
                 in_flight.push(async move {
-                    let delivered = deliver(caller, &message, retry, cancel).await;
+                    let delivered = deliver(caller, &message, retry, commit_first, cancel).await;
                     (message, delivered)
                 });
             }
@@ -159,8 +159,10 @@ enum Delivered {
     Unreachable(String),
 }
 
-/// Calls until 2xx, a rejection, the end of the retries, or cancellation.
-async fn deliver(caller: &Caller, message: &Message, retry: &Retry, cancel: &CancellationToken) -> Delivered {
+/// Calls until 2xx, a rejection, the end of the retries, or cancellation. With `at_most_once` a
+/// call the callback may have received (a 5xx, no answer in time) is not repeated; one that never
+/// reached it (no connection) is.
+async fn deliver(caller: &Caller, message: &Message, retry: &Retry, at_most_once: bool, cancel: &CancellationToken) -> Delivered {
     let mut attempt = 0;
     loop {
         let outcome = tokio::select! {
@@ -170,7 +172,8 @@ async fn deliver(caller: &Caller, message: &Message, retry: &Retry, cancel: &Can
         let detail = match outcome {
             CallOutcome::Delivered => return Delivered::Yes,
             CallOutcome::Rejected(status) => return Delivered::Rejected(status),
-            CallOutcome::Failed(detail) => detail,
+            CallOutcome::Failed { detail, sent: true } if at_most_once => return Delivered::Unreachable(format!("{detail} (not retried: at-most-once)")),
+            CallOutcome::Failed { detail, .. } => detail,
         };
         attempt += 1;
         let Some(delay) = retry.delay(attempt) else { return Delivered::Unreachable(detail) };
