@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::json;
@@ -132,7 +133,7 @@ async fn a_disconnected_client_leaves_its_group() {
     let response = connect(&gateway, &client, None).await;
     assert!(eventually(|| group_members(&group) == 1).await, "joined");
     drop(response);
-    assert!(eventually(|| group_members(&group) == 0).await, "left after the disconnect");
+    assert!(eventually_within(Duration::from_secs(1), || group_members(&group) == 0).await, "left within a second of the disconnect");
     gateway.stop().await;
 }
 

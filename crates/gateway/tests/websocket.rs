@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -205,13 +206,13 @@ async fn a_client_that_closes_or_vanishes_leaves_its_group() {
     assert!(eventually(|| group_members(&group_of(&polite)) == 1).await, "joined");
     socket.close(None).await.unwrap();
     assert!(matches!(next_frame(&mut socket).await, Message::Close(_)));
-    assert!(eventually(|| group_members(&group_of(&polite)) == 0).await, "left after the close frame");
+    assert!(eventually_within(Duration::from_secs(1), || group_members(&group_of(&polite)) == 0).await, "left within a second of the close frame");
 
     let rude = unique("c");
     let socket = connect(&gateway, &rude).await;
     assert!(eventually(|| group_members(&group_of(&rude)) == 1).await, "joined");
     drop(socket);
-    assert!(eventually(|| group_members(&group_of(&rude)) == 0).await, "left after the TCP connection ended");
+    assert!(eventually_within(Duration::from_secs(1), || group_members(&group_of(&rude)) == 0).await, "left within a second of the TCP connection's end");
     gateway.stop().await;
 }
 

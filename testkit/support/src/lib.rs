@@ -120,15 +120,24 @@ pub fn group_members(group: &str) -> usize {
 }
 
 /// Polls `condition` until it holds or TIMEOUT passes; returns whether it held.
-pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + TIMEOUT;
-    while Instant::now() < deadline {
+pub async fn eventually(condition: impl FnMut() -> bool) -> bool {
+    eventually_within(TIMEOUT, condition).await
+}
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held. For promises
+/// with a deadline ("leaves its group within a second").
+pub async fn eventually_within(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let checked_at = Instant::now();
+        if checked_at >= deadline {
+            return false;
+        }
         if condition() {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    condition()
 }
 
 pub fn payload(record: &OwnedMessage) -> String {
