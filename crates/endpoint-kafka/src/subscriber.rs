@@ -62,6 +62,9 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         // connection (with the 500 ms default, short http-get windows came back empty).
         .set("fetch.wait.max.ms", "100")
         .set("queued.max.messages.kbytes", "4096")
+        // With the queue bounded that low, a fast reader empties it before the next fetch: the
+        // 1000 ms default stalled an SSE drain for a second every 4 MiB.
+        .set("fetch.queue.backoff.ms", "50")
         .set("socket.connection.setup.timeout.ms", "10000")
         .set("reconnect.backoff.ms", "100");
     if matches!(settings.topics, TopicSelection::Pattern(_)) {
