@@ -1,5 +1,6 @@
 //! Shared producers (DESIGN 4.3): one per distinct connection configuration, created on first use,
-//! shared by every request, dropped from the pool when its cluster proved unreachable.
+//! shared by every request, dropped from the pool when its cluster proved unreachable or when it
+//! has not been used for a while.
 
 use crate::failure::{classify_connection_error, probe_cluster, unknown};
 use crate::settings::{ConnectionProperties, ProducerSettings};
@@ -16,26 +17,73 @@ use crate::security::oauth::TokenProvider;
 use rdkafka::client::OAuthToken;
 use rdkafka::ClientContext;
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How long a publish may wait for room in the producer's queue.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a pooled producer may go unused before it is closed. Pool keys can come from request
+/// values (a token or bootstrap servers from an expression or an override), so without a limit
+/// every distinct value would keep its threads and connections forever. Five minutes keeps the
+/// producer of any steadily used configuration (re-creating one costs a cluster probe and new
+/// connections) while one-off configurations go away.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Sweeps run while a producer is looked up; at most this often so a busy gateway does not scan
+/// the pool on every publish.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 type PoolKey = (ConnectionProperties, CompressionType);
 
 /// All producers of the gateway, keyed by their resolved configuration.
-#[derive(Default)]
 pub struct ProducerPool {
-    producers: Mutex<HashMap<PoolKey, Arc<SharedProducer>>>,
+    pool: Mutex<Pool>,
+    idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for ProducerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self.producers.lock().map(|p| p.len()).unwrap_or(0);
-        f.debug_struct("ProducerPool").field("producers", &count).finish()
+        f.debug_struct("ProducerPool").field("producers", &self.len()).field("idle_timeout", &self.idle_timeout).finish()
+    }
+}
+
+impl Default for ProducerPool {
+    fn default() -> Self {
+        Self::with_idle_timeout(DEFAULT_IDLE_TIMEOUT)
+    }
+}
+
+#[derive(Default)]
+struct Pool {
+    producers: HashMap<PoolKey, Arc<SharedProducer>>,
+    last_sweep: Option<Instant>,
+}
+
+impl Pool {
+    /// Takes out the producers that no publish holds and that were last used `idle_timeout` ago
+    /// or earlier. The caller holds the pool's lock, so nobody can borrow a producer between the
+    /// check and its removal.
+    fn take_idle(&mut self, idle_timeout: Duration, now: Instant) -> Vec<Arc<SharedProducer>> {
+        // A sweep interval longer than the timeout would let producers outlive it.
+        let sweep_interval = idle_timeout.min(MAX_SWEEP_INTERVAL);
+        if self.last_sweep.is_some_and(|last| now.saturating_duration_since(last) < sweep_interval) {
+            return Vec::new();
+        }
+        self.last_sweep = Some(now);
+        let mut idle = Vec::new();
+        self.producers.retain(|_, producer| {
+            // Every publish holds a clone (its Lease), so a count of 1 is the pool's own reference.
+            let unused = Arc::strong_count(producer) == 1 && now.saturating_duration_since(producer.last_used()) >= idle_timeout;
+            if unused {
+                idle.push(producer.clone());
+            }
+            !unused
+        });
+        idle
     }
 }
 
@@ -44,6 +92,60 @@ struct SharedProducer {
     client_id: String,
     health: Arc<Health>,
     producer: FutureProducer<HealthContext>,
+    /// When a publish last started or finished with it.
+    last_used: Mutex<Instant>,
+}
+
+impl SharedProducer {
+    fn last_used(&self) -> Instant {
+        *self.last_used.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn mark_used(&self) {
+        *self.last_used.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+}
+
+/// A pooled producer lent to one publish. While it exists the pool counts the producer as in use
+/// (the Arc is shared); dropping it, whether the publish succeeded, failed or was cancelled, marks
+/// the producer used, so its idle time counts from the end of its last publish.
+struct Lease(Arc<SharedProducer>);
+
+impl Lease {
+    fn new(shared: Arc<SharedProducer>) -> Self {
+        shared.mark_used();
+        Self(shared)
+    }
+}
+
+impl Deref for Lease {
+    type Target = SharedProducer;
+
+    fn deref(&self) -> &SharedProducer {
+        &self.0
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.mark_used();
+    }
+}
+
+/// Closes producers taken out of the pool. Dropping an rdkafka producer blocks (it purges,
+/// flushes for up to 500 ms and joins its polling thread), so it happens off the async threads.
+fn close_idle(idle: Vec<Arc<SharedProducer>>) {
+    if idle.is_empty() {
+        return;
+    }
+    for shared in &idle {
+        tracing::debug!(client_id = %shared.client_id, idle_for = ?shared.last_used().elapsed(), "Idle Kafka producer closed.");
+    }
+    match tokio::runtime::Handle::try_current() {
+        // Nobody waits for the close: the handle is dropped.
+        Ok(runtime) => drop(runtime.spawn_blocking(move || drop(idle))),
+        Err(_) => drop(idle),
+    }
 }
 
 /// What the producer's callbacks learned about its cluster.
@@ -92,8 +194,15 @@ impl ClientContext for HealthContext {
 }
 
 impl ProducerPool {
+    /// Producers unused for 5 minutes are closed.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Producers no publish has used for `idle_timeout` are closed (the next publish with their
+    /// configuration creates a new one).
+    pub fn with_idle_timeout(idle_timeout: Duration) -> Self {
+        Self { pool: Mutex::new(Pool::default()), idle_timeout }
     }
 
     /// Produces `content` once to each topic and waits until the cluster acknowledged every record.
@@ -139,7 +248,7 @@ impl ProducerPool {
         Ok(())
     }
 
-    fn delivery_failure(&self, pool_key: &PoolKey, shared: &Arc<SharedProducer>, error: &KafkaError) -> EndpointFailure {
+    fn delivery_failure(&self, pool_key: &PoolKey, shared: &SharedProducer, error: &KafkaError) -> EndpointFailure {
         let ever_connected = shared.health.ever_connected.load(Ordering::Relaxed);
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
@@ -160,10 +269,17 @@ impl ProducerPool {
         }
     }
 
-    /// The pooled producer for `key`, created (and its cluster probed) on first use.
-    async fn producer_for(&self, key: &PoolKey, probe_topic: &str) -> Result<Arc<SharedProducer>, EndpointFailure> {
-        if let Some(existing) = self.lock()?.get(key) {
-            return Ok(existing.clone());
+    /// The pooled producer for `key`, created (and its cluster probed) on first use. Also closes
+    /// idle producers; the one asked for is lent first, so it is never among them.
+    async fn producer_for(&self, key: &PoolKey, probe_topic: &str) -> Result<Lease, EndpointFailure> {
+        let (existing, idle) = {
+            let mut pool = self.lock()?;
+            let existing = pool.producers.get(key).cloned().map(Lease::new);
+            (existing, pool.take_idle(self.idle_timeout, Instant::now()))
+        };
+        close_idle(idle);
+        if let Some(existing) = existing {
+            return Ok(existing);
         }
         let client_id = format!("gio-apim-producer-{}", short_uuid());
         let mut config = ClientConfig::new();
@@ -190,7 +306,7 @@ impl ProducerPool {
             tracing::warn!(%error, "Kafka producer could not be created.");
             EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
         })?;
-        let shared = Arc::new(SharedProducer { client_id, health, producer });
+        let shared = Arc::new(SharedProducer { client_id, health, producer, last_used: Mutex::new(Instant::now()) });
         let probing = shared.clone();
         let topic = probe_topic.to_string();
         let probe = tokio::task::spawn_blocking(move || probe_cluster(probing.producer.client(), &topic)).await;
@@ -200,25 +316,25 @@ impl ProducerPool {
             Ok(Err(failure)) => return Err(shared.health.failure.borrow().clone().unwrap_or(failure)),
             Err(_) => return Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")),
         }
-        let mut producers = self.lock()?;
+        let mut pool = self.lock()?;
         // Another request may have created one meanwhile: keep a single producer per key.
-        let pooled = producers.entry(key.clone()).or_insert_with(|| shared.clone()).clone();
+        let pooled = pool.producers.entry(key.clone()).or_insert_with(|| shared.clone()).clone();
         if Arc::ptr_eq(&pooled, &shared) {
             tracing::info!(client_id = %shared.client_id, "Kafka producer created.");
         }
-        Ok(pooled)
+        Ok(Lease::new(pooled))
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<PoolKey, Arc<SharedProducer>>>, EndpointFailure> {
-        self.producers.lock().map_err(|_| EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: producer pool unavailable"))
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Pool>, EndpointFailure> {
+        self.pool.lock().map_err(|_| EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: producer pool unavailable"))
     }
 
     /// Forgets a broken producer so the next request builds a fresh one (in-flight requests keep
     /// theirs until they finish).
-    fn evict(&self, key: &PoolKey, broken: &Arc<SharedProducer>) {
-        if let Ok(mut producers) = self.producers.lock() {
-            if producers.get(key).is_some_and(|current| Arc::ptr_eq(current, broken)) {
-                producers.remove(key);
+    fn evict(&self, key: &PoolKey, broken: &SharedProducer) {
+        if let Ok(mut pool) = self.pool.lock() {
+            if pool.producers.get(key).is_some_and(|current| std::ptr::eq(current.as_ref(), broken)) {
+                pool.producers.remove(key);
                 tracing::info!(client_id = %broken.client_id, "Kafka producer removed from the pool.");
             }
         }
@@ -226,8 +342,8 @@ impl ProducerPool {
 
     /// Waits until every queued record was delivered (or `timeout` passed); used at shutdown.
     pub fn flush(&self, timeout: Duration) {
-        let producers: Vec<_> = match self.producers.lock() {
-            Ok(mut producers) => producers.drain().map(|(_, p)| p).collect(),
+        let producers: Vec<_> = match self.pool.lock() {
+            Ok(mut pool) => pool.producers.drain().map(|(_, p)| p).collect(),
             Err(_) => return,
         };
         for shared in producers {
@@ -239,7 +355,7 @@ impl ProducerPool {
 
     /// Number of live producers (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.producers.lock().map(|p| p.len()).unwrap_or(0)
+        self.pool.lock().map(|pool| pool.producers.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -256,4 +372,38 @@ fn to_record_headers(headers: &Headers) -> OwnedHeaders {
 /// The first 8 hex characters of a random UUID, as Gravitee names its clients.
 pub(crate) fn short_uuid() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_edge_testkit::bootstrap;
+
+    fn key(compression: CompressionType) -> PoolKey {
+        let mut connection = ConnectionProperties::default();
+        connection.insert("bootstrap.servers", bootstrap());
+        (connection, compression)
+    }
+
+    /// A Lease is exactly what `publish` holds from lookup until it returns, so holding one here
+    /// is a publish in flight. With a zero idle timeout every sweep would close any producer that
+    /// is not lent, so the outcome depends only on who holds a Lease, never on timing.
+    #[tokio::test]
+    async fn a_producer_lent_to_a_publish_is_never_closed() {
+        let pool = ProducerPool::with_idle_timeout(Duration::ZERO);
+        let (plain, lz4) = (key(CompressionType::None), key(CompressionType::Lz4));
+        let in_flight = pool.producer_for(&plain, "").await.expect("producer");
+        // Weak: identifies the producer without counting as a user of it.
+        let first_lz4 = Arc::downgrade(&pool.producer_for(&lz4, "").await.expect("producer").0);
+
+        let lz4_again = pool.producer_for(&lz4, "").await.expect("producer");
+        assert_eq!(pool.len(), 2, "the lent producer survived the sweep");
+        assert!(std::ptr::eq(Arc::as_ptr(&lz4_again.0), first_lz4.as_ptr()), "the producer asked for is lent before the sweep, not closed and re-created");
+        drop(lz4_again);
+
+        drop(in_flight);
+        let _lz4 = pool.producer_for(&lz4, "").await.expect("producer");
+        assert_eq!(pool.len(), 1, "once returned, the idle producer is closed");
+        assert!(pool.lock().expect("pool").producers.contains_key(&lz4));
+    }
 }

@@ -2,7 +2,7 @@
 //! client, attribute overrides, and consumer options.
 
 use kafka_edge_definition::{load_str, Endpoint as EndpointDefinition, Format};
-use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool, ATTR_GROUP_ID, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY};
+use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY};
 use kafka_edge_message::{Endpoint, ExecutionContext, Message, Qos, SubscribeOptions};
 use kafka_edge_testkit::*;
 use rdkafka::Message as _;
@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn endpoint_definition(producer_topic: &str, consumer: serde_json::Value) -> EndpointDefinition {
     let definition = json!({
@@ -118,6 +119,36 @@ async fn equal_configurations_share_one_producer() {
     first.publish(&ExecutionContext::default(), Message::new("1")).await.unwrap();
     second.publish(&ExecutionContext::default(), Message::new("2")).await.unwrap();
     assert_eq!(pool.len(), 1);
+}
+
+#[tokio::test]
+async fn an_idle_producer_is_closed_and_the_one_in_use_kept() {
+    // Long enough that the first producer is not idle yet when the second publish looks up its own.
+    const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
+    let topic = unique("idle");
+    create_topic(&topic, 1).await;
+    let pool = Arc::new(ProducerPool::with_idle_timeout(IDLE_TIMEOUT));
+    let endpoint = KafkaEndpoint::new("idle", &endpoint_definition(&topic, json!({})), pool.clone()).expect("endpoint");
+    // The same broker written differently, chosen per request like a client-supplied value would be.
+    let port = bootstrap().rsplit_once(':').map(|(_, port)| port.to_string()).expect("host:port");
+    let mut written_differently = ExecutionContext::default();
+    written_differently.attributes.insert(format!("{ATTR_OVERRIDE_PREFIX}bootstrapServers"), format!("localhost:{port}"));
+    let configured = ExecutionContext::default();
+
+    endpoint.publish(&configured, Message::new("a")).await.expect("publish with the configured servers");
+    endpoint.publish(&written_differently, Message::new("b1")).await.expect("publish with the override");
+    assert_eq!(pool.len(), 2);
+
+    // Time without use is the condition under test: nothing to await but the clock.
+    tokio::time::sleep(IDLE_TIMEOUT).await;
+    endpoint.publish(&written_differently, Message::new("b2")).await.expect("publish after the idle timeout");
+    assert_eq!(pool.len(), 1, "the producer of the configured servers was closed, the one asked for kept");
+
+    endpoint.publish(&configured, Message::new("a2")).await.expect("a closed configuration publishes again");
+    assert_eq!(pool.len(), 2, "a new producer replaced the closed one");
+    let mut payloads: Vec<String> = read_records(&topic, 4).iter().map(payload).collect();
+    payloads.sort();
+    assert_eq!(payloads, ["a", "a2", "b1", "b2"]);
 }
 
 #[tokio::test]
