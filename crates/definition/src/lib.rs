@@ -18,6 +18,6 @@ mod webhook;
 pub use api::*;
 pub use entrypoint::*;
 pub use kafka::*;
-pub use load::{load_definition, load_paths, load_str, normalize_context_path, Format, Ignored, Loaded, Problem};
+pub use load::{load_definition, load_paths, load_security, load_str, normalize_context_path, Format, Ignored, Loaded, Problem};
 pub use value::Dynamic;
 pub use webhook::{ProxyType, WebhookConfiguration, WebhookHttpOptions, WebhookProxy};

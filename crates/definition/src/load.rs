@@ -163,6 +163,19 @@ pub fn load_str(text: &str, format: Format, origin: &str) -> Result<Loaded, Vec<
     }
 }
 
+/// Loads a Kafka `security` block on its own (JSON, or YAML by extension), as the gateway's own
+/// Kafka clients take it (`kafka-edge run --state-security FILE`). Unknown fields are problems.
+pub fn load_security(path: &Path) -> Result<crate::SecurityConfiguration, Problem> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| problem(&origin, "", format!("cannot read file: {error}")))?;
+    let document: Value = match Format::of(path).unwrap_or(Format::Json) {
+        Format::Json => serde_json::from_str(&text).map_err(|e| problem(&origin, "", format!("invalid JSON: {e}")))?,
+        Format::Yaml => serde_norway::from_str(&text).map_err(|e| problem(&origin, "", format!("invalid YAML: {e}")))?,
+    };
+    let mut ignored = Vec::new();
+    parse(document, "", &origin, &mut ignored)
+}
+
 pub(crate) fn problem(file: &str, path: &str, message: String) -> Problem {
     Problem { file: file.to_string(), path: if path.is_empty() { "(root)".into() } else { path.to_string() }, message }
 }

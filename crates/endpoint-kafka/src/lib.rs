@@ -12,7 +12,7 @@ pub use cursor::{message_id, Cursor, CursorError};
 pub use producer::ProducerPool;
 /// Trust and key stores (PEM, PKCS12, JKS) read into PEM, for other TLS clients of the gateway.
 pub use security::stores::{client_identity, trusted_certificates, ClientIdentity, StoreError};
-pub use settings::{ConfigurationError, ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED};
+pub use settings::{static_connection, ConfigurationError, ConnectionProperties, ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED};
 
 use kafka_edge_definition::Endpoint as EndpointDefinition;
 use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions, Subscription};

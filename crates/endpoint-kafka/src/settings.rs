@@ -8,7 +8,8 @@ use crate::security::msk_iam::region_from_bootstrap;
 use crate::security::oauth::TokenSource;
 use crate::security::stores::{client_identity, trusted_certificates, ClientIdentity, StoreError};
 use kafka_edge_definition::{
-    AutoOffsetReset, CompressionType, Dynamic, Endpoint as EndpointDefinition, SaslMechanism, SecurityProtocol,
+    AutoOffsetReset, CompressionType, Dynamic, Endpoint as EndpointDefinition, KafkaEndpointConfiguration, SaslMechanism, SecurityConfiguration,
+    SecurityProtocol, SharedConfiguration,
 };
 use kafka_edge_el::{ParseError, Template};
 use kafka_edge_message::{EndpointFailure, ExecutionContext, FailureKind, Scope};
@@ -259,6 +260,50 @@ impl Resolver {
         })
     }
 
+}
+
+/// The connection properties (bootstrap, TLS, SASL) of a fixed `security` block, for the
+/// gateway's own Kafka clients such as the `kafka://` state store. Those clients have no request
+/// to evaluate expressions against and no token callback, so expressions and the token-based
+/// mechanisms (OAUTHBEARER, AWS_MSK_IAM) are refused; every error names its field.
+pub fn static_connection(bootstrap_servers: &str, security: &SecurityConfiguration) -> Result<ConnectionProperties, ConfigurationError> {
+    let refuse = |path: &str, message: &str| ConfigurationError { path: path.into(), message: message.into() };
+    let protocol = match &security.protocol {
+        Dynamic::Static(protocol) => *protocol,
+        Dynamic::Expression(_) => return Err(refuse("security.protocol", "expressions are not allowed here")),
+    };
+    if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
+        let sasl = security.sasl.as_ref().ok_or_else(|| refuse("security.sasl", &format!("required with protocol `{}`", protocol.as_str())))?;
+        match &sasl.sasl_mechanism {
+            None => return Err(refuse("security.sasl.saslMechanism", &format!("required with protocol `{}`", protocol.as_str()))),
+            Some(Dynamic::Expression(_)) => return Err(refuse("security.sasl.saslMechanism", "expressions are not allowed here")),
+            Some(Dynamic::Static(mechanism @ (SaslMechanism::OAuthBearer | SaslMechanism::AwsMskIam))) => {
+                return Err(refuse("security.sasl.saslMechanism", &format!("`{}` is not supported here; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI", mechanism.as_str())))
+            }
+            Some(Dynamic::Static(_)) => {}
+        }
+        match sasl.sasl_jaas_config.as_deref() {
+            None => return Err(refuse("security.sasl.saslJaasConfig", &format!("required with protocol `{}`", protocol.as_str()))),
+            Some(jaas) if jaas.contains("{#") => return Err(refuse("security.sasl.saslJaasConfig", "expressions are not allowed here")),
+            Some(_) => {}
+        }
+    }
+    if bootstrap_servers.contains("{#") || !valid_bootstrap_servers(bootstrap_servers) {
+        return Err(refuse("bootstrapServers", "expected a comma-separated list of host:port"));
+    }
+    let endpoint = EndpointDefinition {
+        name: "state".into(),
+        weight: 1,
+        configuration: KafkaEndpointConfiguration { bootstrap_servers: bootstrap_servers.into() },
+        shared_configuration: SharedConfiguration { security: security.clone(), ..SharedConfiguration::default() },
+        inherits_configuration: true,
+    };
+    let resolver = Resolver::new("state", &endpoint)?;
+    // Everything that could fail at request time was checked above.
+    resolver.connection(&ExecutionContext::default()).map_err(|failure| refuse("security", &failure.message))
+}
+
+impl Resolver {
     fn connection(&self, context: &ExecutionContext) -> Result<ConnectionProperties, EndpointFailure> {
         let protocol: SecurityProtocol = self.parse(&self.protocol, context)?;
         let servers = self.resolved(&self.bootstrap_servers, context)?;

@@ -39,6 +39,9 @@ enum Command {
         /// Where runtime state (webhook subscriptions) lives: file:PATH or kafka://HOST:PORT/TOPIC.
         #[arg(long, env = "KAFKA_EDGE_STATE", default_value = kafka_edge_gateway::state::DEFAULT_STATE, value_name = "URI")]
         state: String,
+        /// TLS/SASL for a kafka:// state: a Kafka endpoint's `security` block, as JSON or YAML.
+        #[arg(long, env = "KAFKA_EDGE_STATE_SECURITY", value_name = "FILE")]
+        state_security: Option<PathBuf>,
         /// Address of the admin API; it only starts when KAFKA_EDGE_ADMIN_TOKEN is set.
         #[arg(long, env = "KAFKA_EDGE_ADMIN_LISTEN", default_value = kafka_edge_gateway::admin::DEFAULT_LISTEN, value_name = "ADDR")]
         admin_listen: String,
@@ -58,7 +61,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Run { apis, listen, state, admin_listen, subscriptions } => run(apis, listen, webhooks::Options { state, admin_listen, subscriptions }),
+        Command::Run { apis, listen, state, state_security, admin_listen, subscriptions } => {
+            run(apis, listen, webhooks::Options { state, state_security, admin_listen, subscriptions })
+        }
         Command::Validate { paths } => Ok(validate(&paths)),
     };
     match result {

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// The `run` options of this side.
 pub struct Options {
     pub state: String,
+    pub state_security: Option<PathBuf>,
     pub admin_listen: String,
     pub subscriptions: Option<PathBuf>,
 }
@@ -18,7 +19,8 @@ pub struct Options {
 /// Starts delivery and the admin API; the handle ends once every delivery task stopped after
 /// `shutdown`.
 pub async fn start(definitions: &[ApiDefinition], options: Options, shutdown: CancellationToken) -> anyhow::Result<JoinHandle<()>> {
-    let store = state::open(&options.state).await.with_context(|| format!("opening the gateway state {}", options.state))?;
+    let security = options.state_security.as_deref().map(kafka_edge_definition::load_security).transpose()?;
+    let store = state::open_with(&options.state, security.as_ref()).await.with_context(|| format!("opening the gateway state {}", options.state))?;
     let webhooks = Webhooks::new(definitions, store, shutdown.clone())?;
     if let Some(path) = &options.subscriptions {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

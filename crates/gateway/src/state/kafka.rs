@@ -5,24 +5,29 @@
 //! within the consumer's fetch latency. A write returns once this gateway's follower has applied
 //! it (read your writes), so the in-memory view only ever moves forward in topic order.
 //!
-//! The state topic is reached over PLAINTEXT; TLS/SASL for it is not implemented yet.
+//! The topic is reached over PLAINTEXT, or with the TLS and SASL settings of a Kafka endpoint's
+//! `security` block (`--state-security`).
 
 use super::{Cache, StateError, StateStore, Subscription};
+use kafka_edge_endpoint_kafka::ConnectionProperties;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::error::KafkaError;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Longest wait for the broker (topic creation, metadata, a write to be applied).
 const TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for the first answer of the cluster when the store opens.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct KafkaStore {
     topic: String,
@@ -38,9 +43,9 @@ fn kafka_error(context: &str, error: impl std::fmt::Display) -> StateError {
 
 impl KafkaStore {
     /// Creates the topic if missing, reads it to its end, and starts following it.
-    pub async fn open(bootstrap: &str, topic: &str) -> Result<Self, StateError> {
+    pub async fn open(connection: &ConnectionProperties, topic: &str) -> Result<Self, StateError> {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", bootstrap);
+        connection.apply(&mut config);
         create_topic(&config, topic).await?;
         let consumer: StreamConsumer = config
             .clone()
@@ -103,7 +108,55 @@ impl KafkaStore {
     }
 }
 
+/// Keeps the last error librdkafka reported (its reason names the cause, never a credential).
+#[derive(Default)]
+struct ProbeContext {
+    last_error: std::sync::Mutex<Option<(Option<RDKafkaErrorCode>, String)>>,
+}
+
+impl ProbeContext {
+    fn last_error(&self) -> Option<(Option<RDKafkaErrorCode>, String)> {
+        self.last_error.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl rdkafka::producer::ProducerContext for ProbeContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some((error.rdkafka_error_code(), reason.to_string()));
+        }
+    }
+}
+
 async fn create_topic(config: &ClientConfig, topic: &str) -> Result<(), StateError> {
+    // A refused login shows in librdkafka's error callback within a second or two; the metadata
+    // request only times out (and topic creation would wait out the 60 s request timeout).
+    let (probe_config, probe_topic) = (config.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        // A producer, because polling it serves librdkafka's error callback (an admin client's
+        // main queue is not polled).
+        let probe: BaseProducer<ProbeContext> = probe_config.create_with_context(ProbeContext::default()).map_err(|e| kafka_error("state client", e))?;
+        let deadline = Instant::now() + PROBE_TIMEOUT;
+        loop {
+            let Err(error) = probe.client().fetch_metadata(Some(&probe_topic), Duration::from_millis(500)) else { return Ok(()) };
+            probe.poll(Duration::ZERO);
+            let reported = probe.context().last_error();
+            if let Some((_, reason)) = reported.as_ref().filter(|(code, _)| matches!(code, Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed))) {
+                return Err(kafka_error("the cluster refused the login", reason));
+            }
+            if Instant::now() >= deadline {
+                let detail = reported.map(|(_, reason)| reason).unwrap_or_else(|| error.to_string());
+                return Err(kafka_error("cannot reach the cluster", detail));
+            }
+        }
+    })
+    .await
+    .map_err(|e| kafka_error("state client", e))??;
     let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| kafka_error("state admin client", e))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
     let results = admin.create_topics(&[new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))).await.map_err(|e| kafka_error("creating the state topic", e))?;

@@ -14,6 +14,7 @@ pub use file::FileStore;
 pub use kafka::KafkaStore;
 pub use model::{Subscription, SubscriptionState};
 
+use kafka_edge_definition::SecurityConfiguration;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -32,6 +33,10 @@ pub enum StateError {
     Corrupt { path: String, message: String },
     #[error("state topic: {0}")]
     Kafka(String),
+    #[error("state topic security: {0}")]
+    Security(kafka_edge_endpoint_kafka::ConfigurationError),
+    #[error("a Kafka security configuration applies to a kafka:// state only")]
+    SecurityWithoutKafka,
 }
 
 /// Where subscriptions live.
@@ -48,11 +53,20 @@ pub trait StateStore: Send + Sync {
     fn changes(&self) -> watch::Receiver<u64>;
 }
 
-/// Opens the store a `--state` URI names.
+/// Opens the store a `--state` URI names; a `kafka://` store over PLAINTEXT.
 pub async fn open(uri: &str) -> Result<Arc<dyn StateStore>, StateError> {
+    open_with(uri, None).await
+}
+
+/// Opens the store a `--state` URI names; a `kafka://` store connects with `kafka_security` (the
+/// `security` block of a Kafka endpoint), PLAINTEXT without it.
+pub async fn open_with(uri: &str, kafka_security: Option<&SecurityConfiguration>) -> Result<Arc<dyn StateStore>, StateError> {
     if let Some(path) = uri.strip_prefix("file:") {
         if path.is_empty() {
             return Err(StateError::InvalidUri(uri.into()));
+        }
+        if kafka_security.is_some() {
+            return Err(StateError::SecurityWithoutKafka);
         }
         return Ok(Arc::new(FileStore::open(path)?));
     }
@@ -61,7 +75,9 @@ pub async fn open(uri: &str) -> Result<Arc<dyn StateStore>, StateError> {
         if bootstrap.is_empty() || topic.is_empty() || topic.contains('/') {
             return Err(StateError::InvalidUri(uri.into()));
         }
-        return Ok(Arc::new(KafkaStore::open(bootstrap, topic).await?));
+        let security = kafka_security.cloned().unwrap_or_default();
+        let connection = kafka_edge_endpoint_kafka::static_connection(bootstrap, &security).map_err(StateError::Security)?;
+        return Ok(Arc::new(KafkaStore::open(&connection, topic).await?));
     }
     Err(StateError::InvalidUri(uri.into()))
 }
