@@ -6,18 +6,16 @@ mod common;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use common::webhook::*;
 use common::*;
 use kafka_edge_definition::{load_str, ApiDefinition, Format};
 use kafka_edge_gateway::state::{self, StateStore};
 use kafka_edge_gateway::webhook::Webhooks;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-const TOKEN: &str = "test-admin-token";
 
 /// A callback server: records every request, answers with scripted statuses (then 200).
 #[derive(Clone, Default)]
@@ -85,70 +83,6 @@ fn definition_with(topic: &str, dlq: Option<&str>) -> ApiDefinition {
     let loaded = load_str(&json.to_string(), Format::Json, "test").expect("valid definition");
     assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
     loaded.api
-}
-
-/// Delivery and the admin API in this process, on a random port.
-struct Edge {
-    admin: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    delivery: tokio::task::JoinHandle<()>,
-}
-
-impl Edge {
-    async fn start(definition: &ApiDefinition, state_file: &Path) -> Self {
-        Self::start_on(definition, &format!("file:{}", state_file.display())).await
-    }
-
-    async fn start_on(definition: &ApiDefinition, state: &str) -> Self {
-        let store: Arc<dyn StateStore> = state::open(state).await.expect("state");
-        let shutdown = CancellationToken::new();
-        let webhooks = Webhooks::new(std::slice::from_ref(definition), store, shutdown.clone()).expect("webhooks");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let admin = format!("http://{}", listener.local_addr().expect("address"));
-        let (served, stop) = (webhooks.clone(), shutdown.clone());
-        tokio::spawn(async move { kafka_edge_gateway::admin::serve(listener, served, TOKEN, stop).await.expect("admin") });
-        let delivery = tokio::spawn(webhooks.run());
-        Self { admin, http: reqwest::Client::new(), shutdown, delivery }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.admin)).bearer_auth(TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("admin call");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = self.delivery.await;
-    }
-}
-
-fn subscription(url: &str, extra: Value) -> Value {
-    let mut configuration = json!({"entrypointId": "webhook", "callbackUrl": url});
-    if let (Some(target), Some(extra)) = (configuration.as_object_mut(), extra.as_object()) {
-        target.extend(extra.clone());
-    }
-    json!({"plan": "push", "configuration": configuration})
-}
-
-async fn eventually_async<F, Fut>(mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        if condition().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 #[tokio::test]

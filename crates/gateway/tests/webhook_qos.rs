@@ -8,21 +8,15 @@ mod common;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use common::webhook::*;
 use common::*;
 use kafka_edge_definition::{load_str, ApiDefinition, Format};
-use kafka_edge_gateway::state::{self, StateStore};
-use kafka_edge_gateway::webhook::Webhooks;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-const TOKEN: &str = "test-admin-token";
 
 /// A callback server: records every request body, answers with scripted statuses (then 200), and
 /// never answers the first request whose body is `hang_on`.
@@ -91,77 +85,6 @@ fn definition(topic: &str, qos: &str, http: Value) -> ApiDefinition {
     let loaded = load_str(&json.to_string(), Format::Json, "test").expect("valid definition");
     assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
     loaded.api
-}
-
-/// Delivery and the admin API in this process, on a random port, with a file state store.
-struct Edge {
-    admin: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    delivery: tokio::task::JoinHandle<()>,
-}
-
-impl Edge {
-    async fn start(definition: &ApiDefinition, state_file: &Path) -> Self {
-        let store: Arc<dyn StateStore> = state::open(&format!("file:{}", state_file.display())).await.expect("state");
-        let shutdown = CancellationToken::new();
-        let webhooks = Webhooks::new(std::slice::from_ref(definition), store, shutdown.clone()).expect("webhooks");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let admin = format!("http://{}", listener.local_addr().expect("address"));
-        let (served, stop) = (webhooks.clone(), shutdown.clone());
-        tokio::spawn(async move { kafka_edge_gateway::admin::serve(listener, served, TOKEN, stop).await.expect("admin") });
-        let delivery = tokio::spawn(webhooks.run());
-        Self { admin, http: reqwest::Client::new(), shutdown, delivery }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.admin)).bearer_auth(TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("admin call");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Creates subscription `id` of `api` calling `url`; `extra` goes into its configuration.
-    async fn subscribe(&self, api: &ApiDefinition, id: &str, url: &str, extra: Value) {
-        let mut configuration = json!({"entrypointId": "webhook", "callbackUrl": url});
-        if let (Some(target), Some(extra)) = (configuration.as_object_mut(), extra.as_object()) {
-            target.extend(extra.clone());
-        }
-        let body = json!({"id": id, "plan": "push", "configuration": configuration});
-        let (status, created) = self.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(body)).await;
-        assert_eq!(status, 201, "{created}");
-    }
-
-    /// The subscription as the admin API shows it.
-    async fn subscription(&self, api: &ApiDefinition, id: &str) -> Value {
-        let (status, body) = self.call(reqwest::Method::GET, &format!("/apis/{}/subscriptions/{id}", api.id), None).await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-
-    /// Shuts the gateway down; returns once every delivery task ended (its consumer closed).
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = self.delivery.await;
-    }
-}
-
-async fn eventually_async<F, Fut>(mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        if condition().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 /// The committed offset of partition 0, read without blocking the runtime.

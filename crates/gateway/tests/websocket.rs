@@ -110,21 +110,27 @@ async fn consumed_records_arrive_as_binary_frames_in_order() {
     gateway.stop().await;
 }
 
-#[tokio::test]
-async fn auto_commits_what_was_written_so_the_client_continues_after_it() {
-    let topic = unique("ws-continue");
+/// A client reads a, b, c with `qos`, closes politely and its consumer leaves; then d is produced.
+/// Returns the gateway, the client identity and the topic.
+async fn read_abc_and_close(prefix: &str, qos: &str) -> (TestGateway, String, String) {
+    let topic = unique(prefix);
     create_topic(&topic, 1).await;
     produce(&topic, &[(None, "a"), (None, "b"), (None, "c")]).await;
-    let gateway = start(&ApiSpec::new(&topic), "auto", json!({})).await;
+    let gateway = start(&ApiSpec::new(&topic), qos, json!({})).await;
     let client = unique("c");
-
     let mut socket = connect(&gateway, &client).await;
     assert_eq!(binary_frames(&mut socket, 3).await, ["a", "b", "c"]);
     socket.close(None).await.unwrap();
     assert!(matches!(next_frame(&mut socket).await, Message::Close(_)));
+    // Leaving the group is where auto makes its final commit.
     assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the consumer left");
-
     produce(&topic, &[(None, "d")]).await;
+    (gateway, client, topic)
+}
+
+#[tokio::test]
+async fn auto_commits_what_was_written_so_the_client_continues_after_it() {
+    let (gateway, client, _) = read_abc_and_close("ws-continue", "auto").await;
     let mut socket = connect(&gateway, &client).await;
     assert_eq!(binary_frames(&mut socket, 1).await, ["d"]);
     gateway.stop().await;
@@ -132,22 +138,9 @@ async fn auto_commits_what_was_written_so_the_client_continues_after_it() {
 
 #[tokio::test]
 async fn qos_none_never_commits_so_the_client_starts_again_from_the_beginning() {
-    let topic = unique("ws-none");
-    create_topic(&topic, 1).await;
-    produce(&topic, &[(None, "a"), (None, "b"), (None, "c")]).await;
-    let gateway = start(&ApiSpec::new(&topic), "none", json!({})).await;
-    let client = unique("c");
-
-    let mut socket = connect(&gateway, &client).await;
-    assert_eq!(binary_frames(&mut socket, 3).await, ["a", "b", "c"]);
-    socket.close(None).await.unwrap();
-    assert!(matches!(next_frame(&mut socket).await, Message::Close(_)));
-    // Leaving the group is where auto makes its final commit: none does not.
-    assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the consumer left");
+    let (gateway, client, topic) = read_abc_and_close("ws-none", "none").await;
     assert_eq!(committed_offset(&group_of(&client), &topic, 0), None, "nothing committed");
-
     // So the same client identity starts again from autoOffsetReset (earliest).
-    produce(&topic, &[(None, "d")]).await;
     let mut socket = connect(&gateway, &client).await;
     assert_eq!(binary_frames(&mut socket, 4).await, ["a", "b", "c", "d"]);
     gateway.stop().await;

@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use kafka_edge_testkit::*;
 
+pub mod webhook;
+
 /// The consumer group the gateway uses for `client` (X-Gravitee-Client-Identifier) calling from
 /// loopback.
 pub fn group_of(client: &str) -> String {
