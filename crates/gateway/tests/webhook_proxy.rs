@@ -1,7 +1,8 @@
 //! Webhook calls through the entrypoint's `proxy`: an HTTP proxy with basic credentials and a
 //! SOCKS5 proxy with a username and password, both real servers on loopback. The callback host
 //! (`callback.invalid`) does not resolve, so a delivery can only have gone through the proxy; a
-//! disabled proxy is not used.
+//! disabled proxy is not used, and `kafka-edge run` takes the system's proxy (`HTTP_PROXY`) only
+//! where `useSystemProxy` asks for it.
 
 mod common;
 
@@ -196,4 +197,74 @@ async fn a_disabled_proxy_is_not_used() {
     deliver(proxy, &callback, &direct).await;
     assert_eq!(*direct.lock().unwrap(), vec!["one", "two"]);
     assert!(proxied.lock().unwrap().is_empty());
+}
+
+/// An API for `kafka-edge run`: a webhook entrypoint with `proxy`, consuming `topic`.
+fn definition_file(dir: &std::path::Path, topic: &str, proxy: Value) -> (String, std::path::PathBuf) {
+    let api = unique("api");
+    let json = json!({
+        "id": api, "name": "webhook proxy", "definitionVersion": "4.0.0", "type": "message",
+        "listeners": [{"type": "subscription", "entrypoints": [{"type": "webhook", "qos": "at-least-once", "configuration": {"proxy": proxy}}]}],
+        "endpointGroups": [{"name": "default", "type": "kafka",
+            "sharedConfiguration": {"consumer": {"enabled": true, "topics": [topic], "autoOffsetReset": "earliest"}},
+            "endpoints": [{"name": "default", "type": "kafka", "configuration": {"bootstrapServers": bootstrap()}}]}],
+        "plans": [{"id": "push", "name": "push", "mode": "PUSH"}]
+    });
+    let file = dir.join(format!("{api}.json"));
+    std::fs::write(&file, json.to_string()).expect("write definition");
+    (api, file)
+}
+
+#[tokio::test]
+async fn run_takes_the_system_proxy_only_where_use_system_proxy_asks_for_it() {
+    let (proxied, proxy_port) = http_proxy().await;
+    let direct: Seen = Default::default();
+    let recorded = direct.clone();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().unwrap().push(body);
+            StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let direct_url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("callback") });
+
+    let (system_topic, plain_topic) = (unique("webhook-system-proxy"), unique("webhook-no-proxy"));
+    for (topic, value) in [(&system_topic, "via the system proxy"), (&plain_topic, "direct")] {
+        create_topic(topic, 1).await;
+        produce(topic, &[(None, value)]).await;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let (system_api, system_file) = definition_file(dir.path(), &system_topic, json!({"enabled": true, "useSystemProxy": true}));
+    let (plain_api, plain_file) = definition_file(dir.path(), &plain_topic, json!({}));
+    let statics = json!([
+        {"api": system_api, "id": "via-proxy", "plan": "push", "configuration": {"callbackUrl": CALLBACK}},
+        {"api": plain_api, "id": "direct", "plan": "push", "configuration": {"callbackUrl": direct_url}}
+    ]);
+    let statics_file = dir.path().join("subscriptions.json");
+    std::fs::write(&statics_file, statics.to_string()).expect("write subscriptions");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
+    let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-edge"))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--api").arg(&system_file)
+        .arg("--api").arg(&plain_file)
+        .arg("--state").arg(format!("file:{}", dir.path().join("state").display()))
+        .arg("--subscriptions").arg(&statics_file)
+        .env("HTTP_PROXY", format!("http://edge:proxy-secret@127.0.0.1:{proxy_port}"))
+        .env_remove("http_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gateway");
+
+    let delivered = eventually(|| !proxied.lock().unwrap().is_empty() && !direct.lock().unwrap().is_empty()).await;
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert!(delivered, "proxied: {:?}, direct: {:?}", proxied.lock().unwrap(), direct.lock().unwrap());
+    assert_eq!(*proxied.lock().unwrap(), vec![format!("{CALLBACK} via the system proxy")]);
+    assert_eq!(*direct.lock().unwrap(), vec!["direct"]);
 }
