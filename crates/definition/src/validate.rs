@@ -69,8 +69,13 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
                 }
                 EntrypointConfiguration::Webhook(configuration) if configuration.proxy.is_explicit() => {
                     let proxy = &configuration.proxy;
-                    if proxy.host.as_deref().is_none_or(|host| host.trim().is_empty()) {
-                        report(&join(&path, "configuration.proxy.host"), "required when the proxy is enabled without useSystemProxy".into());
+                    match proxy.host.as_deref().map(str::trim) {
+                        None | Some("") => report(&join(&path, "configuration.proxy.host"), "required when the proxy is enabled without useSystemProxy".into()),
+                        // Credentials go in username/password: a host is never echoed with them.
+                        Some(host) if host.contains(['/', '@', ' ', ':']) && !(host.starts_with('[') && host.ends_with(']')) => {
+                            report(&join(&path, "configuration.proxy.host"), "expected a host name or IP address alone (no scheme, port, path or credentials)".into())
+                        }
+                        Some(_) => {}
                     }
                     match proxy.port {
                         None => report(&join(&path, "configuration.proxy.port"), "required when the proxy is enabled without useSystemProxy".into()),

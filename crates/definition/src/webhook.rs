@@ -33,14 +33,19 @@ pub struct WebhookProxy {
     /// `host` and `port`. Default false.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub use_system_proxy: bool,
+    /// HTTP (default), SOCKS4 or SOCKS5.
     #[serde(default, rename = "type")]
     pub proxy_type: ProxyType,
+    /// A host name or IP address alone; required when the proxy is enabled without the system's.
     #[serde(default)]
     pub host: Option<String>,
+    /// 1 to 65535; required like `host`.
     #[serde(default, deserialize_with = "lenient_optional_port")]
     pub port: Option<u64>,
+    /// Proxy credentials (HTTP and SOCKS5; SOCKS4 has no password).
     #[serde(default)]
     pub username: Option<String>,
+    /// Secret: never logged (see `Debug`).
     #[serde(default)]
     pub password: Option<String>,
 }

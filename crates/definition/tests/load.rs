@@ -308,3 +308,22 @@ fn problems_in_an_override_name_the_override() {
         "api.json: endpointGroups[0].endpoints[0].sharedConfigurationOverride.consumer.topics: at least one topic is required when the consumer is enabled"
     );
 }
+
+#[test]
+fn a_webhook_proxy_host_is_a_host_alone() {
+    let with_proxy = |proxy: Value| {
+        let mut api = definition();
+        api["listeners"].as_array_mut().expect("listeners").push(json!({"type": "subscription", "entrypoints": [{"type": "webhook", "configuration": {"proxy": proxy}}]}));
+        api["plans"] = json!([{"id": "push", "name": "push", "mode": "PUSH"}]);
+        api
+    };
+    for host in ["http://proxy.internal", "edge:s3cret@proxy.internal", "proxy.internal:3128", "proxy internal"] {
+        let problem = only_problem(&with_proxy(json!({"enabled": true, "host": host, "port": 3128})));
+        assert!(problem.starts_with("api.json: listeners[1].entrypoints[0].configuration.proxy.host: expected a host name"), "{problem}");
+        assert!(!problem.contains("s3cret"), "{problem}");
+    }
+    for host in ["proxy.internal", "10.0.0.7", "[::1]"] {
+        assert!(load(&with_proxy(json!({"enabled": true, "host": host, "port": "3128"}))).is_ok(), "{host}");
+    }
+    assert!(load(&with_proxy(json!({"enabled": true, "useSystemProxy": true}))).is_ok());
+}

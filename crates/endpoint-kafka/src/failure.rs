@@ -77,3 +77,12 @@ pub(crate) fn unknown(error: &KafkaError) -> EndpointFailure {
     };
     EndpointFailure::new(FailureKind::Unknown, format!("Endpoint unknown error: {detail}"))
 }
+
+/// A client-creation error, fit for a log line: librdkafka's description of a refused property
+/// quotes its value, which may be a password or a private key, so only the property is named.
+pub(crate) fn creation_error(error: &KafkaError) -> String {
+    match error {
+        KafkaError::ClientConfig(_, _, property, _) => format!("the property `{property}` was refused"),
+        other => other.to_string(),
+    }
+}

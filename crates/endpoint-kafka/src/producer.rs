@@ -303,7 +303,7 @@ impl ProducerPool {
             None => None,
         };
         let producer: FutureProducer<HealthContext> = config.create_with_context(HealthContext(health.clone(), provider)).map_err(|error| {
-            tracing::warn!(%error, "Kafka producer could not be created.");
+            tracing::warn!(error = %crate::failure::creation_error(&error), "Kafka producer could not be created.");
             EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
         })?;
         let shared = Arc::new(SharedProducer { client_id, health, producer, last_used: Mutex::new(Instant::now()) });
@@ -377,12 +377,23 @@ pub(crate) fn short_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_edge_testkit::bootstrap;
 
+    /// Nothing listens there: these producers are never used to send, and need no broker.
     fn key(compression: CompressionType) -> PoolKey {
         let mut connection = ConnectionProperties::default();
-        connection.insert("bootstrap.servers", bootstrap());
+        connection.insert("bootstrap.servers", "127.0.0.1:1");
         (connection, compression)
+    }
+
+    /// Puts a producer for `key` in the pool as `producer_for` would, without the cluster probe.
+    fn pooled(pool: &ProducerPool, key: &PoolKey) {
+        let (failure, _) = watch::channel(None);
+        let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: "test".into() });
+        let mut config = ClientConfig::new();
+        key.0.apply(&mut config);
+        let producer = config.create_with_context(HealthContext(health.clone(), None)).expect("producer");
+        let shared = Arc::new(SharedProducer { client_id: "test".into(), health, producer, last_used: Mutex::new(Instant::now()) });
+        pool.lock().expect("pool").producers.insert(key.clone(), shared);
     }
 
     /// A Lease is exactly what `publish` holds from lookup until it returns, so holding one here
@@ -392,9 +403,11 @@ mod tests {
     async fn a_producer_lent_to_a_publish_is_never_closed() {
         let pool = ProducerPool::with_idle_timeout(Duration::ZERO);
         let (plain, lz4) = (key(CompressionType::None), key(CompressionType::Lz4));
+        pooled(&pool, &plain);
         let in_flight = pool.producer_for(&plain, "").await.expect("producer");
+        pooled(&pool, &lz4);
         // Weak: identifies the producer without counting as a user of it.
-        let first_lz4 = Arc::downgrade(&pool.producer_for(&lz4, "").await.expect("producer").0);
+        let first_lz4 = Arc::downgrade(pool.lock().expect("pool").producers.get(&lz4).expect("pooled"));
 
         let lz4_again = pool.producer_for(&lz4, "").await.expect("producer");
         assert_eq!(pool.len(), 2, "the lent producer survived the sweep");

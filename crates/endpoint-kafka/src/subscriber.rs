@@ -86,7 +86,7 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
         token_provider,
     };
     let consumer: StreamConsumer<SubscriberContext> = config.create_with_context(context).map_err(|error| {
-        tracing::warn!(%error, "Kafka consumer could not be created.");
+        tracing::warn!(error = %crate::failure::creation_error(&error), "Kafka consumer could not be created.");
         EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
     })?;
     let (subscription, known_topics) = match &settings.topics {
@@ -160,13 +160,13 @@ async fn probe(
         .unwrap_or_else(|_| Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")))
 }
 
-type AckRequest = (AckPosition, Option<oneshot::Sender<()>>);
+type AckRequest = (AckPosition, Option<oneshot::Sender<bool>>);
 
 #[derive(Debug)]
 struct AckChannel(mpsc::UnboundedSender<AckRequest>);
 
 impl Acknowledger for AckChannel {
-    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<()>>) {
+    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<bool>>) {
         // After the subscription ended there is nothing left to commit.
         let _ = self.0.send((position, done));
     }
@@ -298,7 +298,7 @@ impl Pump {
 
     /// Records a delivery: stores the offset for the next commit, or commits it at once for
     /// at-most-once, where it must be durable before the client sees the message.
-    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<()>>) {
+    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<bool>>) {
         let topic_index = (position.stream >> 32) as usize;
         let partition = (position.stream & 0xffff_ffff) as u32 as i32;
         let topic = self.topics.lock().ok().and_then(|topics| topics.get(topic_index).cloned());
@@ -308,6 +308,7 @@ impl Pump {
             *highest = (*highest).max(position.offset);
             advances
         });
+        let mut recorded = topic.is_some();
         if let (Some(topic), true) = (topic.as_deref(), advances) {
             let result = if self.qos == Qos::AtMostOnce {
                 let mut offsets = TopicPartitionList::new();
@@ -320,10 +321,11 @@ impl Pump {
             if let Err(error) = result {
                 // A partition revoked meanwhile belongs to another member now; its offset is theirs.
                 tracing::debug!(%error, topic, partition, offset = position.offset, "Offset not recorded.");
+                recorded = false;
             }
         }
         if let Some(done) = done {
-            let _ = done.send(());
+            let _ = done.send(recorded);
         }
     }
 
@@ -368,7 +370,7 @@ impl Pump {
             self.acknowledge(position, done);
         }
         let Pump { consumer, qos, release_in_background, .. } = self;
-        let (committed, commit_done) = oneshot::channel::<()>();
+        let (commit_attempt, commit_done) = oneshot::channel::<()>();
         let closing = tokio::task::spawn_blocking(move || {
             if qos != Qos::None {
                 match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -377,13 +379,13 @@ impl Pump {
                     Err(error) => tracing::warn!(%error, "Final offset commit failed."),
                 }
             }
-            let _ = committed.send(());
+            let _ = commit_attempt.send(());
             let client_id = consumer.context().client_id.clone();
             drop(consumer);
             tracing::debug!(%client_id, "Kafka consumer closed.");
         });
-        let committed = commit_done.await.is_ok();
-        if !committed || !release_in_background.load(Ordering::Relaxed) {
+        let commit_attempted = commit_done.await.is_ok();
+        if !commit_attempted || !release_in_background.load(Ordering::Relaxed) {
             if let Err(error) = closing.await {
                 tracing::error!(%error, "Closing the Kafka consumer failed.");
             }

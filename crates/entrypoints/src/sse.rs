@@ -81,36 +81,47 @@ impl Events {
             self.started = true;
             return Some((Ok(retry_chunk()), self));
         }
-        let subscription = self.subscription.as_mut()?;
-        let chunk = tokio::select! {
-            biased;
-            _ = self.context.shutdown.cancelled() => {
-                self.end().await;
-                Bytes::from_static(b"event: goaway\ndata: Stopping, please reconnect\n\n")
-            }
-            next = subscription.next() => match next {
-                Some(Ok(message)) => self.message_event(message).await,
-                Some(Err(failure)) => {
+        loop {
+            let subscription = self.subscription.as_mut()?;
+            let chunk = tokio::select! {
+                biased;
+                _ = self.context.shutdown.cancelled() => {
                     self.end().await;
-                    error_event(&failure)
+                    Bytes::from_static(b"event: goaway\ndata: Stopping, please reconnect\n\n")
                 }
-                None => {
-                    self.end().await;
-                    return None;
-                }
-            },
-            _ = tokio::time::sleep(self.heartbeat) => Bytes::from_static(b":\n\n"),
-        };
-        Some((Ok(chunk), self))
+                next = subscription.next() => match next {
+                    Some(Ok(message)) => match self.message_event(message).await {
+                        Some(event) => event,
+                        None => continue,
+                    },
+                    Some(Err(failure)) => {
+                        self.end().await;
+                        error_event(&failure)
+                    }
+                    None => {
+                        self.end().await;
+                        return None;
+                    }
+                },
+                _ = tokio::time::sleep(self.heartbeat) => Bytes::from_static(b":\n\n"),
+            };
+            return Some((Ok(chunk), self));
+        }
     }
 
-    async fn message_event(&mut self, mut message: Message) -> Bytes {
+    /// The event for `message`; `None` for an at-most-once message whose commit failed (its
+    /// partition moved to another consumer, which delivers it: writing it here could repeat it).
+    async fn message_event(&mut self, mut message: Message) -> Option<Bytes> {
         match (self.qos, message.ack.take()) {
             // Durable before the client can see it: at most once.
-            (Qos::AtMostOnce, Some(ack)) => ack.ack_and_wait().await,
+            (Qos::AtMostOnce, Some(ack)) => {
+                if !ack.ack_and_wait().await {
+                    return None;
+                }
+            }
             (_, ack) => self.written = ack,
         }
-        render_event(&message, self.metadata_as_comment, self.headers_as_comment)
+        Some(render_event(&message, self.metadata_as_comment, self.headers_as_comment))
     }
 
     /// Ends the subscription now, committing what was delivered.

@@ -20,7 +20,10 @@ pub struct Options {
 /// `shutdown`.
 pub async fn start(definitions: &[ApiDefinition], options: Options, shutdown: CancellationToken) -> anyhow::Result<JoinHandle<()>> {
     let security = options.state_security.as_deref().map(kafka_edge_definition::load_security).transpose()?;
-    let store = state::open_with(&options.state, security.as_ref()).await.with_context(|| format!("opening the gateway state {}", options.state))?;
+    let store = state::open_with(&options.state, security.as_ref()).await.with_context(|| match &options.state_security {
+        Some(file) => format!("opening the gateway state {} with the security of {}", options.state, file.display()),
+        None => format!("opening the gateway state {}", options.state),
+    })?;
     let webhooks = Webhooks::new(definitions, store, shutdown.clone())?;
     if let Some(path) = &options.subscriptions {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

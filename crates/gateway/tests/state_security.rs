@@ -88,13 +88,13 @@ async fn settings_the_state_clients_cannot_use_are_refused_naming_the_field() {
         }
     };
     let oauth = refusal(json!({"protocol": "SASL_SSL", "sasl": {"saslMechanism": "OAUTHBEARER", "saslJaasConfig": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required access_token=\"t\";"}})).await;
-    assert!(oauth.contains("security.sasl.saslMechanism") && oauth.contains("OAUTHBEARER"), "{oauth}");
+    assert!(oauth.contains("--state-security: sasl.saslMechanism") && oauth.contains("OAUTHBEARER"), "{oauth}");
     let missing = refusal(json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "PLAIN"}})).await;
-    assert!(missing.contains("security.sasl.saslJaasConfig: required"), "{missing}");
+    assert!(missing.contains("sasl.saslJaasConfig: required"), "{missing}");
     let expression = refusal(json!({"protocol": "{#context.attributes['p']}"})).await;
-    assert!(expression.contains("security.protocol: expressions are not allowed here"), "{expression}");
+    assert!(expression.contains("--state-security: protocol: expressions are not allowed here"), "{expression}");
     let store = refusal(json!({"protocol": "SSL", "ssl": {"trustStore": {"type": "JKS", "location": cert("truststore.jks"), "password": "wrong"}}})).await;
-    assert!(store.contains("security.ssl.trustStore.password"), "{store}");
+    assert!(store.contains("ssl.trustStore.password"), "{store}");
 
     let file_state = format!("file:{}", tempfile::tempdir().expect("dir").path().join("state").display());
     match state::open_with(&file_state, Some(&sasl_ssl("alice-secret"))).await {
@@ -120,4 +120,24 @@ fn run_names_the_field_of_an_invalid_security_file() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("state-security.yaml: sasl.colour: unknown field `colour`"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_state_topic_is_created_compacted_and_a_deleting_one_is_refused() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let topic = unique("kafka-edge-state");
+    let uri = format!("kafka://{}/{topic}", bootstrap());
+    state::open(&uri).await.expect("a new state topic");
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("admin");
+    let described = admin.describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new()).await.expect("describe");
+    let policy = described[0].as_ref().expect("topic config").get("cleanup.policy").and_then(|e| e.value.clone());
+    assert_eq!(policy.as_deref(), Some("compact"));
+
+    let deleting = unique("kafka-edge-state");
+    create_topic(&deleting, 1).await;
+    match state::open(&format!("kafka://{}/{deleting}", bootstrap())).await {
+        Ok(_) => panic!("a state topic with cleanup.policy=delete was accepted"),
+        Err(error) => assert!(error.to_string().contains("cleanup.policy=delete"), "{error}"),
+    }
 }

@@ -165,7 +165,11 @@ async fn a_proxy_refusing_the_credentials_stops_the_subscription_without_showing
     let subscription = deliver(proxy, CALLBACK, &seen).await;
     assert!(seen.lock().unwrap().is_empty());
     match &subscription.state {
-        SubscriptionState::Stopped { message, .. } => assert!(message.contains("407") && !message.contains("wrong-secret"), "{message}"),
+        // Unreachable, not a rejection of the message (which would go to a dead-letter queue).
+        SubscriptionState::Stopped { reason, message } => {
+            assert_eq!(reason, "WEBHOOK_UNREACHABLE", "{message}");
+            assert!(message.contains("407") && message.contains("proxy.password") && !message.contains("wrong-secret"), "{message}");
+        }
         other => panic!("still {other:?}"),
     }
 }

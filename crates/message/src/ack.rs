@@ -7,8 +7,9 @@ use tokio::sync::oneshot;
 /// Implemented by an endpoint's subscriber: records that `position` was delivered.
 pub trait Acknowledger: Send + Sync + std::fmt::Debug {
     /// Records the delivery. `done` is answered once the position is durable where the QoS requires
-    /// it (a synchronous commit for at-most-once), or at once otherwise.
-    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<()>>);
+    /// it (a synchronous commit for at-most-once), or at once otherwise: `true` when it was
+    /// recorded, `false` when it could not be (the partition went to another consumer).
+    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<bool>>);
 }
 
 /// Which message an acknowledgement is for, in the endpoint's own terms (for Kafka: a topic and
@@ -36,11 +37,13 @@ impl AckHandle {
         self.acknowledger.acknowledge(self.position, None);
     }
 
-    /// Acknowledges and waits until the endpoint made it durable as its QoS requires.
-    pub async fn ack_and_wait(self) {
+    /// Acknowledges and waits until the endpoint made it durable as its QoS requires; false when
+    /// it could not (a subscriber that stopped, a partition another consumer owns now). At most
+    /// once, such a message must not reach the client: another consumer will deliver it.
+    #[must_use = "at-most-once must not deliver a message whose acknowledgement failed"]
+    pub async fn ack_and_wait(self) -> bool {
         let (done, wait) = oneshot::channel();
         self.acknowledger.acknowledge(self.position, Some(done));
-        // A subscriber that already stopped drops the sender: nothing more can be done.
-        let _ = wait.await;
+        wait.await.unwrap_or(false)
     }
 }

@@ -10,7 +10,7 @@
 
 use super::{Cache, StateError, StateStore, Subscription};
 use kafka_edge_endpoint_kafka::ConnectionProperties;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::KafkaError;
 use rdkafka::config::ClientConfig;
@@ -46,14 +46,14 @@ impl KafkaStore {
     pub async fn open(connection: &ConnectionProperties, topic: &str) -> Result<Self, StateError> {
         let mut config = ClientConfig::new();
         connection.apply(&mut config);
-        create_topic(&config, topic).await?;
+        ensure_topic(&config, topic).await?;
         let consumer: StreamConsumer = config
             .clone()
             .set("group.id", format!("kafka-edge-state-{}", uuid::Uuid::new_v4().simple()))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .create()
-            .map_err(|e| kafka_error("state consumer", e))?;
+            .map_err(|_| client_refused())?;
         let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| kafka_error("state topic metadata", e))?;
         let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
         let mut assignment = TopicPartitionList::new();
@@ -69,7 +69,7 @@ impl KafkaStore {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .create()
-            .map_err(|e| kafka_error("state producer", e))?;
+            .map_err(|_| client_refused())?;
         let cache = Arc::new(Cache::new(BTreeMap::new()));
         let (applied_tx, applied) = watch::channel(HashMap::new());
         tokio::spawn(follow(consumer, cache.clone(), applied_tx));
@@ -108,14 +108,20 @@ impl KafkaStore {
     }
 }
 
-/// Keeps the last error librdkafka reported (its reason names the cause, never a credential).
+/// What librdkafka reported while probing (its reasons name the cause, never a credential). The
+/// first login refusal is kept: later errors (all brokers down) would hide it.
 #[derive(Default)]
 struct ProbeContext {
-    last_error: std::sync::Mutex<Option<(Option<RDKafkaErrorCode>, String)>>,
+    login_refusal: std::sync::Mutex<Option<String>>,
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl ProbeContext {
-    fn last_error(&self) -> Option<(Option<RDKafkaErrorCode>, String)> {
+    fn login_refusal(&self) -> Option<String> {
+        self.login_refusal.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn last_error(&self) -> Option<String> {
         self.last_error.lock().map(|e| e.clone()).unwrap_or_default()
     }
 }
@@ -127,46 +133,86 @@ impl rdkafka::producer::ProducerContext for ProbeContext {
 
 impl ClientContext for ProbeContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)) {
+            if let Ok(mut refusal) = self.login_refusal.lock() {
+                refusal.get_or_insert_with(|| reason.to_string());
+            }
+        }
         if let Ok(mut last) = self.last_error.lock() {
-            *last = Some((error.rdkafka_error_code(), reason.to_string()));
+            *last = Some(reason.to_string());
         }
     }
 }
 
-async fn create_topic(config: &ClientConfig, topic: &str) -> Result<(), StateError> {
+/// Proves the cluster answers and accepts the login, and creates the topic when it is missing (a
+/// principal allowed to use an existing topic need not be allowed to create one).
+async fn ensure_topic(config: &ClientConfig, topic: &str) -> Result<(), StateError> {
     // A refused login shows in librdkafka's error callback within a second or two; the metadata
     // request only times out (and topic creation would wait out the 60 s request timeout).
-    let (probe_config, probe_topic) = (config.clone(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
+    let (mut probe_config, probe_topic) = (config.clone(), topic.to_string());
+    // A producer asks the broker to auto-create what it looks up, without compaction.
+    probe_config.set("allow.auto.create.topics", "false");
+    let exists = tokio::task::spawn_blocking(move || {
         // A producer, because polling it serves librdkafka's error callback (an admin client's
         // main queue is not polled).
-        let probe: BaseProducer<ProbeContext> = probe_config.create_with_context(ProbeContext::default()).map_err(|e| kafka_error("state client", e))?;
+        let probe: BaseProducer<ProbeContext> = probe_config.create_with_context(ProbeContext::default()).map_err(|_| client_refused())?;
         let deadline = Instant::now() + PROBE_TIMEOUT;
         loop {
-            let Err(error) = probe.client().fetch_metadata(Some(&probe_topic), Duration::from_millis(500)) else { return Ok(()) };
-            probe.poll(Duration::ZERO);
-            let reported = probe.context().last_error();
-            if let Some((_, reason)) = reported.as_ref().filter(|(code, _)| matches!(code, Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed))) {
-                return Err(kafka_error("the cluster refused the login", reason));
-            }
-            if Instant::now() >= deadline {
-                let detail = reported.map(|(_, reason)| reason).unwrap_or_else(|| error.to_string());
-                return Err(kafka_error("cannot reach the cluster", detail));
+            match probe.client().fetch_metadata(Some(&probe_topic), Duration::from_millis(500)) {
+                Ok(metadata) => {
+                    return Ok(metadata.topics().iter().any(|t| t.name() == probe_topic && t.error().is_none() && !t.partitions().is_empty()));
+                }
+                Err(error) => {
+                    probe.poll(Duration::ZERO);
+                    if let Some(refusal) = probe.context().login_refusal() {
+                        return Err(kafka_error("the cluster refused the login", refusal));
+                    }
+                    if Instant::now() >= deadline {
+                        let detail = probe.context().last_error().unwrap_or_else(|| error.to_string());
+                        return Err(kafka_error("cannot reach the cluster", detail));
+                    }
+                }
             }
         }
     })
     .await
     .map_err(|e| kafka_error("state client", e))??;
-    let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| kafka_error("state admin client", e))?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    let results = admin.create_topics(&[new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))).await.map_err(|e| kafka_error("creating the state topic", e))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(kafka_error("creating the state topic", code)),
+    let admin: AdminClient<DefaultClientContext> = config.create().map_err(|_| client_refused())?;
+    if !exists {
+        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+        let results = admin.create_topics(&[new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))).await.map_err(|e| kafka_error("creating the state topic", e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(kafka_error("creating the state topic", code)),
+            }
         }
     }
-    Ok(())
+    check_compacted(&admin, topic).await
+}
+
+/// A topic that deletes old records would lose every subscription not written again within its
+/// retention: refused. A principal not allowed to read the topic's configuration gets a warning.
+async fn check_compacted(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<(), StateError> {
+    let options = AdminOptions::new().request_timeout(Some(TIMEOUT));
+    let described = admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options).await;
+    let policy = match described.as_deref() {
+        Ok([Ok(resource)]) => resource.get("cleanup.policy").and_then(|entry| entry.value.clone()),
+        _ => None,
+    };
+    match policy {
+        Some(policy) if policy.split(',').any(|p| p.trim() == "compact") => Ok(()),
+        Some(policy) => Err(StateError::Kafka(format!("topic `{topic}` has cleanup.policy={policy}: subscriptions would expire with its retention; set cleanup.policy=compact"))),
+        None => {
+            tracing::warn!(topic, "Cannot read the state topic's cleanup.policy; it must be compact, or subscriptions expire with its retention.");
+            Ok(())
+        }
+    }
+}
+
+/// librdkafka's error for a refused configuration quotes the value, which may be a password.
+fn client_refused() -> StateError {
+    StateError::Kafka("the Kafka client configuration was refused (see --state-security)".into())
 }
 
 /// Applies every record of the topic to the cache, for as long as the process runs.

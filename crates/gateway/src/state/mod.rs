@@ -33,9 +33,10 @@ pub enum StateError {
     Corrupt { path: String, message: String },
     #[error("state topic: {0}")]
     Kafka(String),
-    #[error("state topic security: {0}")]
-    Security(kafka_edge_endpoint_kafka::ConfigurationError),
-    #[error("a Kafka security configuration applies to a kafka:// state only")]
+    /// `path` is relative to the `--state-security` file, like the problems of that file.
+    #[error("--state-security: {path}: {message}")]
+    Security { path: String, message: String },
+    #[error("--state-security (KAFKA_EDGE_STATE_SECURITY) applies to a kafka:// state only")]
     SecurityWithoutKafka,
 }
 
@@ -76,7 +77,10 @@ pub async fn open_with(uri: &str, kafka_security: Option<&SecurityConfiguration>
             return Err(StateError::InvalidUri(uri.into()));
         }
         let security = kafka_security.cloned().unwrap_or_default();
-        let connection = kafka_edge_endpoint_kafka::static_connection(bootstrap, &security).map_err(StateError::Security)?;
+        let connection = kafka_edge_endpoint_kafka::static_connection(bootstrap, &security).map_err(|error| {
+            let path = error.path.strip_prefix("security.").unwrap_or(&error.path).to_string();
+            StateError::Security { path, message: error.message }
+        })?;
         return Ok(Arc::new(KafkaStore::open(&connection, topic).await?));
     }
     Err(StateError::InvalidUri(uri.into()))

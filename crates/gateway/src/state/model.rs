@@ -64,6 +64,9 @@ impl Subscription {
             store.key_password.as_mut().map(hide);
             store.key_content.as_mut().map(hide);
         }
+        if let Some(key_store) = configuration.ssl.key_store.as_mut() {
+            key_store.content.as_mut().map(hide);
+        }
         copy
     }
 }
@@ -199,8 +202,9 @@ pub struct Store {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// PEM text or base64 of a binary store; of a key store, it holds the private key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+    pub content: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -163,9 +163,9 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug_and_answers() {
-        let body = r#"{"plan":"p","configuration":{"callbackUrl":"http://x","auth":{"type":"basic","basic":{"username":"u","password":"hunter2"}}}}"#;
+        let body = r#"{"plan":"p","configuration":{"callbackUrl":"http://x","auth":{"type":"basic","basic":{"username":"u","password":"hunter2"}},"ssl":{"keyStore":{"type":"PKCS12","content":"UFJJVkFURS1LRVk="}}}}"#;
         let request = parse::<CreateSubscription>(body.as_bytes()).unwrap();
-        assert!(!format!("{request:?}").contains("hunter2"));
+        assert!(!format!("{request:?}").contains("hunter2") && !format!("{request:?}").contains("UFJJVkFURS1LRVk="));
         let subscription = crate::state::Subscription {
             id: "s".into(),
             api_id: "a".into(),
@@ -174,7 +174,7 @@ mod tests {
             state: Default::default(),
         };
         let answer = serde_json::to_string(&subscription.redacted()).unwrap();
-        assert!(!answer.contains("hunter2") && answer.contains(REDACTED), "{answer}");
+        assert!(!answer.contains("hunter2") && !answer.contains("UFJJVkFURS1LRVk=") && answer.contains(REDACTED), "{answer}");
         assert!(serde_json::to_string(&subscription).unwrap().contains("hunter2"));
     }
 

@@ -126,6 +126,12 @@ impl Caller {
                 let _ = response.bytes().await;
                 CallOutcome::Delivered
             }
+            // The proxy refused us: the callback never saw the message, and it is no rejection of
+            // the message (which would send it to the dead-letter queue).
+            Ok(response) if response.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => CallOutcome::Failed {
+                detail: "the proxy answered 407: check proxy.username and proxy.password".into(),
+                sent: false,
+            },
             Ok(response) if response.status().is_server_error() => CallOutcome::Failed { detail: format!("callback answered {}", response.status().as_u16()), sent: true },
             Ok(response) => CallOutcome::Rejected(response.status().as_u16()),
             Err(error) => CallOutcome::Failed { detail: call_failure(&error), sent: !error.is_connect() },
@@ -159,7 +165,7 @@ fn call_failure(error: &reqwest::Error) -> String {
         (true, true) => "connect timeout (http.connectTimeout)",
         (true, false) => "cannot connect",
         (false, true) => "no answer in time (http.readTimeout)",
-        (false, false) => "the call failed",
+        (false, false) => "request error",
     };
     // The innermost source: reqwest's own message would carry the URL, which may hold a secret.
     let mut innermost = None;

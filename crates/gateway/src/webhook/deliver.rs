@@ -49,8 +49,8 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
             Ok(mut messages) => {
                     let dead_letters = api.webhook.dlq.as_ref().map(|endpoint| (endpoint.as_ref(), &context));
                 let concurrency = api.webhook.concurrency();
-                let commit_first = api.webhook.qos == kafka_edge_message::Qos::AtMostOnce;
-                let pumped = pump(&caller, &mut messages, &subscription.configuration.retry, dead_letters, concurrency, commit_first, &cancel).await;
+                let at_most_once = api.webhook.qos == kafka_edge_message::Qos::AtMostOnce;
+                let pumped = pump(&caller, &mut messages, &subscription.configuration.retry, dead_letters, concurrency, at_most_once, &cancel).await;
                 messages.close().await;
                 match pumped {
                     Pumped::Cancelled => break,
@@ -70,7 +70,7 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
 
 /// Delivers until something ends the subscription. Up to `concurrency` messages are in flight;
 /// with 1 (always for at-most-once and at-least-once) messages go strictly one after the other.
-/// With `commit_first` (at-most-once) each message's offset is committed before its first call,
+/// With `at_most_once` each message's offset is committed before its first call,
 /// so no later consumer of the group sends it again, whatever happens to that call.
 async fn pump(
     caller: &Caller,
@@ -78,7 +78,7 @@ async fn pump(
     retry: &Retry,
     dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>,
     concurrency: usize,
-    commit_first: bool,
+    at_most_once: bool,
     cancel: &CancellationToken,
 ) -> Pumped {
     let mut in_flight = FuturesUnordered::new();
@@ -97,16 +97,21 @@ async fn pump(
                     Some(Err(failure)) => return Pumped::EndpointFailed(failure),
                     Some(Ok(message)) => message,
                 };
-                if commit_first {
+                if at_most_once {
                     if let Some(ack) = message.ack.take() {
-                        tokio::select! {
+                        let committed = tokio::select! {
                             _ = cancel.cancelled() => return Pumped::Cancelled,
-                            _ = ack.ack_and_wait() => {}
+                            committed = ack.ack_and_wait() => committed,
+                        };
+                        if !committed {
+                            // Its partition moved to another consumer, which will send it: sending
+                            // it here too could repeat it. Subscribe again from the committed offsets.
+                            return Pumped::EndpointFailed(EndpointFailure::new(kafka_edge_message::FailureKind::Unknown, "an offset could not be committed before the call (partitions moved)"));
                         }
                     }
                 }
                 in_flight.push(async move {
-                    let delivered = deliver(caller, &message, retry, commit_first, cancel).await;
+                    let delivered = deliver(caller, &message, retry, at_most_once, cancel).await;
                     (message, delivered)
                 });
             }
@@ -134,7 +139,9 @@ async fn settle(message: &mut Message, delivered: Delivered, dead_letters: Optio
         }
     }
     if let Some(ack) = message.ack.take() {
-        ack.ack_and_wait().await;
+        // Delivered: a position that could not be recorded can only make it come again, which
+        // the QoS levels that acknowledge after the call allow.
+        let _ = ack.ack_and_wait().await;
     }
     Ok(())
 }

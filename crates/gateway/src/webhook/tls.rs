@@ -68,7 +68,7 @@ fn trust_store(store: &Store) -> Result<TrustStore, StoreProblem> {
         store_type: store_type(store, "trustStore")?,
         location: store.path.clone().filter(|_| store.content.is_none()),
         password: store.password.as_ref().map(|p| p.expose().to_string()),
-        certificates: store.content.clone(),
+        certificates: store.content.as_ref().map(|c| c.expose().to_string()),
     })
 }
 
@@ -86,7 +86,7 @@ fn key_store(store: &Store) -> Result<KeyStore, StoreProblem> {
         store_type,
         location: store.path.clone().filter(|_| store.content.is_none()),
         password,
-        key: store.content.clone(),
+        key: store.content.as_ref().map(|c| c.expose().to_string()),
         key_password,
         certificate_chain: None,
     })
