@@ -64,7 +64,14 @@ pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: Ent
     // Everything in `items` is delivered: acknowledge the last message of each partition (which
     // covers the earlier ones) and close, which commits synchronously before we answer; the
     // consumer leaves its group while the answer is on its way.
-    acknowledge_latest(&mut items);
+    if qos == Qos::AtMostOnce {
+        // A partition whose commit failed went to another consumer, which delivers its messages:
+        // answering them here too could repeat them.
+        let lost = acknowledge_latest_and_wait(&mut items).await;
+        items.retain(|m| m.metadata.as_ref().is_none_or(|metadata| !lost.contains(&(metadata.topic.clone(), metadata.partition))));
+    } else {
+        acknowledge_latest(&mut items);
+    }
     subscription.close_after_commit().await;
 
     let next_cursor = items.iter().rev().find_map(|m| m.id.clone()).or(cursor);
@@ -90,16 +97,34 @@ fn page_response(
     (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], page.render(format)).into_response()
 }
 
-fn acknowledge_latest(items: &mut [Message]) {
-    let mut latest: HashMap<(String, i32), AckHandle> = HashMap::new();
+/// The acknowledgement of the last message of each partition in `items` (it covers the earlier
+/// ones); the others are dropped unacknowledged.
+fn latest_per_partition(items: &mut [Message]) -> HashMap<(String, i32), AckHandle> {
+    let mut latest = HashMap::new();
     for message in items.iter_mut() {
         if let (Some(ack), Some(metadata)) = (message.ack.take(), &message.metadata) {
             latest.insert((metadata.topic.clone(), metadata.partition), ack);
         }
     }
-    for ack in latest.into_values() {
+    latest
+}
+
+fn acknowledge_latest(items: &mut [Message]) {
+    for ack in latest_per_partition(items).into_values() {
         ack.ack();
     }
+}
+
+/// Acknowledges as `acknowledge_latest` and waits for each commit; returns the partitions whose
+/// commit failed.
+async fn acknowledge_latest_and_wait(items: &mut [Message]) -> Vec<(String, i32)> {
+    let mut lost = Vec::new();
+    for (partition, ack) in latest_per_partition(items) {
+        if !ack.ack_and_wait().await {
+            lost.push(partition);
+        }
+    }
+    lost
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
