@@ -116,7 +116,7 @@ pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Opti
     let release_in_background = Arc::new(AtomicBool::new(false));
     let pump = Pump {
         release_in_background: release_in_background.clone(),
-        consumer,
+        consumer: Arc::new(consumer),
         qos,
         topics: Mutex::new(known_topics),
         group_id: settings.group_id,
@@ -173,7 +173,8 @@ impl Acknowledger for AckChannel {
 }
 
 struct Pump {
-    consumer: StreamConsumer<SubscriberContext>,
+    /// Shared only with the blocking tasks that commit for at-most-once.
+    consumer: Arc<StreamConsumer<SubscriberContext>>,
     qos: Qos,
     /// Index → topic name; an ack position names its topic by index (`topic_index`).
     topics: Mutex<Vec<String>>,
@@ -205,7 +206,7 @@ impl Pump {
                 _ = &mut stop => Step::Stop,
                 _ = self.messages.closed() => Step::Stop,
                 Some((position, done)) = self.acks.recv() => {
-                    self.acknowledge(position, done);
+                    self.acknowledge(position, done).await;
                     Step::Continue
                 }
                 received = self.consumer.recv() => match received {
@@ -238,7 +239,7 @@ impl Pump {
             tokio::select! {
                 biased;
                 _ = &mut *stop => return Step::Stop,
-                Some((position, done)) = self.acks.recv() => self.acknowledge(position, done),
+                Some((position, done)) = self.acks.recv() => self.acknowledge(position, done).await,
                 permit = self.messages.reserve() => {
                     return match permit {
                         Ok(permit) => {
@@ -298,7 +299,7 @@ impl Pump {
 
     /// Records a delivery: stores the offset for the next commit, or commits it at once for
     /// at-most-once, where it must be durable before the client sees the message.
-    fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<bool>>) {
+    async fn acknowledge(&self, position: AckPosition, done: Option<oneshot::Sender<bool>>) {
         let topic_index = (position.stream >> 32) as usize;
         let partition = (position.stream & 0xffff_ffff) as u32 as i32;
         let topic = self.topics.lock().ok().and_then(|topics| topics.get(topic_index).cloned());
@@ -312,9 +313,16 @@ impl Pump {
         if let (Some(topic), true) = (topic.as_deref(), advances) {
             let result = if self.qos == Qos::AtMostOnce {
                 let mut offsets = TopicPartitionList::new();
-                offsets
-                    .add_partition_offset(topic, partition, Offset::Offset(position.offset + 1))
-                    .and_then(|()| self.consumer.commit(&offsets, CommitMode::Sync))
+                match offsets.add_partition_offset(topic, partition, Offset::Offset(position.offset + 1)) {
+                    Ok(()) => {
+                        // A synchronous commit waits a broker round trip: not on an async worker.
+                        let consumer = self.consumer.clone();
+                        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+                            .await
+                            .unwrap_or(Err(KafkaError::Canceled))
+                    }
+                    Err(error) => Err(error),
+                }
             } else {
                 self.consumer.store_offset(topic, partition, position.offset)
             };
@@ -367,7 +375,7 @@ impl Pump {
     /// off the async threads.
     async fn finish(mut self) {
         while let Ok((position, done)) = self.acks.try_recv() {
-            self.acknowledge(position, done);
+            self.acknowledge(position, done).await;
         }
         let Pump { consumer, qos, release_in_background, .. } = self;
         let (commit_attempt, commit_done) = oneshot::channel::<()>();
