@@ -24,13 +24,23 @@ type Seen = Arc<Mutex<Vec<String>>>;
 /// An HTTP forward proxy that wants `Proxy-Authorization: Basic edge:proxy-secret`; it answers
 /// every proxied request itself, recording `<absolute URI> <body>`.
 async fn http_proxy() -> (Seen, u16) {
+    let (seen, _, port) = http_proxy_refusing_first(0).await;
+    (seen, port)
+}
+
+/// Like `http_proxy`, but answers 407 to its first `refusals` requests whatever they carry; also
+/// returns how many requests it got.
+async fn http_proxy_refusing_first(refusals: usize) -> (Seen, Arc<std::sync::atomic::AtomicUsize>, u16) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let seen: Seen = Default::default();
-    let recorded = seen.clone();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let (recorded, counted) = (seen.clone(), attempts.clone());
     let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("edge:proxy-secret"));
     let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
-        let (recorded, expected) = (recorded.clone(), expected.clone());
+        let (recorded, counted, expected) = (recorded.clone(), counted.clone(), expected.clone());
         async move {
-            if headers.get("proxy-authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            let attempt = counted.fetch_add(1, Ordering::SeqCst);
+            if attempt < refusals || headers.get("proxy-authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
                 return StatusCode::PROXY_AUTHENTICATION_REQUIRED;
             }
             recorded.lock().unwrap().push(format!("{uri} {body}"));
@@ -40,7 +50,7 @@ async fn http_proxy() -> (Seen, u16) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("proxy") });
-    (seen, port)
+    (seen, attempts, port)
 }
 
 /// A SOCKS5 proxy (RFC 1928) that wants username/password authentication (RFC 1929) with
@@ -115,10 +125,10 @@ async fn read_http_request(stream: &mut tokio::net::TcpStream) -> Option<String>
     Some(String::from_utf8_lossy(&body).into_owned())
 }
 
-fn definition(topic: &str, proxy: Value) -> ApiDefinition {
+fn definition(topic: &str, qos: &str, proxy: Value) -> ApiDefinition {
     let json = json!({
         "id": unique("api"), "name": "webhook proxy", "definitionVersion": "4.0.0", "type": "message",
-        "listeners": [{"type": "subscription", "entrypoints": [{"type": "webhook", "qos": "at-least-once", "configuration": {"proxy": proxy}}]}],
+        "listeners": [{"type": "subscription", "entrypoints": [{"type": "webhook", "qos": qos, "configuration": {"proxy": proxy}}]}],
         "endpointGroups": [{"name": "default", "type": "kafka",
             "sharedConfiguration": {"consumer": {"enabled": true, "topics": [topic], "autoOffsetReset": "earliest"}},
             "endpoints": [{"name": "default", "type": "kafka", "configuration": {"bootstrapServers": bootstrap()}}]}],
@@ -132,15 +142,20 @@ fn definition(topic: &str, proxy: Value) -> ApiDefinition {
 /// Delivers two records of a new topic to `callback` with `proxy`; waits until `seen` holds two
 /// entries or the subscription stopped, and returns the subscription.
 async fn deliver(proxy: Value, callback: &str, seen: &Seen) -> state::Subscription {
+    deliver_with("at-least-once", proxy, json!({"callbackUrl": callback}), seen).await
+}
+
+/// `deliver` with a QoS and a whole subscription configuration.
+async fn deliver_with(qos: &str, proxy: Value, configuration: Value, seen: &Seen) -> state::Subscription {
     let topic = unique("webhook-proxy");
     create_topic(&topic, 1).await;
     produce(&topic, &[(None, "one"), (None, "two")]).await;
-    let api = definition(&topic, proxy);
+    let api = definition(&topic, qos, proxy);
     let dir = tempfile::tempdir().expect("dir");
     let store: Arc<dyn StateStore> = state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
     let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone()).expect("webhooks");
-    let entry = json!([{"api": api.id, "id": "s", "plan": "push", "configuration": {"callbackUrl": callback}}]);
+    let entry = json!([{"api": api.id, "id": "s", "plan": "push", "configuration": configuration}]);
     webhooks.load_static(entry.to_string().as_bytes()).await.expect("valid subscription");
     let delivery = tokio::spawn(webhooks.run());
     let settled = eventually(|| seen.lock().unwrap().len() >= 2 || store.list().iter().any(|s| s.state != SubscriptionState::Active)).await;
@@ -172,6 +187,17 @@ async fn a_proxy_refusing_the_credentials_stops_the_subscription_without_showing
         }
         other => panic!("still {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn at_most_once_retries_a_call_that_never_reached_the_callback() {
+    let (seen, attempts, port) = http_proxy_refusing_first(1).await;
+    let proxy = json!({"enabled": true, "host": "127.0.0.1", "port": port, "username": "edge", "password": "proxy-secret"});
+    let retry = json!({"retryOption": "Retry On Fail", "maxAttempts": 2, "initialDelaySeconds": 0, "maxDelaySeconds": 0});
+    let subscription = deliver_with("at-most-once", proxy, json!({"callbackUrl": CALLBACK, "retry": retry}), &seen).await;
+    assert_eq!(subscription.state, SubscriptionState::Active, "the refused call was retried");
+    assert_eq!(*seen.lock().unwrap(), vec![format!("{CALLBACK} one"), format!("{CALLBACK} two")]);
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3, "one refused call, then one call per message");
 }
 
 #[tokio::test]
