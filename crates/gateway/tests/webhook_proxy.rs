@@ -208,9 +208,8 @@ async fn calls_go_through_a_socks5_proxy_that_resolves_the_callback_host() {
     assert_eq!(*seen.lock().unwrap(), vec!["callback.invalid:80 one", "callback.invalid:80 two"]);
 }
 
-#[tokio::test]
-async fn a_disabled_proxy_is_not_used() {
-    let (proxied, port) = http_proxy().await;
+/// A callback reached without a proxy: records the bodies; returns them and its URL.
+async fn direct_callback() -> (Seen, String) {
     let direct: Seen = Default::default();
     let recorded = direct.clone();
     let app = axum::Router::new().fallback(move |body: String| {
@@ -221,8 +220,15 @@ async fn a_disabled_proxy_is_not_used() {
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let callback = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("callback") });
+    (direct, url)
+}
+
+#[tokio::test]
+async fn a_disabled_proxy_is_not_used() {
+    let (proxied, port) = http_proxy().await;
+    let (direct, callback) = direct_callback().await;
     let proxy = json!({"enabled": false, "host": "127.0.0.1", "port": port, "username": "edge", "password": "proxy-secret"});
     deliver(proxy, &callback, &direct).await;
     assert_eq!(*direct.lock().unwrap(), vec!["one", "two"]);
@@ -248,18 +254,7 @@ fn definition_file(dir: &std::path::Path, topic: &str, proxy: Value) -> (String,
 #[tokio::test]
 async fn run_takes_the_system_proxy_only_where_use_system_proxy_asks_for_it() {
     let (proxied, proxy_port) = http_proxy().await;
-    let direct: Seen = Default::default();
-    let recorded = direct.clone();
-    let app = axum::Router::new().fallback(move |body: String| {
-        let recorded = recorded.clone();
-        async move {
-            recorded.lock().unwrap().push(body);
-            StatusCode::OK
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let direct_url = format!("http://{}/hook", listener.local_addr().expect("address"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("callback") });
+    let (direct, direct_url) = direct_callback().await;
 
     let (system_topic, plain_topic) = (unique("webhook-system-proxy"), unique("webhook-no-proxy"));
     for (topic, value) in [(&system_topic, "via the system proxy"), (&plain_topic, "direct")] {
