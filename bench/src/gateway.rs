@@ -151,7 +151,11 @@ impl GatewayProcess {
                 return Ok(());
             }
             if started.elapsed() > START_TIMEOUT {
-                bail!("the gateway did not answer on {} within {START_TIMEOUT:?}; its log:\n{}", self.address, self.log_tail());
+                bail!(
+                    "the gateway did not answer on {} within {START_TIMEOUT:?}; its log:\n{}",
+                    self.address,
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -54,7 +54,9 @@ where
 /// True once the gateway answers any HTTP request.
 pub async fn probe(address: SocketAddr) -> bool {
     let Ok(mut sender) = connect::<Empty<Bytes>>(address).await else { return false };
-    let Ok(request) = Request::get("/kafka-edge-bench-ready").header(header::HOST, address.to_string()).body(Empty::new()) else {
+    let Ok(request) =
+        Request::get("/kafka-edge-bench-ready").header(header::HOST, address.to_string()).body(Empty::new())
+    else {
         return false;
     };
     exchange(&mut sender, request).await.is_ok()

@@ -21,8 +21,10 @@ fn client_config(bootstrap: &str) -> ClientConfig {
 }
 
 pub async fn create_topics(bootstrap: &str, names: &[&str], partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create().context("creating the admin client")?;
-    let topics: Vec<NewTopic> = names.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1))).collect();
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap).create().context("creating the admin client")?;
+    let topics: Vec<NewTopic> =
+        names.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     for result in admin.create_topics(&topics, &options).await.context("creating topics")? {
         if let Err((topic, error)) = result {

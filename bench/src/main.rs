@@ -24,7 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "kafka-edge-bench", about = "Benchmark kafka-edge against a direct librdkafka client on the Kafka test bed.")]
+#[command(
+    name = "kafka-edge-bench",
+    about = "Benchmark kafka-edge against a direct librdkafka client on the Kafka test bed."
+)]
 struct Args {
     /// Kafka bootstrap servers (the test bed's by default).
     #[arg(long, env = "KAFKA_EDGE_BOOTSTRAP", default_value = "127.0.0.1:39092")]
@@ -89,7 +92,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.concurrency > 0 && args.message_size > 0 && args.get_limit > 0, "sizes and counts must be positive");
+    anyhow::ensure!(
+        args.concurrency > 0 && args.message_size > 0 && args.get_limit > 0,
+        "sizes and counts must be positive"
+    );
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topics = [
         format!("bench-post-{id}"),
@@ -104,7 +110,10 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&temp).with_context(|| format!("creating {}", temp.display()))?;
 
     let drain_partitions = args.drain_partitions.unwrap_or(args.partitions);
-    eprintln!("bench: run {id}: creating topics {topic_names:?} ({} partitions, drain {drain_partitions})", args.partitions);
+    eprintln!(
+        "bench: run {id}: creating topics {topic_names:?} ({} partitions, drain {drain_partitions})",
+        args.partitions
+    );
     kafka::create_topics(&args.bootstrap, &topic_names[..5], args.partitions).await?;
     kafka::create_topics(&args.bootstrap, &topic_names[5..], drain_partitions).await?;
     let result = scenarios(&args, &id, &topics, &temp).await;
@@ -125,12 +134,25 @@ async fn main() -> anyhow::Result<()> {
 
 async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path::Path) -> anyhow::Result<String> {
     let [post_topic, flow_topic, direct_topic, sse_topic, idle_topic, drain_topic] = topics;
-    let definitions = [temp.join("api.json"), temp.join("api-flow.json"), temp.join("api-sse.json"), temp.join("api-idle.json")];
+    let definitions =
+        [temp.join("api.json"), temp.join("api-flow.json"), temp.join("api-sse.json"), temp.join("api-idle.json")];
     let apis = [
         gateway::api_definition(&args.bootstrap, post_topic, drain_topic, args.get_limit),
         gateway::flow_api_definition(&args.bootstrap, flow_topic, args.get_limit),
-        gateway::topic_api_definition(&args.bootstrap, "kafka-edge-bench-sse", gateway::SSE_LATENCY_CONTEXT_PATH, sse_topic, args.get_limit),
-        gateway::topic_api_definition(&args.bootstrap, "kafka-edge-bench-idle", gateway::SSE_IDLE_CONTEXT_PATH, idle_topic, args.get_limit),
+        gateway::topic_api_definition(
+            &args.bootstrap,
+            "kafka-edge-bench-sse",
+            gateway::SSE_LATENCY_CONTEXT_PATH,
+            sse_topic,
+            args.get_limit,
+        ),
+        gateway::topic_api_definition(
+            &args.bootstrap,
+            "kafka-edge-bench-idle",
+            gateway::SSE_IDLE_CONTEXT_PATH,
+            idle_topic,
+            args.get_limit,
+        ),
     ];
     for (definition, api) in definitions.iter().zip(&apis) {
         std::fs::write(definition, serde_json::to_vec_pretty(api)?)?;
@@ -153,14 +175,21 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
 
     for (step, path, name, label) in [
         ("[1/8] produce through the gateway", gateway::CONTEXT_PATH, "produce via gateway (HTTP POST)", "gateway POST"),
-        ("[2/8] produce through the gateway, 3-step publish flow", gateway::FLOW_CONTEXT_PATH, "produce via gateway, 3-step publish flow (HTTP POST)", "flow POST"),
+        (
+            "[2/8] produce through the gateway, 3-step publish flow",
+            gateway::FLOW_CONTEXT_PATH,
+            "produce via gateway, 3-step publish flow (HTTP POST)",
+            "flow POST",
+        ),
     ] {
         eprintln!("bench: {step}: HTTP POST to {path}, {} clients", args.concurrency);
         let quiet = Progress::start("warm-up", Some(args.warmup));
         http::post("warm-up", gateway.address, path, &load(args.warmup, None), &quiet, cpu()).await?;
         drop(quiet);
         let progress = Progress::start(label, total);
-        runs.push(http::post(name, gateway.address, path, &load(args.messages, args.duration), &progress, cpu()).await?);
+        runs.push(
+            http::post(name, gateway.address, path, &load(args.messages, args.duration), &progress, cpu()).await?,
+        );
         drop(progress);
     }
     let after_produce = gateway.memory();
@@ -171,7 +200,17 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     kafka::produce("warm-up", &producer, direct_topic, &load(args.warmup, None), &quiet, cpu()).await?;
     drop(quiet);
     let progress = Progress::start("direct produce", total);
-    runs.push(kafka::produce("produce direct (rdkafka)", &producer, direct_topic, &load(args.messages, args.duration), &progress, cpu()).await?);
+    runs.push(
+        kafka::produce(
+            "produce direct (rdkafka)",
+            &producer,
+            direct_topic,
+            &load(args.messages, args.duration),
+            &progress,
+            cpu(),
+        )
+        .await?,
+    );
     drop(progress);
 
     eprintln!("bench: pre-filling {drain_topic} with {} messages", args.drain_messages);
@@ -184,24 +223,60 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     eprintln!("bench: [4/8] drain through the gateway: HTTP GET ?limit={}, one client identifier", args.get_limit);
     let progress = Progress::start("gateway GET", Some(args.drain_messages));
     let client = format!("bench-{id}");
-    runs.push(http::drain("drain via gateway (HTTP GET)", gateway.address, &client, args.get_limit, args.drain_messages, &progress, cpu()).await?);
+    runs.push(
+        http::drain(
+            "drain via gateway (HTTP GET)",
+            gateway.address,
+            &client,
+            args.get_limit,
+            args.drain_messages,
+            &progress,
+            cpu(),
+        )
+        .await?,
+    );
     drop(progress);
     let after_drain = gateway.memory();
 
     eprintln!("bench: [5/8] drain directly: rdkafka StreamConsumer in a fresh group");
     let progress = Progress::start("direct consume", Some(args.drain_messages));
     let group = format!("bench-direct-{id}");
-    runs.push(kafka::consume("drain direct (rdkafka)", &args.bootstrap, drain_topic, &group, args.drain_messages, &progress, cpu()).await?);
+    runs.push(
+        kafka::consume(
+            "drain direct (rdkafka)",
+            &args.bootstrap,
+            drain_topic,
+            &group,
+            args.drain_messages,
+            &progress,
+            cpu(),
+        )
+        .await?,
+    );
     drop(progress);
 
     eprintln!("bench: [6/8] drain through the gateway: one SSE stream, a fresh client identifier");
     let progress = Progress::start("gateway SSE", Some(args.drain_messages));
     let client = format!("bench-sse-{id}");
-    runs.push(sse::drain("drain via gateway (one SSE stream)", gateway.address, gateway::CONTEXT_PATH, &client, args.drain_messages, &progress, cpu()).await?);
+    runs.push(
+        sse::drain(
+            "drain via gateway (one SSE stream)",
+            gateway.address,
+            gateway::CONTEXT_PATH,
+            &client,
+            args.drain_messages,
+            &progress,
+            cpu(),
+        )
+        .await?,
+    );
     drop(progress);
     let after_sse_drain = gateway.memory();
 
-    eprintln!("bench: [7/8] POST → SSE event latency: {} POSTs one at a time, one stream open", args.sse_latency_messages);
+    eprintln!(
+        "bench: [7/8] POST → SSE event latency: {} POSTs one at a time, one stream open",
+        args.sse_latency_messages
+    );
     let progress = Progress::start("POST → SSE", Some(args.sse_latency_messages));
     let client = format!("bench-sse-latency-{id}");
     runs.push(
@@ -229,7 +304,10 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     let mut held = Vec::new();
     for &target in &args.sse_idle_clients {
         let level = sse::hold(&gateway, gateway::SSE_IDLE_CONTEXT_PATH, id, &mut held_streams, target).await?;
-        eprintln!("bench:   {} streams held: RSS {} KiB, {} threads, opened in {:?}", level.clients, level.rss_kib, level.threads, level.open_time);
+        eprintln!(
+            "bench:   {} streams held: RSS {} KiB, {} threads, opened in {:?}",
+            level.clients, level.rss_kib, level.threads, level.open_time
+        );
         held.push(level);
     }
     drop(held_streams);

@@ -60,7 +60,11 @@ impl Report<'_> {
         out.push('\n');
         for run in self.runs {
             if let Some(reason) = &run.stalled {
-                let _ = writeln!(out, "- **{} STALLED**: {reason}; its rates cover the time up to the last page with messages.", run.name);
+                let _ = writeln!(
+                    out,
+                    "- **{} STALLED**: {reason}; its rates cover the time up to the last page with messages.",
+                    run.name
+                );
             }
         }
         for (label, numerator, denominator) in &self.ratios {
@@ -76,11 +80,8 @@ impl Report<'_> {
                 denominator.per_second()
             );
         }
-        let memory: Vec<String> = self
-            .memory
-            .iter()
-            .map(|(when, m)| format!("{when} {}", m.rss_kib.map_or("?".into(), mebibytes)))
-            .collect();
+        let memory: Vec<String> =
+            self.memory.iter().map(|(when, m)| format!("{when} {}", m.rss_kib.map_or("?".into(), mebibytes))).collect();
         let peak = self.memory.iter().filter_map(|(_, m)| m.peak_kib).max();
         let _ = writeln!(
             out,
@@ -139,7 +140,9 @@ fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .find_map(|line| {
+            line.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let ram_kib: Option<u64> = meminfo

@@ -24,7 +24,9 @@ impl Budget {
     /// Claims one message; false when the budget is spent.
     pub fn take(&self) -> bool {
         match self {
-            Budget::Count(left) => left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok(),
+            Budget::Count(left) => {
+                left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+            }
             Budget::Until(deadline) => Instant::now() < *deadline,
         }
     }
@@ -152,7 +154,12 @@ pub struct CpuSampler {
 impl CpuSampler {
     pub fn start(gateway: Option<u32>, broker: Option<u32>) -> Self {
         let pids = [gateway, Some(std::process::id()), broker];
-        Self { start: pids.map(|pid| pid.and_then(cpu_seconds)), pids, machine_start: machine_busy_seconds(), started: Instant::now() }
+        Self {
+            start: pids.map(|pid| pid.and_then(cpu_seconds)),
+            pids,
+            machine_start: machine_busy_seconds(),
+            started: Instant::now(),
+        }
     }
 
     pub fn finish(&self) -> Cpu {

@@ -33,7 +33,9 @@ impl EventStream {
             .header("X-Gravitee-Client-Identifier", client_identifier)
             .body(Empty::new())?;
         sender.ready().await?;
-        let response = tokio::time::timeout(EVENT_TIMEOUT, sender.send_request(request)).await.context("no SSE response in time")??;
+        let response = tokio::time::timeout(EVENT_TIMEOUT, sender.send_request(request))
+            .await
+            .context("no SSE response in time")??;
         if response.status() != StatusCode::OK {
             bail!("SSE GET answered {}", response.status());
         }
@@ -45,7 +47,9 @@ impl EventStream {
     /// event or the end of the stream is an error.
     pub async fn next_message(&mut self) -> anyhow::Result<Vec<u8>> {
         loop {
-            while let Some(end) = self.buffer[self.scanned..].windows(2).position(|w| w == b"\n\n").map(|p| p + self.scanned) {
+            while let Some(end) =
+                self.buffer[self.scanned..].windows(2).position(|w| w == b"\n\n").map(|p| p + self.scanned)
+            {
                 let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
                 self.scanned = 0;
                 let mut data: Option<Vec<u8>> = None;
@@ -157,7 +161,8 @@ pub async fn post_to_event_latency(
             if fields.next() != Some("measure") {
                 continue;
             }
-            let sent: u64 = fields.next().and_then(|s| s.parse().ok()).context("a measured payload without its time")?;
+            let sent: u64 =
+                fields.next().and_then(|s| s.parse().ok()).context("a measured payload without its time")?;
             record(&mut latency, now.saturating_sub(Duration::from_micros(sent)));
             received += 1;
         }
@@ -244,7 +249,10 @@ pub async fn hold(
 pub fn process_status(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
-        status.lines().find_map(|line| line.strip_prefix(name)).and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     };
     (field("VmRSS:").unwrap_or(0), field("Threads:").unwrap_or(0))
 }

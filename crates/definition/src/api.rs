@@ -144,11 +144,7 @@ pub struct Flow {
 
 impl Flow {
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
-        self.request
-            .iter()
-            .chain(&self.response)
-            .chain(&self.publish)
-            .chain(&self.subscribe)
+        self.request.iter().chain(&self.response).chain(&self.publish).chain(&self.subscribe)
     }
 }
 

@@ -83,7 +83,11 @@ fn default_heartbeat_interval_ms() -> u64 {
 
 impl Default for SseConfiguration {
     fn default() -> Self {
-        Self { heartbeat_interval_in_ms: default_heartbeat_interval_ms(), metadata_as_comment: false, headers_as_comment: false }
+        Self {
+            heartbeat_interval_in_ms: default_heartbeat_interval_ms(),
+            metadata_as_comment: false,
+            headers_as_comment: false,
+        }
     }
 }
 

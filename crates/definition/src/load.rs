@@ -4,6 +4,7 @@
 use crate::api::*;
 use crate::entrypoint::*;
 use crate::kafka::{KafkaEndpointConfiguration, SharedConfiguration};
+use crate::problem::{join, Problem};
 use crate::validate::validate;
 use crate::value::lenient_u64;
 use serde::de::DeserializeOwned;
@@ -11,18 +12,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// A reason the definition cannot be served.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {path}: {message}")]
-pub struct Problem {
-    /// The file (or other origin) the definition came from.
-    pub file: String,
-    /// JSON path of the offending field, e.g. `listeners[0].entrypoints[1].qos`.
-    pub path: String,
-    /// What is wrong: the value and the allowed values where there are any.
-    pub message: String,
-}
 
 /// A field that is present but that kafka-edge does not implement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,13 +102,21 @@ fn check_unique(loaded: &[Loaded], problems: &mut Vec<Problem>) {
     let mut context_paths: Vec<(String, &str)> = Vec::new();
     for definition in loaded {
         if let Some((_, other)) = ids.iter().find(|(id, _)| *id == definition.api.id) {
-            problems.push(problem(&definition.file, "id", format!("API id `{}` is also used by {other}", definition.api.id)));
+            problems.push(problem(
+                &definition.file,
+                "id",
+                format!("API id `{}` is also used by {other}", definition.api.id),
+            ));
         }
         ids.push((&definition.api.id, &definition.file));
         for path in definition.api.context_paths() {
             let normalized = normalize_context_path(path);
             if let Some((_, other)) = context_paths.iter().find(|(p, _)| *p == normalized) {
-                problems.push(problem(&definition.file, "listeners", format!("context path `{path}` is also served by {other}")));
+                problems.push(problem(
+                    &definition.file,
+                    "listeners",
+                    format!("context path `{path}` is also served by {other}"),
+                ));
             }
             context_paths.push((normalized, &definition.file));
         }
@@ -148,8 +145,12 @@ pub fn load_definition(path: &Path) -> Result<Loaded, Vec<Problem>> {
 /// Loads one definition from text; `origin` names it in problems.
 pub fn load_str(text: &str, format: Format, origin: &str) -> Result<Loaded, Vec<Problem>> {
     let document: Value = match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| vec![problem(origin, "", format!("invalid JSON: {e}"))])?,
-        Format::Yaml => serde_norway::from_str(text).map_err(|e| vec![problem(origin, "", format!("invalid YAML: {e}"))])?,
+        Format::Json => {
+            serde_json::from_str(text).map_err(|e| vec![problem(origin, "", format!("invalid JSON: {e}"))])?
+        }
+        Format::Yaml => {
+            serde_norway::from_str(text).map_err(|e| vec![problem(origin, "", format!("invalid YAML: {e}"))])?
+        }
     };
     let mut ignored = Vec::new();
     let raw: RawApi = parse(document, "", origin, &mut ignored).map_err(|p| vec![p])?;
@@ -167,37 +168,43 @@ pub fn load_str(text: &str, format: Format, origin: &str) -> Result<Loaded, Vec<
 /// Kafka clients take it (`kafka-edge run --state-security FILE`). Unknown fields are problems.
 pub fn load_security(path: &Path) -> Result<crate::SecurityConfiguration, Problem> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| problem(&origin, "", format!("cannot read file: {error}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|error| problem(&origin, "", format!("cannot read file: {error}")))?;
     let document: Value = match Format::of(path).unwrap_or(Format::Json) {
         Format::Json => serde_json::from_str(&text).map_err(|e| problem(&origin, "", format!("invalid JSON: {e}")))?,
-        Format::Yaml => serde_norway::from_str(&text).map_err(|e| problem(&origin, "", format!("invalid YAML: {e}")))?,
+        Format::Yaml => {
+            serde_norway::from_str(&text).map_err(|e| problem(&origin, "", format!("invalid YAML: {e}")))?
+        }
     };
     let mut ignored = Vec::new();
     parse(document, "", &origin, &mut ignored)
 }
 
+/// A problem at `path` (empty: the whole file, shown as `(root)`) of the definition in `file`.
 pub(crate) fn problem(file: &str, path: &str, message: String) -> Problem {
-    Problem { file: file.to_string(), path: if path.is_empty() { "(root)".into() } else { path.to_string() }, message }
-}
-
-pub(crate) fn join(base: &str, field: &str) -> String {
-    match (base.is_empty(), field.starts_with('[')) {
-        (true, _) => field.to_string(),
-        (false, true) => format!("{base}{field}"),
-        (false, false) => format!("{base}.{field}"),
-    }
+    let path = if path.is_empty() { "(root)" } else { path };
+    Problem::new(path, message).in_file(file)
 }
 
 /// Deserializes `value` as `T`, recording the fields `T` does not know as ignored and reporting a
 /// type error with its full path below `base`.
-fn parse<T: DeserializeOwned>(value: Value, base: &str, origin: &str, ignored: &mut Vec<Ignored>) -> Result<T, Problem> {
+fn parse<T: DeserializeOwned>(
+    value: Value,
+    base: &str,
+    origin: &str,
+    ignored: &mut Vec<Ignored>,
+) -> Result<T, Problem> {
     let value = if value.is_null() { Value::Object(Default::default()) } else { value };
     let mut unknown = Vec::new();
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(render_ignored_path(&path));
     let deserializer = serde_ignored::Deserializer::new(value, &mut record);
     let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
     for path in unknown {
-        ignored.push(Ignored { file: origin.to_string(), path: join(base, &path), reason: "not a field kafka-edge implements".into() });
+        ignored.push(Ignored {
+            file: origin.to_string(),
+            path: join(base, &path),
+            reason: "not a field kafka-edge implements".into(),
+        });
     }
     result.map_err(|error| {
         let path = error.path().to_string();
@@ -217,7 +224,12 @@ fn render_ignored_path(path: &serde_ignored::Path<'_>) -> String {
 }
 
 /// Parses a block that must be complete and exact (unknown fields are errors, not ignored).
-fn parse_strict<T: DeserializeOwned>(value: &Value, base: &str, origin: &str, problems: &mut Vec<Problem>) -> Option<T> {
+fn parse_strict<T: DeserializeOwned>(
+    value: &Value,
+    base: &str,
+    origin: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     let mut ignored = Vec::new();
     match parse(value.clone(), base, origin, &mut ignored) {
         Ok(typed) => Some(typed),
@@ -352,7 +364,11 @@ impl RawApi {
     fn into_definition(self, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) -> ApiDefinition {
         match self.definition_version.as_deref() {
             None | Some("4.0.0") | Some("V4") | Some("v4") => {}
-            Some(other) => problems.push(problem(origin, "definitionVersion", format!("invalid value `{other}`, expected `4.0.0` (a v4 message API)"))),
+            Some(other) => problems.push(problem(
+                origin,
+                "definitionVersion",
+                format!("invalid value `{other}`, expected `4.0.0` (a v4 message API)"),
+            )),
         }
         if !self.api_type.eq_ignore_ascii_case("message") {
             problems.push(problem(origin, "type", format!("invalid value `{}`, expected `message`", self.api_type)));
@@ -367,7 +383,9 @@ impl RawApi {
             .endpoint_groups
             .into_iter()
             .enumerate()
-            .filter_map(|(index, group)| group.into_group(&format!("endpointGroups[{index}]"), origin, problems, ignored))
+            .filter_map(|(index, group)| {
+                group.into_group(&format!("endpointGroups[{index}]"), origin, problems, ignored)
+            })
             .collect();
         let plans = self
             .plans
@@ -380,7 +398,16 @@ impl RawApi {
                 status: plan.status,
             })
             .collect();
-        ApiDefinition { id: self.id, name: self.name, api_version: self.api_version, listeners, endpoint_groups, flows: self.flows, plans, properties: self.properties.into_iter().map(|p| (p.key, p.value)).collect() }
+        ApiDefinition {
+            id: self.id,
+            name: self.name,
+            api_version: self.api_version,
+            listeners,
+            endpoint_groups,
+            flows: self.flows,
+            plans,
+            properties: self.properties.into_iter().map(|p| (p.key, p.value)).collect(),
+        }
     }
 }
 
@@ -394,19 +421,34 @@ impl RawListener {
                 let path = format!("{base}.entrypoints[{index}]");
                 let configuration_path = join(&path, "configuration");
                 let configuration = match entrypoint.kind {
-                    EntrypointType::HttpGet => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
-                        .map(EntrypointConfiguration::HttpGet),
-                    EntrypointType::HttpPost => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
-                        .map(EntrypointConfiguration::HttpPost),
-                    EntrypointType::Sse => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
-                        .map(EntrypointConfiguration::Sse),
-                    EntrypointType::Webhook => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
-                        .map(EntrypointConfiguration::Webhook),
-                    EntrypointType::Websocket => parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
-                        .map(EntrypointConfiguration::Websocket),
+                    EntrypointType::HttpGet => {
+                        parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                            .map(EntrypointConfiguration::HttpGet)
+                    }
+                    EntrypointType::HttpPost => {
+                        parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                            .map(EntrypointConfiguration::HttpPost)
+                    }
+                    EntrypointType::Sse => {
+                        parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                            .map(EntrypointConfiguration::Sse)
+                    }
+                    EntrypointType::Webhook => {
+                        parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                            .map(EntrypointConfiguration::Webhook)
+                    }
+                    EntrypointType::Websocket => {
+                        parse_strict(&entrypoint.configuration, &configuration_path, origin, problems)
+                            .map(EntrypointConfiguration::Websocket)
+                    }
                 }
                 .unwrap_or(EntrypointConfiguration::NotImplemented);
-                Entrypoint { kind: entrypoint.kind, qos: entrypoint.qos, dlq_endpoint: entrypoint.dlq.map(|d| d.endpoint), configuration }
+                Entrypoint {
+                    kind: entrypoint.kind,
+                    qos: entrypoint.qos,
+                    dlq_endpoint: entrypoint.dlq.map(|d| d.endpoint),
+                    configuration,
+                }
             })
             .collect();
         Listener { kind: self.kind, paths: self.paths, entrypoints }
@@ -414,9 +456,19 @@ impl RawListener {
 }
 
 impl RawEndpointGroup {
-    fn into_group(self, base: &str, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) -> Option<EndpointGroup> {
+    fn into_group(
+        self,
+        base: &str,
+        origin: &str,
+        problems: &mut Vec<Problem>,
+        ignored: &mut Vec<Ignored>,
+    ) -> Option<EndpointGroup> {
         if !self.kind.eq_ignore_ascii_case("kafka") {
-            problems.push(problem(origin, &join(base, "type"), format!("invalid value `{}`, expected `kafka`", self.kind)));
+            problems.push(problem(
+                origin,
+                &join(base, "type"),
+                format!("invalid value `{}`, expected `kafka`", self.kind),
+            ));
             return None;
         }
         if self.load_balancer.is_some() {
@@ -432,11 +484,19 @@ impl RawEndpointGroup {
         for (index, endpoint) in self.endpoints.into_iter().enumerate() {
             let path = format!("{base}.endpoints[{index}]");
             if !endpoint.kind.eq_ignore_ascii_case("kafka") {
-                problems.push(problem(origin, &join(&path, "type"), format!("invalid value `{}`, expected `kafka`", endpoint.kind)));
+                problems.push(problem(
+                    origin,
+                    &join(&path, "type"),
+                    format!("invalid value `{}`, expected `kafka`", endpoint.kind),
+                ));
                 continue;
             }
             if endpoint.tenants.as_ref().is_some_and(|tenants| !tenants.is_empty()) {
-                ignored.push(Ignored { file: origin.to_string(), path: join(&path, "tenants"), reason: "tenants are not implemented; the endpoint is always deployed".into() });
+                ignored.push(Ignored {
+                    file: origin.to_string(),
+                    path: join(&path, "tenants"),
+                    reason: "tenants are not implemented; the endpoint is always deployed".into(),
+                });
             }
             let configuration: Option<KafkaEndpointConfiguration> =
                 parse_strict(&endpoint.configuration, &join(&path, "configuration"), origin, problems);
@@ -444,13 +504,21 @@ impl RawEndpointGroup {
             let override_path = join(&path, "sharedConfigurationOverride");
             let inherits = match (endpoint.inherit_configuration, &endpoint.shared_configuration_override) {
                 (Some(true), Some(_)) => {
-                    ignored.push(Ignored { file: origin.to_string(), path: override_path.clone(), reason: "inheritConfiguration is true: the group's sharedConfiguration applies".into() });
+                    ignored.push(Ignored {
+                        file: origin.to_string(),
+                        path: override_path.clone(),
+                        reason: "inheritConfiguration is true: the group's sharedConfiguration applies".into(),
+                    });
                     true
                 }
                 (Some(true), None) | (None, None) => true,
                 (_, Some(_)) => false,
                 (Some(false), None) => {
-                    problems.push(problem(origin, &override_path, "required when inheritConfiguration is false".into()));
+                    problems.push(problem(
+                        origin,
+                        &override_path,
+                        "required when inheritConfiguration is false".into(),
+                    ));
                     continue;
                 }
             };
@@ -459,7 +527,13 @@ impl RawEndpointGroup {
                 _ => Some(shared.clone()),
             };
             if let (Some(configuration), Some(shared_configuration)) = (configuration, shared_configuration) {
-                endpoints.push(Endpoint { name: endpoint.name, weight: endpoint.weight, configuration, shared_configuration, inherits_configuration: inherits });
+                endpoints.push(Endpoint {
+                    name: endpoint.name,
+                    weight: endpoint.weight,
+                    configuration,
+                    shared_configuration,
+                    inherits_configuration: inherits,
+                });
             }
         }
         Some(EndpointGroup { name: self.name, shared_configuration: shared, endpoints })

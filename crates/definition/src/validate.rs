@@ -4,14 +4,16 @@
 use crate::api::*;
 use crate::entrypoint::EntrypointConfiguration;
 use crate::kafka::{SaslMechanism, SecurityProtocol, SharedConfiguration};
-use crate::load::{join, problem, Ignored, Problem};
+use crate::load::{problem, Ignored};
+use crate::problem::{join, Problem};
 use crate::value::{is_expression, Dynamic};
 
 pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) {
     // A group or endpoint that failed to parse was reported already; do not report it missing.
     let endpoints_reported = problems.iter().any(|p| p.path.starts_with("endpointGroups"));
     let mut report = |path: &str, message: String| problems.push(problem(origin, path, message));
-    let mut ignore = |path: String, reason: &str| ignored.push(Ignored { file: origin.into(), path, reason: reason.into() });
+    let mut ignore =
+        |path: String, reason: &str| ignored.push(Ignored { file: origin.into(), path, reason: reason.into() });
 
     if api.id.trim().is_empty() {
         report("id", "must not be empty".into());
@@ -39,7 +41,10 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
             }
             for (index, path) in listener.paths.iter().enumerate() {
                 if !path.path.starts_with('/') {
-                    report(&format!("{base}.paths[{index}].path"), format!("invalid value `{}`, must start with `/`", path.path));
+                    report(
+                        &format!("{base}.paths[{index}].path"),
+                        format!("invalid value `{}`, must start with `/`", path.path),
+                    );
                 }
             }
         }
@@ -49,37 +54,77 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
         for (index, entrypoint) in listener.entrypoints.iter().enumerate() {
             let path = format!("{base}.entrypoints[{index}]");
             if listener.entrypoints[..index].iter().any(|earlier| earlier.kind == entrypoint.kind) {
-                report(&join(&path, "type"), format!("entrypoint `{}` appears twice in this listener", entrypoint.kind));
+                report(
+                    &join(&path, "type"),
+                    format!("entrypoint `{}` appears twice in this listener", entrypoint.kind),
+                );
             }
-            let expected_listener = if entrypoint.kind == EntrypointType::Webhook { ListenerType::Subscription } else { ListenerType::Http };
+            let expected_listener = if entrypoint.kind == EntrypointType::Webhook {
+                ListenerType::Subscription
+            } else {
+                ListenerType::Http
+            };
             if listener.kind != expected_listener {
-                report(&join(&path, "type"), format!("entrypoint `{}` belongs in a listener of type `{expected_listener}`", entrypoint.kind));
+                report(
+                    &join(&path, "type"),
+                    format!("entrypoint `{}` belongs in a listener of type `{expected_listener}`", entrypoint.kind),
+                );
             }
             let supported = supported_qos(entrypoint.kind);
             if !supported.contains(&entrypoint.qos) {
                 let allowed: Vec<String> = supported.iter().map(|q| format!("`{q}`")).collect();
-                report(&join(&path, "qos"), format!("invalid value `{}` for entrypoint `{}`, expected one of {}", entrypoint.qos, entrypoint.kind, allowed.join(", ")));
+                report(
+                    &join(&path, "qos"),
+                    format!(
+                        "invalid value `{}` for entrypoint `{}`, expected one of {}",
+                        entrypoint.qos,
+                        entrypoint.kind,
+                        allowed.join(", ")
+                    ),
+                );
             }
             match &entrypoint.configuration {
                 EntrypointConfiguration::HttpGet(configuration) if configuration.messages_limit_count == 0 => {
-                    report(&join(&path, "configuration.messagesLimitCount"), "invalid value `0`, must be at least 1".into());
+                    report(
+                        &join(&path, "configuration.messagesLimitCount"),
+                        "invalid value `0`, must be at least 1".into(),
+                    );
                 }
                 EntrypointConfiguration::Sse(configuration) if configuration.heartbeat_interval_in_ms == 0 => {
-                    report(&join(&path, "configuration.heartbeatIntervalInMs"), "invalid value `0`, must be at least 1".into());
+                    report(
+                        &join(&path, "configuration.heartbeatIntervalInMs"),
+                        "invalid value `0`, must be at least 1".into(),
+                    );
                 }
                 EntrypointConfiguration::Webhook(configuration) if configuration.proxy.is_explicit() => {
                     let proxy = &configuration.proxy;
                     match proxy.host.as_deref().map(str::trim) {
-                        None | Some("") => report(&join(&path, "configuration.proxy.host"), "required when the proxy is enabled without useSystemProxy".into()),
+                        None | Some("") => report(
+                            &join(&path, "configuration.proxy.host"),
+                            "required when the proxy is enabled without useSystemProxy".into(),
+                        ),
                         // Credentials go in username/password: a host is never echoed with them.
-                        Some(host) if host.contains(['/', '@', ' ', ':']) && !(host.starts_with('[') && host.ends_with(']')) => {
-                            report(&join(&path, "configuration.proxy.host"), "expected a host name or IP address alone (no scheme, port, path or credentials)".into())
+                        Some(host)
+                            if host.contains(['/', '@', ' ', ':'])
+                                && !(host.starts_with('[') && host.ends_with(']')) =>
+                        {
+                            report(
+                                &join(&path, "configuration.proxy.host"),
+                                "expected a host name or IP address alone (no scheme, port, path or credentials)"
+                                    .into(),
+                            )
                         }
                         Some(_) => {}
                     }
                     match proxy.port {
-                        None => report(&join(&path, "configuration.proxy.port"), "required when the proxy is enabled without useSystemProxy".into()),
-                        Some(port) if port == 0 || port > 65535 => report(&join(&path, "configuration.proxy.port"), format!("invalid value `{port}`, expected 1 to 65535")),
+                        None => report(
+                            &join(&path, "configuration.proxy.port"),
+                            "required when the proxy is enabled without useSystemProxy".into(),
+                        ),
+                        Some(port) if port == 0 || port > 65535 => report(
+                            &join(&path, "configuration.proxy.port"),
+                            format!("invalid value `{port}`, expected 1 to 65535"),
+                        ),
                         Some(_) => {}
                     }
                 }
@@ -96,15 +141,26 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
     }
 
     // A webhook's dead-letter queue names a group (its first endpoint) or an endpoint.
-    let dead_letters: Vec<&str> = api.listeners.iter().flat_map(|l| &l.entrypoints).filter(|e| e.kind == EntrypointType::Webhook).filter_map(|e| e.dlq_endpoint.as_deref()).collect();
+    let dead_letters: Vec<&str> = api
+        .listeners
+        .iter()
+        .flat_map(|l| &l.entrypoints)
+        .filter(|e| e.kind == EntrypointType::Webhook)
+        .filter_map(|e| e.dlq_endpoint.as_deref())
+        .collect();
     for (group_index, group) in api.endpoint_groups.iter().enumerate() {
         for (index, endpoint) in group.endpoints.iter().enumerate() {
             let base = format!("endpointGroups[{group_index}].endpoints[{index}]");
-            let dead_letter_queue = dead_letters.iter().any(|name| *name == endpoint.name || (index == 0 && *name == group.name));
+            let dead_letter_queue =
+                dead_letters.iter().any(|name| *name == endpoint.name || (index == 0 && *name == group.name));
             if (group_index > 0 || index > 0) && !dead_letter_queue {
                 ignore(base.clone(), "requests are served by the first endpoint of the first group");
             }
-            check_bootstrap_servers(&endpoint.configuration.bootstrap_servers, &join(&base, "configuration.bootstrapServers"), &mut report);
+            check_bootstrap_servers(
+                &endpoint.configuration.bootstrap_servers,
+                &join(&base, "configuration.bootstrapServers"),
+                &mut report,
+            );
             // Report where the user wrote it: the group's block, or the endpoint's override
             // (a group's block is checked once, with its first endpoint).
             let shared_base = if endpoint.inherits_configuration {
@@ -112,7 +168,8 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
             } else {
                 join(&base, "sharedConfigurationOverride")
             };
-            let already_checked = endpoint.inherits_configuration && group.endpoints[..index].iter().any(|e| e.inherits_configuration);
+            let already_checked =
+                endpoint.inherits_configuration && group.endpoints[..index].iter().any(|e| e.inherits_configuration);
             if !already_checked {
                 check_shared(&endpoint.shared_configuration, &shared_base, &mut report, &mut ignore);
             }
@@ -130,7 +187,6 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
             ),
         }
     }
-
 }
 
 /// The QoS levels each entrypoint supports (DESIGN 4.5).
@@ -143,18 +199,27 @@ pub fn supported_qos(kind: EntrypointType) -> &'static [Qos] {
     }
 }
 
-fn check_capability(entrypoint: &Entrypoint, shared: &SharedConfiguration, path: &str, report: &mut impl FnMut(&str, String)) {
+fn check_capability(
+    entrypoint: &Entrypoint,
+    shared: &SharedConfiguration,
+    path: &str,
+    report: &mut impl FnMut(&str, String),
+) {
     let kind = entrypoint.kind;
     let (needs_producer, needs_consumer) = match (kind, &entrypoint.configuration) {
         (EntrypointType::HttpPost, _) => (true, false),
         (EntrypointType::HttpGet | EntrypointType::Sse | EntrypointType::Webhook, _) => (false, true),
-        (EntrypointType::Websocket, EntrypointConfiguration::Websocket(websocket)) => (websocket.publisher.enabled, websocket.subscriber.enabled),
+        (EntrypointType::Websocket, EntrypointConfiguration::Websocket(websocket)) => {
+            (websocket.publisher.enabled, websocket.subscriber.enabled)
+        }
         // A configuration that did not parse was reported already.
         (EntrypointType::Websocket, _) => (false, false),
     };
     // A websocket can drop the direction instead.
     let (or_publisher, or_subscriber) = match kind {
-        EntrypointType::Websocket => (", or the entrypoint's publisher.enabled to false", ", or the entrypoint's subscriber.enabled to false"),
+        EntrypointType::Websocket => {
+            (", or the entrypoint's publisher.enabled to false", ", or the entrypoint's subscriber.enabled to false")
+        }
         _ => ("", ""),
     };
     if needs_producer && !shared.producer.enabled {
@@ -201,14 +266,20 @@ fn check_shared(
         let sasl = shared.security.sasl.as_ref();
         if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
             if sasl.and_then(|s| s.sasl_mechanism.as_ref()).is_none() {
-                report(&join(&base, "security.sasl.saslMechanism"), format!("required with protocol `{protocol}`, one of {}", allowed(SaslMechanism::ALLOWED)));
+                report(
+                    &join(&base, "security.sasl.saslMechanism"),
+                    format!("required with protocol `{protocol}`, one of {}", allowed(SaslMechanism::ALLOWED)),
+                );
             }
             if sasl.and_then(|s| s.sasl_jaas_config.as_ref()).is_none() {
                 report(&join(&base, "security.sasl.saslJaasConfig"), format!("required with protocol `{protocol}`"));
             }
             if let Some(Dynamic::Static(SaslMechanism::AwsMskIam)) = sasl.and_then(|s| s.sasl_mechanism.as_ref()) {
                 if protocol != SecurityProtocol::SaslSsl {
-                    report(&join(&base, "security.protocol"), format!("invalid value `{protocol}`: AWS_MSK_IAM needs `SASL_SSL`"));
+                    report(
+                        &join(&base, "security.protocol"),
+                        format!("invalid value `{protocol}`: AWS_MSK_IAM needs `SASL_SSL`"),
+                    );
                 }
             }
         } else if sasl.is_some() && protocol == SecurityProtocol::Ssl {
@@ -229,7 +300,10 @@ fn check_shared(
     let producer = &shared.producer;
     if producer.enabled {
         if producer.topics.is_empty() {
-            report(&join(&base, "producer.topics"), "at least one topic is required when the producer is enabled".into());
+            report(
+                &join(&base, "producer.topics"),
+                "at least one topic is required when the producer is enabled".into(),
+            );
         }
         for (index, topic) in producer.topics.iter().enumerate() {
             if topic.trim().is_empty() {
@@ -240,15 +314,23 @@ fn check_shared(
     let consumer = &shared.consumer;
     if consumer.enabled {
         match (&consumer.topic_pattern, consumer.topics.is_empty()) {
-            (Some(_), false) => report(&join(&base, "consumer"), "give either `topics` or `topicPattern`, not both".into()),
+            (Some(_), false) => {
+                report(&join(&base, "consumer"), "give either `topics` or `topicPattern`, not both".into())
+            }
             (Some(pattern), true) => {
                 if !is_expression(pattern) {
                     if let Err(error) = regex::Regex::new(pattern) {
-                        report(&join(&base, "consumer.topicPattern"), format!("invalid regular expression `{pattern}`: {error}"));
+                        report(
+                            &join(&base, "consumer.topicPattern"),
+                            format!("invalid regular expression `{pattern}`: {error}"),
+                        );
                     }
                 }
             }
-            (None, true) => report(&join(&base, "consumer.topics"), "at least one topic is required when the consumer is enabled".into()),
+            (None, true) => report(
+                &join(&base, "consumer.topics"),
+                "at least one topic is required when the consumer is enabled".into(),
+            ),
             (None, false) => {}
         }
         for (index, topic) in consumer.topics.iter().enumerate() {

@@ -28,9 +28,7 @@ pub(crate) fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
             }
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-            v.trim()
-                .parse()
-                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+            v.trim().parse().map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
         }
     }
     deserializer.deserialize_any(NumberVisitor)

@@ -49,12 +49,15 @@ fn defaults_follow_the_reference_tables() {
     let entrypoints: Vec<&Entrypoint> = api.http_entrypoints().collect();
     assert_eq!(entrypoints[0].qos, Qos::Auto);
     match &entrypoints[0].configuration {
-        EntrypointConfiguration::HttpGet(get) => assert_eq!(*get, HttpGetConfiguration {
-            messages_limit_count: 500,
-            messages_limit_duration_ms: 5000,
-            headers_in_payload: false,
-            metadata_in_payload: false,
-        }),
+        EntrypointConfiguration::HttpGet(get) => assert_eq!(
+            *get,
+            HttpGetConfiguration {
+                messages_limit_count: 500,
+                messages_limit_duration_ms: 5000,
+                headers_in_payload: false,
+                metadata_in_payload: false,
+            }
+        ),
         other => panic!("unexpected {other:?}"),
     }
     match &entrypoints[1].configuration {
@@ -80,7 +83,9 @@ fn numbers_and_booleans_may_be_strings() {
         json!({"messagesLimitCount": "20", "messagesLimitDurationMs": "2000", "headersInPayload": "true"});
     value["endpointGroups"][0]["sharedConfiguration"]["consumer"]["encodeMessageId"] = json!("false");
     let api = load(&value).unwrap().api;
-    let Some(EntrypointConfiguration::HttpGet(get)) = api.http_entrypoints().next().map(|e| &e.configuration) else { panic!() };
+    let Some(EntrypointConfiguration::HttpGet(get)) = api.http_entrypoints().next().map(|e| &e.configuration) else {
+        panic!()
+    };
     assert_eq!((get.messages_limit_count, get.messages_limit_duration_ms, get.headers_in_payload), (20, 2000, true));
     assert!(!api.primary_endpoint().unwrap().1.shared_configuration.consumer.encode_message_id);
 }
@@ -90,7 +95,10 @@ fn a_wrong_number_names_its_path_and_value() {
     let mut value = definition();
     value["listeners"][0]["entrypoints"][0]["configuration"] = json!({"messagesLimitCount": "lots"});
     let problem = only_problem(&value);
-    assert!(problem.starts_with("api.json: listeners[0].entrypoints[0].configuration.messagesLimitCount: "), "{problem}");
+    assert!(
+        problem.starts_with("api.json: listeners[0].entrypoints[0].configuration.messagesLimitCount: "),
+        "{problem}"
+    );
     assert!(problem.contains("\"lots\""), "{problem}");
 }
 
@@ -173,13 +181,20 @@ fn websocket_directions_default_to_enabled_and_need_their_capability() {
     value["listeners"][0]["entrypoints"][0]["configuration"] = json!({"subscriber": {"enabled": "false"}});
     let loaded = load(&value).unwrap();
     match &loaded.api.http_entrypoints().next().unwrap().configuration {
-        EntrypointConfiguration::Websocket(websocket) => assert!(websocket.publisher.enabled && !websocket.subscriber.enabled),
+        EntrypointConfiguration::Websocket(websocket) => {
+            assert!(websocket.publisher.enabled && !websocket.subscriber.enabled)
+        }
         other => panic!("unexpected {other:?}"),
     }
 
     value["listeners"][0]["entrypoints"][0]["configuration"] = json!({"publisher": {"enabled": true, "maxFrames": 3}});
     let problem = only_problem(&value);
-    assert!(problem.starts_with("api.json: listeners[0].entrypoints[0].configuration.publisher.maxFrames: unknown field `maxFrames`"), "{problem}");
+    assert!(
+        problem.starts_with(
+            "api.json: listeners[0].entrypoints[0].configuration.publisher.maxFrames: unknown field `maxFrames`"
+        ),
+        "{problem}"
+    );
 }
 
 #[test]
@@ -196,7 +211,9 @@ fn enabled_clients_need_topics_and_bootstrap_servers_need_ports() {
 fn plans_that_would_need_credentials_are_refused() {
     let mut value = definition();
     value["plans"] = json!([{"id": "k", "name": "Key", "security": {"type": "api-key"}, "mode": "STANDARD"}]);
-    assert!(only_problem(&value).starts_with("api.json: plans[0].security.type: plan security `api-key` is not supported"));
+    assert!(
+        only_problem(&value).starts_with("api.json: plans[0].security.type: plan security `api-key` is not supported")
+    );
     value["plans"] = json!([{"id": "f", "name": "Free", "security": {"type": "key-less"}}]);
     assert!(load(&value).is_ok());
 }
@@ -204,9 +221,11 @@ fn plans_that_would_need_credentials_are_refused() {
 #[test]
 fn expressions_are_accepted_and_malformed_ones_refused_with_the_position() {
     let mut value = definition();
-    value["endpointGroups"][0]["sharedConfiguration"]["consumer"]["autoOffsetReset"] = json!("{#request.headers['autoOffsetReset'][0]}");
+    value["endpointGroups"][0]["sharedConfiguration"]["consumer"]["autoOffsetReset"] =
+        json!("{#request.headers['autoOffsetReset'][0]}");
     assert!(load(&value).is_ok());
-    value["endpointGroups"][0]["sharedConfiguration"]["consumer"]["autoOffsetReset"] = json!("{#request.headers['autoOffsetReset'][0]");
+    value["endpointGroups"][0]["sharedConfiguration"]["consumer"]["autoOffsetReset"] =
+        json!("{#request.headers['autoOffsetReset'][0]");
     let problem = only_problem(&value);
     assert!(problem.starts_with("api.json: endpointGroups[0].sharedConfiguration.consumer.autoOffsetReset: invalid expression `{#request.headers['autoOffsetReset'][0]`: at position "), "{problem}");
 }
@@ -225,7 +244,8 @@ fn security_blocks_load_with_gravitee_names_and_aliases() {
     assert_eq!(ssl.key_store.unwrap().store_type, StoreType::Pkcs12);
 
     // A SASL protocol needs its mechanism and login line; the problem names no secret.
-    value["endpointGroups"][0]["sharedConfiguration"]["security"]["sasl"] = json!({"saslJaasConfig": "x password=\"hunter2\";"});
+    value["endpointGroups"][0]["sharedConfiguration"]["security"]["sasl"] =
+        json!({"saslJaasConfig": "x password=\"hunter2\";"});
     let problem = only_problem(&value);
     assert!(problem.contains("security.sasl.saslMechanism: required with protocol `SASL_SSL`"), "{problem}");
     assert!(!problem.contains("hunter2"), "no secret in problems: {problem}");
@@ -281,9 +301,11 @@ fn configuration_that_is_never_used_is_reported_as_ignored() {
     let mut value = definition();
     let endpoint = value["endpointGroups"][0]["endpoints"][0].clone();
     value["endpointGroups"][0]["endpoints"][0]["inheritConfiguration"] = json!(true);
-    value["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"] = json!({"consumer": {"enabled": true, "topics": ["x"]}});
+    value["endpointGroups"][0]["endpoints"][0]["sharedConfigurationOverride"] =
+        json!({"consumer": {"enabled": true, "topics": ["x"]}});
     value["endpointGroups"][0]["endpoints"].as_array_mut().unwrap().push(endpoint);
-    value["endpointGroups"][0]["sharedConfiguration"]["security"] = json!({"protocol": "PLAINTEXT", "sasl": {"saslMechanism": "PLAIN"}});
+    value["endpointGroups"][0]["sharedConfiguration"]["security"] =
+        json!({"protocol": "PLAINTEXT", "sasl": {"saslMechanism": "PLAIN"}});
     let loaded = load(&value).unwrap();
     let mut ignored: Vec<String> = loaded.ignored.iter().map(|i| format!("{} ({})", i.path, i.reason)).collect();
     ignored.sort();
@@ -313,13 +335,18 @@ fn problems_in_an_override_name_the_override() {
 fn a_webhook_proxy_host_is_a_host_alone() {
     let with_proxy = |proxy: Value| {
         let mut api = definition();
-        api["listeners"].as_array_mut().expect("listeners").push(json!({"type": "subscription", "entrypoints": [{"type": "webhook", "configuration": {"proxy": proxy}}]}));
+        api["listeners"].as_array_mut().expect("listeners").push(
+            json!({"type": "subscription", "entrypoints": [{"type": "webhook", "configuration": {"proxy": proxy}}]}),
+        );
         api["plans"] = json!([{"id": "push", "name": "push", "mode": "PUSH"}]);
         api
     };
     for host in ["http://proxy.internal", "edge:s3cret@proxy.internal", "proxy.internal:3128", "proxy internal"] {
         let problem = only_problem(&with_proxy(json!({"enabled": true, "host": host, "port": 3128})));
-        assert!(problem.starts_with("api.json: listeners[1].entrypoints[0].configuration.proxy.host: expected a host name"), "{problem}");
+        assert!(
+            problem.starts_with("api.json: listeners[1].entrypoints[0].configuration.proxy.host: expected a host name"),
+            "{problem}"
+        );
         assert!(!problem.contains("s3cret"), "{problem}");
     }
     for host in ["proxy.internal", "10.0.0.7", "[::1]"] {

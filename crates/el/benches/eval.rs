@@ -13,12 +13,7 @@ fn s(text: &str) -> Value {
 }
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+    Value::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// One consumed Kafka message as a flow sees it: a few headers, metadata and a small JSON order.
@@ -54,11 +49,7 @@ fn compiled(source: &str) -> Template {
 fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse");
     group.bench_function("condition", |b| {
-        b.iter(|| {
-            Template::parse(black_box(
-                "{#request.headers['X-Topic'] != null && #request.method == 'POST'}",
-            ))
-        })
+        b.iter(|| Template::parse(black_box("{#request.headers['X-Topic'] != null && #request.method == 'POST'}")))
     });
     group.bench_function("mixed template", |b| {
         b.iter(|| Template::parse(black_box("prefix-{#api.id}-{#request.params['p'][0]}")))
@@ -66,9 +57,7 @@ fn parse(c: &mut Criterion) {
     group.bench_function("jsonPath", |b| {
         b.iter(|| Template::parse(black_box("{#jsonPath(#message.content, '$.order.id')}")))
     });
-    group.bench_function("literal", |b| {
-        b.iter(|| Template::parse(black_box("orders-topic")))
-    });
+    group.bench_function("literal", |b| b.iter(|| Template::parse(black_box("orders-topic"))));
     group.finish();
 }
 
@@ -82,15 +71,9 @@ fn evaluate(c: &mut Criterion) {
     assert_eq!(json_path.evaluate(&context), s("o-17"));
 
     let mut group = c.benchmark_group("evaluate per message");
-    group.bench_function("header lookup", |b| {
-        b.iter(|| header.evaluate(black_box(&context)))
-    });
-    group.bench_function("metadata comparison", |b| {
-        b.iter(|| metadata.evaluate_condition(black_box(&context)))
-    });
-    group.bench_function("jsonPath", |b| {
-        b.iter(|| json_path.evaluate(black_box(&context)))
-    });
+    group.bench_function("header lookup", |b| b.iter(|| header.evaluate(black_box(&context))));
+    group.bench_function("metadata comparison", |b| b.iter(|| metadata.evaluate_condition(black_box(&context))));
+    group.bench_function("jsonPath", |b| b.iter(|| json_path.evaluate(black_box(&context))));
     group.finish();
 }
 

@@ -167,17 +167,11 @@ impl Method {
 
     /// The method and its argument range, if `name` is allowed (Java names are case-sensitive).
     pub(crate) fn lookup(name: &str) -> Option<(Method, usize, usize)> {
-        Self::ALL
-            .iter()
-            .find(|(known, ..)| *known == name)
-            .map(|(_, method, min, max)| (*method, *min, *max))
+        Self::ALL.iter().find(|(known, ..)| *known == name).map(|(_, method, min, max)| (*method, *min, *max))
     }
 
     pub(crate) fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, method, ..)| *method == self)
-            .map_or("?", |(name, ..)| name)
+        Self::ALL.iter().find(|(_, method, ..)| *method == self).map_or("?", |(name, ..)| name)
     }
 
     pub(crate) fn allowed() -> impl Iterator<Item = &'static str> {

@@ -22,8 +22,6 @@ pub struct MapContext(pub BTreeMap<String, Value>);
 
 impl EvalContext for MapContext {
     fn resolve(&self, root: &str, path: &[Key]) -> Value {
-        self.0
-            .get(root)
-            .map_or(Value::Null, |value| value.navigate(path))
+        self.0.get(root).map_or(Value::Null, |value| value.navigate(path))
     }
 }

@@ -21,10 +21,7 @@ pub(crate) struct SyntaxError {
 
 impl SyntaxError {
     pub(crate) fn new(at: usize, message: impl Into<String>) -> Self {
-        Self {
-            at,
-            message: message.into(),
-        }
+        Self { at, message: message.into() }
     }
 }
 

@@ -28,26 +28,17 @@ pub(crate) fn full_match_regex(pattern: &str) -> Result<Regex, regex::Error> {
 }
 
 pub(crate) fn split_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .build()
+    RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT).build()
 }
 
 pub(crate) fn evaluate(expr: &Expr, context: &dyn EvalContext) -> EvalResult<Value> {
     match expr {
         Expr::Literal(value) => Ok(value.clone()),
-        Expr::List(items) => items
-            .iter()
-            .map(|item| evaluate(item, context))
-            .collect::<EvalResult<_>>()
-            .map(Value::List),
+        Expr::List(items) => {
+            items.iter().map(|item| evaluate(item, context)).collect::<EvalResult<_>>().map(Value::List)
+        }
         Expr::Root(root) => resolve(root, context),
-        Expr::JsonPath {
-            json,
-            path,
-            compiled,
-        } => {
+        Expr::JsonPath { json, path, compiled } => {
             let json = evaluate(json, context)?;
             let path = match compiled {
                 Some(path) => Cow::Borrowed(path),
@@ -66,17 +57,10 @@ pub(crate) fn evaluate(expr: &Expr, context: &dyn EvalContext) -> EvalResult<Val
         Expr::Negate(operand) => match evaluate(operand, context)? {
             Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(overflow),
             Value::Float(f) => Ok(Value::Float(-f)),
-            other => Err(EvalError::new(format!(
-                "cannot negate {}",
-                other.type_name()
-            ))),
+            other => Err(EvalError::new(format!("cannot negate {}", other.type_name()))),
         },
         Expr::Binary { op, left, right } => binary(*op, left, right, context),
-        Expr::Matches {
-            subject,
-            pattern,
-            compiled,
-        } => {
+        Expr::Matches { subject, pattern, compiled } => {
             let subject = match evaluate(subject, context)? {
                 Value::String(text) => text,
                 other => {
@@ -89,9 +73,7 @@ pub(crate) fn evaluate(expr: &Expr, context: &dyn EvalContext) -> EvalResult<Val
             let regex = match compiled {
                 Some(regex) => Cow::Borrowed(regex),
                 None => match evaluate(pattern, context)? {
-                    Value::String(pattern) => {
-                        Cow::Owned(full_match_regex(&pattern).map_err(invalid_regex)?)
-                    }
+                    Value::String(pattern) => Cow::Owned(full_match_regex(&pattern).map_err(invalid_regex)?),
                     other => {
                         return Err(EvalError::new(format!(
                             "'matches' needs a regex string, not {}",
@@ -102,11 +84,7 @@ pub(crate) fn evaluate(expr: &Expr, context: &dyn EvalContext) -> EvalResult<Val
             };
             Ok(Value::Bool(regex.is_match(&subject)))
         }
-        Expr::Ternary {
-            condition,
-            then,
-            otherwise,
-        } => {
+        Expr::Ternary { condition, then, otherwise } => {
             if evaluate(condition, context)?.truth()? {
                 evaluate(then, context)
             } else {
@@ -139,20 +117,16 @@ fn resolve(root: &Root, context: &dyn EvalContext) -> EvalResult<Value> {
 
 fn dynamic_json_path(path: Value) -> EvalResult<JsonPath> {
     match path {
-        Value::String(text) => JsonPath::parse(&text)
-            .map_err(|(_, message)| EvalError::new(format!("#jsonPath: {message}"))),
-        other => Err(EvalError::new(format!(
-            "#jsonPath: the path must be a string, not {}",
-            other.type_name()
-        ))),
+        Value::String(text) => {
+            JsonPath::parse(&text).map_err(|(_, message)| EvalError::new(format!("#jsonPath: {message}")))
+        }
+        other => Err(EvalError::new(format!("#jsonPath: the path must be a string, not {}", other.type_name()))),
     }
 }
 
 fn apply(current: Value, step: &Step, context: &dyn EvalContext) -> EvalResult<Value> {
     match step {
-        Step::Property { safe: true, .. } | Step::Method(MethodCall { safe: true, .. })
-            if current == Value::Null =>
-        {
+        Step::Property { safe: true, .. } | Step::Method(MethodCall { safe: true, .. }) if current == Value::Null => {
             Ok(Value::Null)
         }
         Step::Property { name, .. } => current.property(name).map(Cow::into_owned),
@@ -161,11 +135,7 @@ fn apply(current: Value, step: &Step, context: &dyn EvalContext) -> EvalResult<V
             current.index(&index).map(Cow::into_owned)
         }
         Step::Method(call) => {
-            let args = call
-                .args
-                .iter()
-                .map(|arg| evaluate(arg, context))
-                .collect::<EvalResult<Vec<_>>>()?;
+            let args = call.args.iter().map(|arg| evaluate(arg, context)).collect::<EvalResult<Vec<_>>>()?;
             method(&current, call, &args)
         }
     }
@@ -191,10 +161,7 @@ fn method(receiver: &Value, call: &MethodCall, args: &[Value]) -> EvalResult<Val
             Value::Null => false,
             other => entries.contains_key(&other.render()),
         })),
-        (_, other) => Err(EvalError::new(format!(
-            "no method '{name}()' on {}",
-            other.type_name()
-        ))),
+        (_, other) => Err(EvalError::new(format!("no method '{name}()' on {}", other.type_name()))),
     }
 }
 
@@ -211,11 +178,7 @@ fn string_method(call: &MethodCall, text: &str, args: &[Value]) -> EvalResult<Va
         Method::Split => Value::List(split(text, args, call.compiled.as_ref())?),
         // Java's trim drops every character up to U+0020, not Unicode whitespace.
         Method::Trim => Value::String(text.trim_matches(|c: char| c <= ' ').to_string()),
-        Method::Replace => Value::String(replace(
-            text,
-            string_arg(args, 0, name)?,
-            string_arg(args, 1, name)?,
-        )?),
+        Method::Replace => Value::String(replace(text, string_arg(args, 0, name)?, string_arg(args, 1, name)?)?),
         Method::IsEmpty => Value::Bool(text.is_empty()),
         Method::EqualsIgnoreCase => Value::Bool(match arg(args, 0)? {
             Value::String(other) => text.to_lowercase() == other.to_lowercase(),
@@ -237,14 +200,10 @@ fn substring(text: &str, args: &[Value]) -> EvalResult<String> {
         None => count as i64,
     };
     let (Ok(begin), Ok(end)) = (usize::try_from(begin), usize::try_from(end)) else {
-        return Err(EvalError::new(format!(
-            "substring({begin}, {end}) out of range"
-        )));
+        return Err(EvalError::new(format!("substring({begin}, {end}) out of range")));
     };
     if begin > end || end > count {
-        return Err(EvalError::new(format!(
-            "substring({begin}, {end}) out of range for length {count}"
-        )));
+        return Err(EvalError::new(format!("substring({begin}, {end}) out of range for length {count}")));
     }
     Ok(text.chars().skip(begin).take(end - begin).collect())
 }
@@ -269,28 +228,19 @@ fn split(text: &str, args: &[Value], compiled: Option<&Regex>) -> EvalResult<Vec
             continue;
         }
         if parts.len() == MAX_LIST_LEN {
-            return Err(EvalError::new(format!(
-                "split gives more than {MAX_LIST_LEN} parts"
-            )));
+            return Err(EvalError::new(format!("split gives more than {MAX_LIST_LEN} parts")));
         }
         parts.push(part);
     }
     while parts.last().is_some_and(|part| part.is_empty()) {
         parts.pop();
     }
-    Ok(parts
-        .into_iter()
-        .map(|part| Value::String(part.to_string()))
-        .collect())
+    Ok(parts.into_iter().map(|part| Value::String(part.to_string())).collect())
 }
 
 /// Java's literal `replace`; the result size is checked before it is built.
 fn replace(text: &str, from: &str, to: &str) -> EvalResult<String> {
-    let occurrences = if from.is_empty() {
-        text.chars().count() + 1
-    } else {
-        text.matches(from).count()
-    };
+    let occurrences = if from.is_empty() { text.chars().count() + 1 } else { text.matches(from).count() };
     let grown = occurrences.saturating_mul(to.len());
     if text.len().saturating_add(grown) > MAX_STRING_LEN {
         return Err(too_long());
@@ -394,27 +344,20 @@ fn as_f64(value: &Value) -> f64 {
 }
 
 fn arg(args: &[Value], n: usize) -> EvalResult<&Value> {
-    args.get(n)
-        .ok_or_else(|| EvalError::new(format!("missing argument {}", n + 1)))
+    args.get(n).ok_or_else(|| EvalError::new(format!("missing argument {}", n + 1)))
 }
 
 fn string_arg<'a>(args: &'a [Value], n: usize, method: &str) -> EvalResult<&'a str> {
     match arg(args, n)? {
         Value::String(text) => Ok(text),
-        other => Err(EvalError::new(format!(
-            "'{method}' needs a string argument, not {}",
-            other.type_name()
-        ))),
+        other => Err(EvalError::new(format!("'{method}' needs a string argument, not {}", other.type_name()))),
     }
 }
 
 fn int_arg(args: &[Value], n: usize, method: &str) -> EvalResult<i64> {
     match arg(args, n)? {
         Value::Int(i) => Ok(*i),
-        other => Err(EvalError::new(format!(
-            "'{method}' needs an integer argument, not {}",
-            other.type_name()
-        ))),
+        other => Err(EvalError::new(format!("'{method}' needs an integer argument, not {}", other.type_name()))),
     }
 }
 

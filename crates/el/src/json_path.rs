@@ -65,10 +65,7 @@ impl JsonPath {
                 Ok(self.select(&document).map_or(Value::Null, Value::from_json))
             }
             Value::Map(_) | Value::List(_) => Ok(self.select_value(json)),
-            other => Err(EvalError::new(format!(
-                "#jsonPath: cannot read JSON from {}",
-                other.type_name()
-            ))),
+            other => Err(EvalError::new(format!("#jsonPath: cannot read JSON from {}", other.type_name()))),
         }
     }
 
@@ -121,31 +118,18 @@ fn bracket(path: &str, from: usize) -> Result<(Segment, usize), (usize, String)>
     let inner_start = from + 1;
     let rest = &path[inner_start..];
     if let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') {
-        let name_end = rest[1..]
-            .find(quote)
-            .ok_or((from, "unterminated name in JSONPath".to_string()))?
-            + 1;
+        let name_end = rest[1..].find(quote).ok_or((from, "unterminated name in JSONPath".to_string()))? + 1;
         if rest[name_end + 1..].starts_with(']') {
             return Ok((Segment::Member(rest[1..name_end].to_string()), name_end + 3));
         }
-        return Err((
-            inner_start + name_end + 1,
-            "expected ']' in JSONPath (one name per bracket)".into(),
-        ));
+        return Err((inner_start + name_end + 1, "expected ']' in JSONPath (one name per bracket)".into()));
     }
-    let close = rest
-        .find(']')
-        .ok_or((from, "unterminated '[' in JSONPath".to_string()))?;
+    let close = rest.find(']').ok_or((from, "unterminated '[' in JSONPath".to_string()))?;
     let inner = rest[..close].trim();
     inner
         .parse()
         .map(|index| (Segment::Element(index), close + 2))
-        .map_err(|_| {
-            (
-                inner_start,
-                format!("unsupported JSONPath selector '[{inner}]': use ['name'] or [index]"),
-            )
-        })
+        .map_err(|_| (inner_start, format!("unsupported JSONPath selector '[{inner}]': use ['name'] or [index]")))
 }
 
 fn element(index: i64, len: usize) -> Option<usize> {
@@ -162,27 +146,20 @@ mod tests {
 
     fn read(json: &str, path: &str) -> Value {
         match JsonPath::parse(path) {
-            Ok(compiled) => compiled
-                .evaluate(&Value::String(json.into()))
-                .unwrap_or(Value::String("error".into())),
+            Ok(compiled) => compiled.evaluate(&Value::String(json.into())).unwrap_or(Value::String("error".into())),
             Err(error) => Value::String(format!("bad path: {error:?}")),
         }
     }
 
-    const ORDER: &str = r#"{"order": {"id": "o-17", "total": 12.5, "lines": [{"sku": "a"}, {"sku": "b"}], "paid": true, "my key": 3}}"#;
+    const ORDER: &str =
+        r#"{"order": {"id": "o-17", "total": 12.5, "lines": [{"sku": "a"}, {"sku": "b"}], "paid": true, "my key": 3}}"#;
 
     #[test]
     fn selects_members_and_elements() {
         assert_eq!(read(ORDER, "$.order.id"), Value::String("o-17".into()));
         assert_eq!(read(ORDER, "$['order']['total']"), Value::Float(12.5));
-        assert_eq!(
-            read(ORDER, r#"$["order"].lines[1].sku"#),
-            Value::String("b".into())
-        );
-        assert_eq!(
-            read(ORDER, "$.order.lines[-1].sku"),
-            Value::String("b".into())
-        );
+        assert_eq!(read(ORDER, r#"$["order"].lines[1].sku"#), Value::String("b".into()));
+        assert_eq!(read(ORDER, "$.order.lines[-1].sku"), Value::String("b".into()));
         assert_eq!(read(ORDER, "$.order['my key']"), Value::Int(3));
         assert_eq!(read(ORDER, "order.paid"), Value::Bool(true));
         assert_eq!(read("[1, 2]", "$[0]"), Value::Int(1));
@@ -207,9 +184,7 @@ mod tests {
     #[test]
     fn navigates_structured_values_too() {
         let value = Value::Map([("a".to_string(), Value::List(vec![Value::Int(7)]))].into());
-        assert!(
-            JsonPath::parse("$.a[0]").is_ok_and(|path| path.evaluate(&value) == Ok(Value::Int(7)))
-        );
+        assert!(JsonPath::parse("$.a[0]").is_ok_and(|path| path.evaluate(&value) == Ok(Value::Int(7))));
     }
 
     #[test]

@@ -108,10 +108,7 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Spanned>, SyntaxError> {
             }
             b'0'..=b'9' => number(text, start)?,
             b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'$' => {
-                let len = bytes[start..]
-                    .iter()
-                    .take_while(|b| is_identifier_byte(**b))
-                    .count();
+                let len = bytes[start..].iter().take_while(|b| is_identifier_byte(**b)).count();
                 (Token::Ident(text[start..start + len].to_string()), len)
             }
             b'#' => (Token::Hash, 1),
@@ -143,21 +140,11 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Spanned>, SyntaxError> {
             b'>' => (Token::Gt, 1),
             b'&' if next == Some(b'&') => (Token::AndAnd, 2),
             b'|' if next == Some(b'|') => (Token::OrOr, 2),
-            b'=' => {
-                return Err(SyntaxError::new(
-                    start,
-                    "assignment ('=') is not supported; compare with '=='",
-                ))
-            }
-            b'@' | b'&' => {
-                return Err(SyntaxError::new(start, "bean references are not supported"))
-            }
+            b'=' => return Err(SyntaxError::new(start, "assignment ('=') is not supported; compare with '=='")),
+            b'@' | b'&' => return Err(SyntaxError::new(start, "bean references are not supported")),
             _ => {
                 let character = text[start..].chars().next().unwrap_or('?');
-                return Err(SyntaxError::new(
-                    start,
-                    format!("unexpected character '{character}'"),
-                ));
+                return Err(SyntaxError::new(start, format!("unexpected character '{character}'")));
             }
         };
         tokens.push(Spanned { token, at: start });
@@ -196,12 +183,7 @@ fn string(text: &str, start: usize) -> Result<(String, usize), SyntaxError> {
 /// An integer (`42`, `42L`) or decimal (`1.5`, `2e3`, `1.5d`) literal starting at `start`.
 fn number(text: &str, start: usize) -> Result<(Token, usize), SyntaxError> {
     let bytes = text.as_bytes();
-    let digits = |from: usize| {
-        bytes[from..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
-    };
+    let digits = |from: usize| bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
     let mut end = start + digits(start);
     let mut decimal = false;
     if bytes.get(end) == Some(&b'.') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit) {
@@ -225,10 +207,7 @@ fn number(text: &str, start: usize) -> Result<(Token, usize), SyntaxError> {
     };
     match token {
         Some(token) => Ok((token, end + suffix - start)),
-        None => Err(SyntaxError::new(
-            start,
-            format!("number '{literal}' is out of range"),
-        )),
+        None => Err(SyntaxError::new(start, format!("number '{literal}' is out of range"))),
     }
 }
 
@@ -237,9 +216,7 @@ mod tests {
     use super::*;
 
     fn tokens(text: &str) -> Vec<Token> {
-        tokenize(text)
-            .map(|spanned| spanned.into_iter().map(|s| s.token).collect())
-            .unwrap_or_default()
+        tokenize(text).map(|spanned| spanned.into_iter().map(|s| s.token).collect()).unwrap_or_default()
     }
 
     #[test]
@@ -295,15 +272,9 @@ mod tests {
     #[test]
     fn reads_strings_with_doubled_quotes_and_literal_backslashes() {
         assert_eq!(tokens("'it''s'"), vec![Token::Str("it's".into())]);
-        assert_eq!(
-            tokens(r#""say ""hi""""#),
-            vec![Token::Str("say \"hi\"".into())]
-        );
+        assert_eq!(tokens(r#""say ""hi""""#), vec![Token::Str("say \"hi\"".into())]);
         assert_eq!(tokens(r"'^\d+$'"), vec![Token::Str(r"^\d+$".into())]);
-        assert_eq!(
-            tokens("'{#x} ünïcode'"),
-            vec![Token::Str("{#x} ünïcode".into())]
-        );
+        assert_eq!(tokens("'{#x} ünïcode'"), vec![Token::Str("{#x} ünïcode".into())]);
     }
 
     #[test]
@@ -320,18 +291,12 @@ mod tests {
             ]
         );
         // `1.toString()` is a method call on 1, not a decimal.
-        assert_eq!(
-            tokens("1.x"),
-            vec![Token::Int(1), Token::Dot, Token::Ident("x".into())]
-        );
+        assert_eq!(tokens("1.x"), vec![Token::Int(1), Token::Dot, Token::Ident("x".into())]);
     }
 
     #[test]
     fn reports_positions() {
-        assert_eq!(
-            tokenize("'abc").unwrap_err(),
-            SyntaxError::new(0, "unterminated string literal")
-        );
+        assert_eq!(tokenize("'abc").unwrap_err(), SyntaxError::new(0, "unterminated string literal"));
         assert_eq!(tokenize("a = b").unwrap_err().at, 2);
         assert_eq!(tokenize("a ~ b").unwrap_err().at, 2);
         assert_eq!(tokenize("@bean").unwrap_err().at, 0);

@@ -23,28 +23,17 @@ const PREFIX: u8 = 8;
 
 pub(crate) fn parse_expression(text: &str) -> Result<Expr, SyntaxError> {
     if text.len() > MAX_EXPRESSION_LEN {
-        return Err(SyntaxError::new(
-            0,
-            format!("expression longer than {MAX_EXPRESSION_LEN} bytes"),
-        ));
+        return Err(SyntaxError::new(0, format!("expression longer than {MAX_EXPRESSION_LEN} bytes")));
     }
     let tokens = tokenize(text)?;
-    let mut parser = Parser {
-        tokens,
-        next: 0,
-        end: text.len(),
-        recursion: 0,
-    };
+    let mut parser = Parser { tokens, next: 0, end: text.len(), recursion: 0 };
     if parser.tokens.is_empty() {
         return Err(SyntaxError::new(0, "empty expression"));
     }
     let node = parser.expression(0)?;
     match parser.peek() {
         None => Ok(node.expr),
-        Some(extra) => Err(SyntaxError::new(
-            extra.at,
-            format!("unexpected {} after the expression", extra.token),
-        )),
+        Some(extra) => Err(SyntaxError::new(extra.at, format!("unexpected {} after the expression", extra.token))),
     }
 }
 
@@ -88,31 +77,20 @@ impl Parser {
                 Infix::Binary(op) => {
                     let right = self.expression(power + 1)?;
                     let depth = deeper(op_at, &[left.depth, right.depth])?;
-                    Node {
-                        expr: Expr::Binary {
-                            op,
-                            left: Box::new(left.expr),
-                            right: Box::new(right.expr),
-                        },
-                        depth,
-                    }
+                    Node { expr: Expr::Binary { op, left: Box::new(left.expr), right: Box::new(right.expr) }, depth }
                 }
                 Infix::Matches => {
                     let pattern = self.expression(power + 1)?;
                     let compiled = match &pattern.expr {
-                        Expr::Literal(Value::String(regex)) => {
-                            Some(full_match_regex(regex).map_err(|e| {
-                                SyntaxError::new(op_at, format!("invalid regex: {e}"))
-                            })?)
-                        }
+                        Expr::Literal(Value::String(regex)) => Some(
+                            full_match_regex(regex)
+                                .map_err(|e| SyntaxError::new(op_at, format!("invalid regex: {e}")))?,
+                        ),
                         _ => None,
                     };
                     let depth = deeper(op_at, &[left.depth, pattern.depth])?;
-                    let expr = Expr::Matches {
-                        subject: Box::new(left.expr),
-                        pattern: Box::new(pattern.expr),
-                        compiled,
-                    };
+                    let expr =
+                        Expr::Matches { subject: Box::new(left.expr), pattern: Box::new(pattern.expr), compiled };
                     Node { expr, depth }
                 }
                 Infix::Ternary => {
@@ -130,13 +108,7 @@ impl Parser {
                 Infix::Elvis => {
                     let fallback = self.expression(power)?;
                     let depth = deeper(op_at, &[left.depth, fallback.depth])?;
-                    Node {
-                        expr: Expr::Elvis {
-                            value: Box::new(left.expr),
-                            fallback: Box::new(fallback.expr),
-                        },
-                        depth,
-                    }
+                    Node { expr: Expr::Elvis { value: Box::new(left.expr), fallback: Box::new(fallback.expr) }, depth }
                 }
             };
         }
@@ -152,9 +124,7 @@ impl Parser {
         self.next += 1;
         let primary = match token {
             Token::Bang => return self.unary(at, Expr::Not),
-            Token::Ident(word) if word.eq_ignore_ascii_case("not") => {
-                return self.unary(at, Expr::Not)
-            }
+            Token::Ident(word) if word.eq_ignore_ascii_case("not") => return self.unary(at, Expr::Not),
             Token::Minus => return self.negate(at),
             Token::Plus => return self.expression(PREFIX),
             Token::LParen => {
@@ -167,9 +137,7 @@ impl Parser {
             Token::Str(text) => leaf(Value::String(text)),
             Token::Int(i) => leaf(Value::Int(i)),
             Token::Float(f) => leaf(Value::Float(f)),
-            Token::Ident(word) => {
-                leaf(keyword_literal(&word).ok_or_else(|| unknown_word(at, &word, self.peek()))?)
-            }
+            Token::Ident(word) => leaf(keyword_literal(&word).ok_or_else(|| unknown_word(at, &word, self.peek()))?),
             other => return Err(SyntaxError::new(at, format!("unexpected {other}"))),
         };
         self.chain(primary)
@@ -177,10 +145,7 @@ impl Parser {
 
     fn unary(&mut self, at: usize, build: fn(Box<Expr>) -> Expr) -> Result<Node, SyntaxError> {
         let operand = self.expression(PREFIX)?;
-        Ok(Node {
-            expr: build(Box::new(operand.expr)),
-            depth: deeper(at, &[operand.depth])?,
-        })
+        Ok(Node { expr: build(Box::new(operand.expr)), depth: deeper(at, &[operand.depth])? })
     }
 
     /// `-` folds into a number literal (so `-5` is a constant), otherwise negates at run time.
@@ -193,10 +158,7 @@ impl Parser {
         };
         match folded {
             Some(value) => Ok(leaf(value)),
-            None => Ok(Node {
-                expr: Expr::Negate(Box::new(operand.expr)),
-                depth: deeper(at, &[operand.depth])?,
-            }),
+            None => Ok(Node { expr: Expr::Negate(Box::new(operand.expr)), depth: deeper(at, &[operand.depth])? }),
         }
     }
 
@@ -208,19 +170,12 @@ impl Parser {
         }
         let items: Vec<Node> = items.into_iter().filter_map(Result::ok).collect();
         let depth = deeper(at, &items.iter().map(|n| n.depth).collect::<Vec<_>>())?;
-        Ok(Node {
-            expr: Expr::List(items.into_iter().map(|n| n.expr).collect()),
-            depth,
-        })
+        Ok(Node { expr: Expr::List(items.into_iter().map(|n| n.expr).collect()), depth })
     }
 
     /// Comma-separated expressions up to `close` (consumed). A `:` where a comma should be is
     /// reported as `Err(position)` so the caller can name what it means there.
-    fn list(
-        &mut self,
-        close: &Token,
-        closing: &str,
-    ) -> Result<Vec<Result<Node, usize>>, SyntaxError> {
+    fn list(&mut self, close: &Token, closing: &str) -> Result<Vec<Result<Node, usize>>, SyntaxError> {
         let mut items = Vec::new();
         if self.eat(close) {
             return Ok(items);
@@ -241,10 +196,7 @@ impl Parser {
     fn arguments(&mut self) -> Result<Vec<Node>, SyntaxError> {
         self.expect(&Token::LParen, "'('")?;
         let items = self.list(&Token::RParen, "')'")?;
-        items
-            .into_iter()
-            .map(|item| item.map_err(|at| SyntaxError::new(at, "expected ',' or ')'")))
-            .collect()
+        items.into_iter().map(|item| item.map_err(|at| SyntaxError::new(at, "expected ',' or ')'"))).collect()
     }
 
     /// After `#`: a function call `#jsonPath(...)` or a root with its path (`#request.headers['x']`).
@@ -262,9 +214,7 @@ impl Parser {
         loop {
             match self.peek().map(|t| &t.token) {
                 Some(Token::Dot | Token::SafeDot) if self.is_property_next() => {
-                    if let Some(Token::Ident(property)) =
-                        self.tokens.get(self.next + 1).map(|t| t.token.clone())
-                    {
+                    if let Some(Token::Ident(property)) = self.tokens.get(self.next + 1).map(|t| t.token.clone()) {
                         path.push(PathStep::Name(property));
                     }
                     self.next += 2;
@@ -287,59 +237,37 @@ impl Parser {
                 PathStep::Index(_) => None,
             })
             .collect();
-        Ok(Node {
-            expr: Expr::Root(Root { name, path, fixed }),
-            depth: deeper(at, &depths)?,
-        })
+        Ok(Node { expr: Expr::Root(Root { name, path, fixed }), depth: deeper(at, &depths)? })
     }
 
     /// `.name` or `?.name` not followed by `(`: a step of a root's path rather than a method call.
     fn is_property_next(&self) -> bool {
-        matches!(
-            self.tokens.get(self.next + 1).map(|t| &t.token),
-            Some(Token::Ident(_))
-        ) && !matches!(
-            self.tokens.get(self.next + 2).map(|t| &t.token),
-            Some(Token::LParen)
-        )
+        matches!(self.tokens.get(self.next + 1).map(|t| &t.token), Some(Token::Ident(_)))
+            && !matches!(self.tokens.get(self.next + 2).map(|t| &t.token), Some(Token::LParen))
     }
 
     fn function(&mut self, at: usize, name: &str) -> Result<Node, SyntaxError> {
         if !FUNCTIONS.contains(&name) {
             return Err(SyntaxError::new(
                 at,
-                format!(
-                    "unknown function '#{name}'; available: #{}",
-                    FUNCTIONS.join(", #")
-                ),
+                format!("unknown function '#{name}'; available: #{}", FUNCTIONS.join(", #")),
             ));
         }
         let args_at = self.position();
         let mut args = self.arguments()?;
         if args.len() != 2 {
-            return Err(SyntaxError::new(
-                args_at,
-                "#jsonPath takes 2 arguments: the JSON and the path",
-            ));
+            return Err(SyntaxError::new(args_at, "#jsonPath takes 2 arguments: the JSON and the path"));
         }
         let (json, path) = (args.remove(0), args.remove(0));
         let compiled = match &path.expr {
-            Expr::Literal(Value::String(text)) => {
-                Some(JsonPath::parse(text).map_err(|(_, message)| {
-                    SyntaxError::new(args_at, format!("#jsonPath: {message}"))
-                })?)
-            }
+            Expr::Literal(Value::String(text)) => Some(
+                JsonPath::parse(text)
+                    .map_err(|(_, message)| SyntaxError::new(args_at, format!("#jsonPath: {message}")))?,
+            ),
             _ => None,
         };
         let depth = deeper(at, &[json.depth, path.depth])?;
-        Ok(Node {
-            expr: Expr::JsonPath {
-                json: Box::new(json.expr),
-                path: Box::new(path.expr),
-                compiled,
-            },
-            depth,
-        })
+        Ok(Node { expr: Expr::JsonPath { json: Box::new(json.expr), path: Box::new(path.expr), compiled }, depth })
     }
 
     /// Postfix steps after a primary: `.name`, `?.name`, `[index]`, `.method(args)`.
@@ -353,10 +281,7 @@ impl Parser {
                     let safe = token == Token::SafeDot;
                     let name_at = self.position();
                     let Some(Token::Ident(name)) = self.peek().map(|t| t.token.clone()) else {
-                        return Err(SyntaxError::new(
-                            name_at,
-                            "expected a property or method name",
-                        ));
+                        return Err(SyntaxError::new(name_at, "expected a property or method name"));
                     };
                     self.next += 1;
                     if self.peek().is_some_and(|t| t.token == Token::LParen) {
@@ -381,61 +306,31 @@ impl Parser {
             return Ok(base);
         }
         let at = self.position();
-        Ok(Node {
-            expr: Expr::Chain {
-                base: Box::new(base.expr),
-                steps,
-            },
-            depth: deeper(at, &depths)?,
-        })
+        Ok(Node { expr: Expr::Chain { base: Box::new(base.expr), steps }, depth: deeper(at, &depths)? })
     }
 
-    fn method(
-        &mut self,
-        at: usize,
-        name: &str,
-        safe: bool,
-    ) -> Result<(MethodCall, Vec<usize>), SyntaxError> {
+    fn method(&mut self, at: usize, name: &str, safe: bool) -> Result<(MethodCall, Vec<usize>), SyntaxError> {
         let Some((method, min, max)) = Method::lookup(name) else {
             let allowed: Vec<&str> = Method::allowed().collect();
             return Err(SyntaxError::new(
                 at,
-                format!(
-                    "method '{name}' is not allowed; allowed: {}",
-                    allowed.join(", ")
-                ),
+                format!("method '{name}' is not allowed; allowed: {}", allowed.join(", ")),
             ));
         };
         let args = self.arguments()?;
         if args.len() < min || args.len() > max {
-            let expected = if min == max {
-                format!("{min}")
-            } else {
-                format!("{min} or {max}")
-            };
-            return Err(SyntaxError::new(
-                at,
-                format!("'{name}' takes {expected} argument(s), not {}", args.len()),
-            ));
+            let expected = if min == max { format!("{min}") } else { format!("{min} or {max}") };
+            return Err(SyntaxError::new(at, format!("'{name}' takes {expected} argument(s), not {}", args.len())));
         }
         let compiled = match (method, args.first().map(|a| &a.expr)) {
-            (Method::Split, Some(Expr::Literal(Value::String(regex)))) => Some(
-                split_regex(regex)
-                    .map_err(|e| SyntaxError::new(at, format!("invalid regex: {e}")))?,
-            ),
+            (Method::Split, Some(Expr::Literal(Value::String(regex)))) => {
+                Some(split_regex(regex).map_err(|e| SyntaxError::new(at, format!("invalid regex: {e}")))?)
+            }
             _ => None,
         };
         let depths = args.iter().map(|a| a.depth).collect();
         let args = args.into_iter().map(|a| a.expr).collect();
-        Ok((
-            MethodCall {
-                method,
-                args,
-                safe,
-                compiled,
-            },
-            depths,
-        ))
+        Ok((MethodCall { method, args, safe, compiled }, depths))
     }
 
     fn peek(&self) -> Option<&Spanned> {
@@ -459,22 +354,13 @@ impl Parser {
         if self.eat(token) {
             return Ok(());
         }
-        let found = self.peek().map_or_else(
-            || "the end of the expression".to_string(),
-            |t| t.token.to_string(),
-        );
-        Err(SyntaxError::new(
-            self.position(),
-            format!("expected {what}, found {found}"),
-        ))
+        let found = self.peek().map_or_else(|| "the end of the expression".to_string(), |t| t.token.to_string());
+        Err(SyntaxError::new(self.position(), format!("expected {what}, found {found}")))
     }
 }
 
 fn leaf(value: Value) -> Node {
-    Node {
-        expr: Expr::Literal(value),
-        depth: 1,
-    }
+    Node { expr: Expr::Literal(value), depth: 1 }
 }
 
 fn deeper(at: usize, children: &[usize]) -> Result<usize, SyntaxError> {
@@ -486,10 +372,7 @@ fn deeper(at: usize, children: &[usize]) -> Result<usize, SyntaxError> {
 }
 
 fn too_deep(at: usize) -> SyntaxError {
-    SyntaxError::new(
-        at,
-        format!("expression nested more than {MAX_DEPTH} levels deep"),
-    )
+    SyntaxError::new(at, format!("expression nested more than {MAX_DEPTH} levels deep"))
 }
 
 /// The infix meaning of a token and its binding power; SpEL's word operators match any case.
@@ -543,9 +426,13 @@ fn keyword_literal(word: &str) -> Option<Value> {
 /// expressions do not have, and `T(...)`/`new` reach Java classes. Say what to write instead.
 fn unknown_word(at: usize, word: &str, next: Option<&Spanned>) -> SyntaxError {
     let message = match word {
-        "T" if next.is_some_and(|t| t.token == Token::LParen) => "type references (T(...)) are not supported".to_string(),
+        "T" if next.is_some_and(|t| t.token == Token::LParen) => {
+            "type references (T(...)) are not supported".to_string()
+        }
         "new" => "constructors ('new') are not supported".to_string(),
-        _ => format!("unknown name '{word}': variables and functions are written with '#', e.g. #request or #jsonPath(...)"),
+        _ => format!(
+            "unknown name '{word}': variables and functions are written with '#', e.g. #request or #jsonPath(...)"
+        ),
     };
     SyntaxError::new(at, message)
 }

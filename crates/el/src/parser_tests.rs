@@ -5,10 +5,7 @@ fn shape(expr: &Expr) -> String {
     match expr {
         Expr::Literal(Value::String(text)) => format!("'{text}'"),
         Expr::Literal(value) => value.render(),
-        Expr::List(items) => format!(
-            "{{{}}}",
-            items.iter().map(shape).collect::<Vec<_>>().join(" ")
-        ),
+        Expr::List(items) => format!("{{{}}}", items.iter().map(shape).collect::<Vec<_>>().join(" ")),
         Expr::Root(root) => {
             let mut out = format!("#{}", root.name);
             for step in &root.path {
@@ -24,9 +21,7 @@ fn shape(expr: &Expr) -> String {
             let mut out = shape(base);
             for step in steps {
                 match step {
-                    Step::Property { name, safe } => {
-                        out.push_str(&format!("{}{name}", if *safe { "?." } else { "." }))
-                    }
+                    Step::Property { name, safe } => out.push_str(&format!("{}{name}", if *safe { "?." } else { "." })),
                     Step::Index(index) => out.push_str(&format!("[{}]", shape(index))),
                     Step::Method(call) => {
                         let args: Vec<String> = call.args.iter().map(shape).collect();
@@ -42,20 +37,9 @@ fn shape(expr: &Expr) -> String {
         Expr::Binary { op, left, right } => {
             format!("({} {} {})", op.symbol(), shape(left), shape(right))
         }
-        Expr::Matches {
-            subject, pattern, ..
-        } => format!("(matches {} {})", shape(subject), shape(pattern)),
-        Expr::Ternary {
-            condition,
-            then,
-            otherwise,
-        } => {
-            format!(
-                "(? {} {} {})",
-                shape(condition),
-                shape(then),
-                shape(otherwise)
-            )
+        Expr::Matches { subject, pattern, .. } => format!("(matches {} {})", shape(subject), shape(pattern)),
+        Expr::Ternary { condition, then, otherwise } => {
+            format!("(? {} {} {})", shape(condition), shape(then), shape(otherwise))
         }
         Expr::Elvis { value, fallback } => format!("(?: {} {})", shape(value), shape(fallback)),
     }
@@ -73,27 +57,18 @@ fn error_at(text: &str) -> usize {
 }
 
 fn error_message(text: &str) -> String {
-    parse_expression(text).map_or_else(
-        |error| error.message,
-        |expr| panic!("parsed: {}", shape(&expr)),
-    )
+    parse_expression(text).map_or_else(|error| error.message, |expr| panic!("parsed: {}", shape(&expr)))
 }
 
 #[test]
 fn root_paths_collect_properties_and_indexes() {
-    assert_eq!(
-        parsed("#request.headers['X-Topic'][0]"),
-        "#request.headers['X-Topic'][0]"
-    );
+    assert_eq!(parsed("#request.headers['X-Topic'][0]"), "#request.headers['X-Topic'][0]");
     assert_eq!(
         parsed("#context.attributes['gravitee.attribute.kafka.groupId']"),
         "#context.attributes['gravitee.attribute.kafka.groupId']"
     );
     assert_eq!(parsed("#message.metadata.key"), "#message.metadata.key");
-    assert_eq!(
-        parsed("#message?.metadata['topic']"),
-        "#message.metadata['topic']"
-    );
+    assert_eq!(parsed("#message?.metadata['topic']"), "#message.metadata['topic']");
     assert_eq!(
         parsed("#request.headers[#context.attributes['h']][0]"),
         "#request.headers[#context.attributes['h']][0]"
@@ -108,25 +83,16 @@ fn literal_paths_are_prebuilt() {
     };
     assert_eq!(
         fixed("#message.headers['x'][0]"),
-        Some(vec![
-            Key::Name("headers".into()),
-            Key::Index(Value::String("x".into())),
-            Key::Index(Value::Int(0))
-        ])
+        Some(vec![Key::Name("headers".into()), Key::Index(Value::String("x".into())), Key::Index(Value::Int(0))])
     );
     assert_eq!(fixed("#message.headers[#a]"), None);
 }
 
 #[test]
 fn a_method_call_ends_the_root_path() {
-    assert_eq!(
-        parsed("#request.headers['x'][0].toUpperCase()"),
-        "#request.headers['x'][0].toUpperCase()"
-    );
+    assert_eq!(parsed("#request.headers['x'][0].toUpperCase()"), "#request.headers['x'][0].toUpperCase()");
     let chain = parse_expression("#a.b.trim().c[1]");
-    assert!(
-        matches!(&chain, Ok(Expr::Chain { base, steps }) if matches!(**base, Expr::Root(_)) && steps.len() == 3)
-    );
+    assert!(matches!(&chain, Ok(Expr::Chain { base, steps }) if matches!(**base, Expr::Root(_)) && steps.len() == 3));
     assert_eq!(parsed("#a?.b?.trim()?.length()"), "#a.b?.trim()?.length()");
 }
 
@@ -135,16 +101,10 @@ fn precedence_from_loosest_to_tightest() {
     assert_eq!(parsed("#a || #b && #c"), "(|| #a (&& #b #c))");
     assert_eq!(parsed("#a == 1 && #b != 2"), "(&& (== #a 1) (!= #b 2))");
     assert_eq!(parsed("#a < 1 == #b >= 2"), "(== (< #a 1) (>= #b 2))");
-    assert_eq!(
-        parsed("1 + 2 * 3 - 4 % 5 < 6"),
-        "(< (- (+ 1 (* 2 3)) (% 4 5)) 6)"
-    );
+    assert_eq!(parsed("1 + 2 * 3 - 4 % 5 < 6"), "(< (- (+ 1 (* 2 3)) (% 4 5)) 6)");
     assert_eq!(parsed("!#a == #b"), "(== (! #a) #b)");
     assert_eq!(parsed("-#a.length() + 1"), "(+ (- #a.length()) 1)");
-    assert_eq!(
-        parsed("#a + 'x' matches 'p' && true"),
-        "(&& (matches (+ #a 'x') 'p') true)"
-    );
+    assert_eq!(parsed("#a + 'x' matches 'p' && true"), "(&& (matches (+ #a 'x') 'p') true)");
     assert_eq!(parsed("(1 + 2) * 3"), "(* (+ 1 2) 3)");
 }
 
@@ -158,19 +118,13 @@ fn conditionals_group_to_the_right() {
 
 #[test]
 fn word_operators_match_any_case() {
-    assert_eq!(
-        parsed("#a eq 1 AND #b Ne 2 or not #c"),
-        "(|| (&& (== #a 1) (!= #b 2)) (! #c))"
-    );
+    assert_eq!(parsed("#a eq 1 AND #b Ne 2 or not #c"), "(|| (&& (== #a 1) (!= #b 2)) (! #c))");
     assert_eq!(
         parsed("#a lt 1 and #b gt 2 and #c le 3 and #d ge 4"),
         "(&& (&& (&& (< #a 1) (> #b 2)) (<= #c 3)) (>= #d 4))"
     );
     assert_eq!(parsed("10 div 3 mod 2"), "(% (/ 10 3) 2)");
-    assert_eq!(
-        parsed("TRUE and False or NULL"),
-        "(|| (&& true false) null)"
-    );
+    assert_eq!(parsed("TRUE and False or NULL"), "(|| (&& true false) null)");
 }
 
 #[test]
@@ -185,10 +139,7 @@ fn literals_lists_and_functions() {
     assert_eq!(parsed("- 2.5"), "-2.5");
     assert_eq!(parsed("{1, 'a', {}}"), "{1 'a' {}}");
     assert_eq!(parsed("'it''s'"), "'it's'");
-    assert_eq!(
-        parsed("#jsonPath(#message.content, '$.order.id')"),
-        "(jsonPath #message.content '$.order.id')"
-    );
+    assert_eq!(parsed("#jsonPath(#message.content, '$.order.id')"), "(jsonPath #message.content '$.order.id')");
     assert_eq!(parsed("'a,b'.split(',')[1]"), "'a,b'.split(',')[1]");
 }
 
@@ -213,33 +164,16 @@ fn only_allowed_methods_and_functions_exist() {
     assert_eq!(error_at("#request.getClass()"), 9);
     assert!(error_message("#request.getClass()").starts_with("method 'getClass' is not allowed"));
     assert!(error_message("'x'.class.forName('java.lang.Runtime')").contains("not allowed"));
-    assert_eq!(
-        error_message("T(java.lang.Runtime).getRuntime()"),
-        "type references (T(...)) are not supported"
-    );
-    assert_eq!(
-        error_message("new java.io.File('/')"),
-        "constructors ('new') are not supported"
-    );
+    assert_eq!(error_message("T(java.lang.Runtime).getRuntime()"), "type references (T(...)) are not supported");
+    assert_eq!(error_message("new java.io.File('/')"), "constructors ('new') are not supported");
     assert!(error_message("#secrets.get('/vault')").starts_with("method 'get' is not allowed"));
-    assert!(
-        error_message("#xpath(#message.content, '/a')").starts_with("unknown function '#xpath'")
-    );
+    assert!(error_message("#xpath(#message.content, '/a')").starts_with("unknown function '#xpath'"));
     assert!(error_message("request.headers").starts_with("unknown name 'request'"));
     assert_eq!(error_message("@bean"), "bean references are not supported");
     assert_eq!(error_message("{'a': 1}"), "inline maps are not supported");
-    assert_eq!(
-        error_message("#a.trim(1)"),
-        "'trim' takes 0 argument(s), not 1"
-    );
-    assert_eq!(
-        error_message("#a.substring()"),
-        "'substring' takes 1 or 2 argument(s), not 0"
-    );
-    assert_eq!(
-        error_message("#jsonPath(#a)"),
-        "#jsonPath takes 2 arguments: the JSON and the path"
-    );
+    assert_eq!(error_message("#a.trim(1)"), "'trim' takes 0 argument(s), not 1");
+    assert_eq!(error_message("#a.substring()"), "'substring' takes 1 or 2 argument(s), not 0");
+    assert_eq!(error_message("#jsonPath(#a)"), "#jsonPath takes 2 arguments: the JSON and the path");
     assert!(error_message("#a.?[#this > 1]").starts_with("expected a property or method name"));
 }
 
@@ -261,10 +195,7 @@ fn nesting_and_length_are_bounded() {
     let long_sum = vec!["1"; 100].join(" + ");
     assert!(error_message(&long_sum).contains("nested more than 64 levels"));
     let long_chain = format!("'a'{}", ".trim()".repeat(1_000));
-    assert!(
-        parse_expression(&long_chain).is_ok(),
-        "a chain is a loop, not nesting"
-    );
+    assert!(parse_expression(&long_chain).is_ok(), "a chain is a loop, not nesting");
     let too_long = format!("'{}'", "a".repeat(MAX_EXPRESSION_LEN));
     assert!(error_message(&too_long).starts_with("expression longer than"));
 }

@@ -39,31 +39,20 @@ impl Template {
             let open = text_start + found;
             let expression_start = open + 1;
             let Some(close) = matching_brace(source, expression_start) else {
-                return Err(parse_error(
-                    source,
-                    open,
-                    "unterminated '{#': no matching '}'",
-                ));
+                return Err(parse_error(source, open, "unterminated '{#': no matching '}'"));
             };
             if open > text_start {
                 parts.push(Part::Text(source[text_start..open].to_string()));
             }
-            let expression =
-                parse_expression(&source[expression_start..close]).map_err(|error| {
-                    parse_error(source, expression_start + error.at, &error.message)
-                })?;
+            let expression = parse_expression(&source[expression_start..close])
+                .map_err(|error| parse_error(source, expression_start + error.at, &error.message))?;
             parts.push(Part::Expression(expression));
             text_start = close + 1;
         }
         if text_start < source.len() {
             parts.push(Part::Text(source[text_start..].to_string()));
         }
-        Ok(Template {
-            compiled: Arc::new(Compiled {
-                source: source.to_string(),
-                parts,
-            }),
-        })
+        Ok(Template { compiled: Arc::new(Compiled { source: source.to_string(), parts }) })
     }
 
     pub fn source(&self) -> &str {
@@ -72,11 +61,7 @@ impl Template {
 
     /// True when the template has no `{#` part.
     pub fn is_literal(&self) -> bool {
-        !self
-            .compiled
-            .parts
-            .iter()
-            .any(|part| matches!(part, Part::Expression(_)))
+        !self.compiled.parts.iter().any(|part| matches!(part, Part::Expression(_)))
     }
 
     /// One `{#expr}` and nothing else → that expression's typed value; mixed text → Value::String
@@ -159,14 +144,8 @@ fn matching_brace(source: &str, from: usize) -> Option<usize> {
 
 /// A parse error at byte `at` of `source`, reported with a character position.
 fn parse_error(source: &str, at: usize, message: &str) -> ParseError {
-    let position = source
-        .char_indices()
-        .take_while(|(offset, _)| *offset < at)
-        .count();
-    ParseError {
-        position,
-        message: message.to_string(),
-    }
+    let position = source.char_indices().take_while(|(offset, _)| *offset < at).count();
+    ParseError { position, message: message.to_string() }
 }
 
 #[cfg(test)]

@@ -9,12 +9,7 @@ pub(crate) fn s(text: &str) -> Value {
 }
 
 pub(crate) fn map(entries: &[(&str, Value)]) -> Value {
-    Value::Map(
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    )
+    Value::Map(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
 }
 
 pub(crate) fn list(items: &[&str]) -> Value {
@@ -37,36 +32,17 @@ pub(crate) fn gateway() -> MapContext {
                 ("X-Empty", list(&[""])),
             ]),
         ),
-        (
-            "params",
-            map(&[("p", list(&["v1"])), ("limit", list(&["20"]))]),
-        ),
+        ("params", map(&[("p", list(&["v1"])), ("limit", list(&["20"]))])),
     ]);
-    let context = map(&[(
-        "attributes",
-        map(&[
-            ("gravitee.attribute.kafka.groupId", s("group-a")),
-            ("user", s("alice")),
-        ]),
-    )]);
+    let context =
+        map(&[("attributes", map(&[("gravitee.attribute.kafka.groupId", s("group-a")), ("user", s("alice"))]))]);
     let message = map(&[
-        (
-            "content",
-            s(r#"{"order": {"id": "o-17", "total": 12.5, "lines": [{"sku": "a"}, {"sku": "b"}]}}"#),
-        ),
+        ("content", s(r#"{"order": {"id": "o-17", "total": 12.5, "lines": [{"sku": "a"}, {"sku": "b"}]}}"#)),
         ("headers", map(&[("X-Trace", list(&["t-1"]))])),
-        (
-            "attributes",
-            map(&[("gravitee.attribute.kafka.recordKey", s("k-9"))]),
-        ),
+        ("attributes", map(&[("gravitee.attribute.kafka.recordKey", s("k-9"))])),
         (
             "metadata",
-            map(&[
-                ("key", s("a")),
-                ("topic", s("orders")),
-                ("partition", Value::Int(2)),
-                ("offset", Value::Int(1042)),
-            ]),
+            map(&[("key", s("a")), ("topic", s("orders")), ("partition", Value::Int(2)), ("offset", Value::Int(1042))]),
         ),
     ]);
     let api = map(&[("id", s("api-7")), ("name", s("Orders"))]);

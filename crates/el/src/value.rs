@@ -73,18 +73,13 @@ impl Value {
         match self {
             Value::Map(entries) => Ok(Cow::Borrowed(entries.get(name).unwrap_or(&NULL))),
             Value::Null => Err(EvalError::new(format!("property '{name}' of null"))),
-            other => Err(EvalError::new(format!(
-                "no property '{name}' on {}",
-                other.type_name()
-            ))),
+            other => Err(EvalError::new(format!("no property '{name}' on {}", other.type_name()))),
         }
     }
 
     pub(crate) fn index(&self, index: &Value) -> EvalResult<Cow<'_, Value>> {
         match (self, index) {
-            (Value::Map(entries), Value::String(key)) => {
-                Ok(Cow::Borrowed(entries.get(key).unwrap_or(&NULL)))
-            }
+            (Value::Map(entries), Value::String(key)) => Ok(Cow::Borrowed(entries.get(key).unwrap_or(&NULL))),
             (Value::Map(_), Value::Null) => Ok(Cow::Borrowed(&NULL)),
             // SpEL converts an index to the map's key type; ours are strings.
             (Value::Map(entries), key @ (Value::Int(_) | Value::Float(_) | Value::Bool(_))) => {
@@ -96,16 +91,14 @@ impl Value {
             }
             (Value::String(text), index) => {
                 let position = position(index, usize::MAX)?;
-                let character = text.chars().nth(position).ok_or_else(|| {
-                    EvalError::new(format!("index {position} out of bounds for a string"))
-                })?;
+                let character = text
+                    .chars()
+                    .nth(position)
+                    .ok_or_else(|| EvalError::new(format!("index {position} out of bounds for a string")))?;
                 Ok(Cow::Owned(Value::String(character.to_string())))
             }
             (Value::Null, _) => Err(EvalError::new("cannot index into null")),
-            (other, _) => Err(EvalError::new(format!(
-                "cannot index into {}",
-                other.type_name()
-            ))),
+            (other, _) => Err(EvalError::new(format!("cannot index into {}", other.type_name()))),
         }
     }
 
@@ -124,17 +117,10 @@ impl Value {
     /// SpEL's `==`: numbers compare by value whatever their kind, everything else structurally.
     pub(crate) fn equals(&self, other: &Value) -> bool {
         match (self, other) {
-            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
-                (*a as f64) == *b
-            }
-            (Value::List(a), Value::List(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.equals(y))
-            }
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
+            (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.equals(y)),
             (Value::Map(a), Value::Map(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b)
-                        .all(|((ka, va), (kb, vb))| ka == kb && va.equals(vb))
+                a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && va.equals(vb))
             }
             _ => self == other,
         }
@@ -153,11 +139,7 @@ impl Value {
             (Value::Null, Value::Null) => Ok(Ordering::Equal),
             (Value::Null, _) => Ok(Ordering::Less),
             (_, Value::Null) => Ok(Ordering::Greater),
-            _ => Err(EvalError::new(format!(
-                "cannot compare {} with {}",
-                self.type_name(),
-                other.type_name()
-            ))),
+            _ => Err(EvalError::new(format!("cannot compare {} with {}", self.type_name(), other.type_name()))),
         }
     }
 
@@ -168,10 +150,7 @@ impl Value {
             Value::Bool(b) => Ok(*b),
             Value::String(text) if text.eq_ignore_ascii_case("true") => Ok(true),
             Value::String(text) if text.eq_ignore_ascii_case("false") => Ok(false),
-            other => Err(EvalError::new(format!(
-                "{} is not a boolean",
-                other.type_name()
-            ))),
+            other => Err(EvalError::new(format!("{} is not a boolean", other.type_name()))),
         }
     }
 
@@ -221,19 +200,14 @@ impl Value {
         match json {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(*b),
-            serde_json::Value::Number(n) => n
-                .as_i64()
-                .map_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN)), Value::Int),
-            serde_json::Value::String(s) => Value::String(s.clone()),
-            serde_json::Value::Array(items) => {
-                Value::List(items.iter().map(Value::from_json).collect())
+            serde_json::Value::Number(n) => {
+                n.as_i64().map_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN)), Value::Int)
             }
-            serde_json::Value::Object(entries) => Value::Map(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
-                    .collect(),
-            ),
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
+            serde_json::Value::Object(entries) => {
+                Value::Map(entries.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
+            }
         }
     }
 }
@@ -243,15 +217,8 @@ impl Value {
 fn position(index: &Value, len: usize) -> EvalResult<usize> {
     let wanted = match index {
         Value::Int(i) => *i,
-        Value::String(text) => text
-            .parse()
-            .map_err(|_| EvalError::new(format!("index '{text}' is not a number")))?,
-        other => {
-            return Err(EvalError::new(format!(
-                "{} is not an index",
-                other.type_name()
-            )))
-        }
+        Value::String(text) => text.parse().map_err(|_| EvalError::new(format!("index '{text}' is not a number")))?,
+        other => return Err(EvalError::new(format!("{} is not an index", other.type_name()))),
     };
     usize::try_from(wanted)
         .ok()
@@ -266,20 +233,12 @@ fn render_double(value: f64) -> String {
         return "NaN".into();
     }
     if value.is_infinite() {
-        return if value > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
+        return if value > 0.0 { "Infinity".into() } else { "-Infinity".into() };
     }
     let magnitude = value.abs();
     if magnitude == 0.0 || (1e-3..1e7).contains(&magnitude) {
         let plain = value.to_string();
-        return if plain.contains('.') {
-            plain
-        } else {
-            format!("{plain}.0")
-        };
+        return if plain.contains('.') { plain } else { format!("{plain}.0") };
     }
     let scientific = format!("{value:e}");
     match scientific.split_once('e') {
@@ -294,12 +253,7 @@ mod tests {
     use super::*;
 
     fn map(entries: &[(&str, Value)]) -> Value {
-        Value::Map(
-            entries
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
+        Value::Map(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
     }
 
     fn s(text: &str) -> Value {
@@ -318,30 +272,18 @@ mod tests {
         assert_eq!(Value::Float(-0.0).render(), "-0.0");
         assert_eq!(Value::Float(f64::NAN).render(), "NaN");
         assert_eq!(Value::Float(f64::NEG_INFINITY).render(), "-Infinity");
-        assert_eq!(
-            Value::List(vec![s("a"), Value::Int(1), Value::Null]).render(),
-            "[a, 1, null]"
-        );
-        assert_eq!(
-            map(&[("k", s("v")), ("n", Value::Bool(true))]).render(),
-            "{k=v, n=true}"
-        );
+        assert_eq!(Value::List(vec![s("a"), Value::Int(1), Value::Null]).render(), "[a, 1, null]");
+        assert_eq!(map(&[("k", s("v")), ("n", Value::Bool(true))]).render(), "{k=v, n=true}");
     }
 
     #[test]
     fn navigates_maps_lists_and_strings() {
         let headers = map(&[("x-topic", Value::List(vec![s("orders"), s("audit")]))]);
         let request = map(&[("headers", headers)]);
-        let path = [
-            Key::Name("headers".into()),
-            Key::Index(s("x-topic")),
-            Key::Index(Value::Int(1)),
-        ];
+        let path = [Key::Name("headers".into()), Key::Index(s("x-topic")), Key::Index(Value::Int(1))];
         assert_eq!(request.navigate(&path), s("audit"));
         assert_eq!(
-            request
-                .navigate(&[Key::Index(s("headers")), Key::Name("x-topic".into())])
-                .render(),
+            request.navigate(&[Key::Index(s("headers")), Key::Name("x-topic".into())]).render(),
             "[orders, audit]"
         );
         assert_eq!(request.navigate(&[]), request);
@@ -360,37 +302,18 @@ mod tests {
         assert_eq!(list.navigate(&[Key::Index(Value::Int(3))]), Value::Null);
         assert_eq!(list.navigate(&[Key::Index(Value::Int(-1))]), Value::Null);
         assert_eq!(list.navigate(&[Key::Name("size".into())]), Value::Null);
-        assert_eq!(
-            Value::Null.navigate(&[Key::Name("a".into()), Key::Name("b".into())]),
-            Value::Null
-        );
-        assert_eq!(
-            map(&[]).navigate(&[Key::Name("absent".into()), Key::Index(Value::Int(0))]),
-            Value::Null
-        );
+        assert_eq!(Value::Null.navigate(&[Key::Name("a".into()), Key::Name("b".into())]), Value::Null);
+        assert_eq!(map(&[]).navigate(&[Key::Name("absent".into()), Key::Index(Value::Int(0))]), Value::Null);
     }
 
     #[test]
     fn strict_access_distinguishes_missing_from_impossible() {
-        assert_eq!(
-            map(&[]).property("absent").map(Cow::into_owned),
-            Ok(Value::Null)
-        );
+        assert_eq!(map(&[]).property("absent").map(Cow::into_owned), Ok(Value::Null));
         assert!(Value::Null.property("a").is_err());
         assert!(Value::List(vec![]).index(&Value::Int(0)).is_err());
         assert!(s("ab").property("length").is_err());
-        assert_eq!(
-            map(&[("1", s("one"))])
-                .index(&Value::Int(1))
-                .map(Cow::into_owned),
-            Ok(s("one"))
-        );
-        assert_eq!(
-            Value::List(vec![s("z")])
-                .index(&s("0"))
-                .map(Cow::into_owned),
-            Ok(s("z"))
-        );
+        assert_eq!(map(&[("1", s("one"))]).index(&Value::Int(1)).map(Cow::into_owned), Ok(s("one")));
+        assert_eq!(Value::List(vec![s("z")]).index(&s("0")).map(Cow::into_owned), Ok(s("z")));
     }
 
     #[test]
@@ -399,10 +322,7 @@ mod tests {
         assert!(!s("1").equals(&Value::Int(1)));
         assert!(Value::Null.equals(&Value::Null));
         assert!(Value::List(vec![Value::Int(2)]).equals(&Value::List(vec![Value::Float(2.0)])));
-        assert_eq!(
-            Value::Int(2).compare(&Value::Float(2.5)),
-            Ok(Ordering::Less)
-        );
+        assert_eq!(Value::Int(2).compare(&Value::Float(2.5)), Ok(Ordering::Less));
         assert_eq!(s("b").compare(&s("a")), Ok(Ordering::Greater));
         assert_eq!(Value::Null.compare(&Value::Int(0)), Ok(Ordering::Less));
         assert!(s("1").compare(&Value::Int(1)).is_err());

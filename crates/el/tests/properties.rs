@@ -11,32 +11,18 @@ fn s(text: &str) -> Value {
 }
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+    Value::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// A context with the roots the generated expressions use, filled with generated text.
 fn context(header: String, content: String, number: i64) -> MapContext {
     let request = map(vec![
-        (
-            "headers",
-            map(vec![
-                ("X-Topic", Value::List(vec![s(&header)])),
-                ("Empty", Value::List(vec![])),
-            ]),
-        ),
+        ("headers", map(vec![("X-Topic", Value::List(vec![s(&header)])), ("Empty", Value::List(vec![]))])),
         ("path", s(&header)),
     ]);
     let message = map(vec![
         ("content", s(&content)),
-        (
-            "metadata",
-            map(vec![("key", s(&header)), ("partition", Value::Int(number))]),
-        ),
+        ("metadata", map(vec![("key", s(&header)), ("partition", Value::Int(number))])),
     ]);
     let roots: BTreeMap<String, Value> = [
         ("request".to_string(), request),
@@ -77,9 +63,7 @@ fn leaf() -> impl Strategy<Value = String> {
     ]
 }
 
-const BINARY: [&str; 16] = [
-    "==", "!=", "<", ">", "<=", ">=", "&&", "||", "and", "or", "+", "-", "*", "/", "%", "?:",
-];
+const BINARY: [&str; 16] = ["==", "!=", "<", ">", "<=", ">=", "&&", "||", "and", "or", "+", "-", "*", "/", "%", "?:"];
 const METHODS: [&str; 13] = [
     "trim()",
     "length()",
@@ -100,22 +84,13 @@ const METHODS: [&str; 13] = [
 fn expression() -> impl Strategy<Value = String> {
     leaf().prop_recursive(5, 48, 3, |inner| {
         prop_oneof![
-            (
-                inner.clone(),
-                prop::sample::select(BINARY.to_vec()),
-                inner.clone()
-            )
+            (inner.clone(), prop::sample::select(BINARY.to_vec()), inner.clone())
                 .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
-            (inner.clone(), inner.clone(), inner.clone())
-                .prop_map(|(a, b, c)| format!("({a}) ? ({b}) : ({c})")),
+            (inner.clone(), inner.clone(), inner.clone()).prop_map(|(a, b, c)| format!("({a}) ? ({b}) : ({c})")),
             inner.clone().prop_map(|a| format!("!({a})")),
             inner.clone().prop_map(|a| format!("-({a})")),
             inner.clone().prop_map(|a| format!("({a})")),
-            (
-                inner.clone(),
-                prop::sample::select(METHODS.to_vec()),
-                any::<bool>()
-            )
+            (inner.clone(), prop::sample::select(METHODS.to_vec()), any::<bool>())
                 .prop_map(|(a, m, safe)| format!("({a}){}{m}", if safe { "?." } else { "." })),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a})[{b}]")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}).contains({b})")),

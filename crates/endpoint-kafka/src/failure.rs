@@ -15,8 +15,9 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) fn probe_cluster<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<(), EndpointFailure> {
     let topic = (!topic.is_empty()).then_some(topic);
     client.fetch_metadata(topic, PROBE_TIMEOUT).map(|_| ()).map_err(|error| {
-        let failure = classify_connection_error(&error, false)
-            .unwrap_or_else(|| EndpointFailure::configuration_invalid("no Kafka broker answered at the bootstrap servers"));
+        let failure = classify_connection_error(&error, false).unwrap_or_else(|| {
+            EndpointFailure::configuration_invalid("no Kafka broker answered at the bootstrap servers")
+        });
         tracing::warn!(%error, "Kafka cluster probe failed.");
         failure
     })
@@ -24,10 +25,11 @@ pub(crate) fn probe_cluster<C: ClientContext>(client: &Client<C>, topic: &str) -
 
 /// `checkTopicExistence`: the topic must be known to the cluster. Blocking.
 pub(crate) fn check_topic_exists<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<(), EndpointFailure> {
-    let metadata = client.fetch_metadata(Some(topic), PROBE_TIMEOUT).map_err(|error| {
-        classify_connection_error(&error, true).unwrap_or_else(|| unknown(&error))
-    })?;
-    let exists = metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    let metadata = client
+        .fetch_metadata(Some(topic), PROBE_TIMEOUT)
+        .map_err(|error| classify_connection_error(&error, true).unwrap_or_else(|| unknown(&error)))?;
+    let exists =
+        metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
     if exists {
         Ok(())
     } else {
@@ -55,13 +57,16 @@ pub(crate) fn classify_connection_error(error: &KafkaError, ever_connected: bool
         RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed => {
             Some(EndpointFailure::configuration_invalid("authentication with the Kafka cluster failed"))
         }
-        RDKafkaErrorCode::SSL => Some(EndpointFailure::configuration_invalid("TLS handshake with the Kafka cluster failed")),
+        RDKafkaErrorCode::SSL => {
+            Some(EndpointFailure::configuration_invalid("TLS handshake with the Kafka cluster failed"))
+        }
         RDKafkaErrorCode::Resolve if !ever_connected => {
             Some(EndpointFailure::configuration_invalid("a bootstrap server name does not resolve"))
         }
-        RDKafkaErrorCode::AllBrokersDown if ever_connected => {
-            Some(EndpointFailure::new(FailureKind::ConnectionClosed, "Endpoint connection closed: all Kafka brokers are down"))
-        }
+        RDKafkaErrorCode::AllBrokersDown if ever_connected => Some(EndpointFailure::new(
+            FailureKind::ConnectionClosed,
+            "Endpoint connection closed: all Kafka brokers are down",
+        )),
         RDKafkaErrorCode::AllBrokersDown => {
             Some(EndpointFailure::configuration_invalid("no Kafka broker is reachable at the bootstrap servers"))
         }

@@ -4,17 +4,20 @@
 mod cursor;
 mod failure;
 mod producer;
-mod settings;
 mod security;
+mod settings;
 mod subscriber;
 
 pub use cursor::{message_id, Cursor, CursorError};
 pub use producer::ProducerPool;
 /// Trust and key stores (PEM, PKCS12, JKS) read into PEM, for other TLS clients of the gateway.
-pub use security::stores::{client_identity, trusted_certificates, ClientIdentity, StoreError};
-pub use settings::{static_connection, ConfigurationError, ConnectionProperties, ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED};
+pub use security::stores::{client_identity, trusted_certificates, ClientIdentity};
+pub use settings::{
+    static_connection, ConnectionProperties, ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX,
+    ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED,
+};
 
-use kafka_edge_definition::Endpoint as EndpointDefinition;
+use kafka_edge_definition::{Endpoint as EndpointDefinition, Problem};
 use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions, Subscription};
 use settings::Resolver;
 use std::sync::Arc;
@@ -29,13 +32,13 @@ pub struct KafkaEndpoint {
 impl KafkaEndpoint {
     /// `producers` is shared by every API of the gateway, so equal configurations share a producer.
     /// What `new` would refuse, without building anything else (for `validate`).
-    pub fn check(api_id: &str, definition: &EndpointDefinition) -> Result<(), ConfigurationError> {
+    pub fn check(api_id: &str, definition: &EndpointDefinition) -> Result<(), Problem> {
         Resolver::new(api_id, definition).map(|_| ())
     }
 
     /// Fails when a store cannot be read (wrong password, missing file) or an expression does
     /// not parse; the error names the property.
-    pub fn new(api_id: &str, definition: &EndpointDefinition, producers: Arc<ProducerPool>) -> Result<Self, ConfigurationError> {
+    pub fn new(api_id: &str, definition: &EndpointDefinition, producers: Arc<ProducerPool>) -> Result<Self, Problem> {
         Ok(Self { resolver: Resolver::new(api_id, definition)?, producers })
     }
 }
@@ -52,7 +55,11 @@ impl Endpoint for KafkaEndpoint {
         self.producers.publish(&settings, key, &message.content, &message.headers).await
     }
 
-    async fn subscribe(&self, context: &ExecutionContext, options: SubscribeOptions) -> Result<Subscription, EndpointFailure> {
+    async fn subscribe(
+        &self,
+        context: &ExecutionContext,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, EndpointFailure> {
         let settings = self.resolver.consumer(context)?;
         let cursor = match options.cursor.as_deref().filter(|c| !c.trim().is_empty()) {
             Some(text) => Some(

@@ -3,18 +3,18 @@
 //! has not been used for a while.
 
 use crate::failure::{classify_connection_error, probe_cluster, unknown};
+use crate::security::oauth::TokenProvider;
 use crate::settings::{ConnectionProperties, ProducerSettings};
 use bytes::Bytes;
 use futures::future::join_all;
 use kafka_edge_definition::CompressionType;
 use kafka_edge_message::{EndpointFailure, FailureKind, Headers};
+use rdkafka::client::OAuthToken;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::config::RDKafkaLogLevel;
-use crate::security::oauth::TokenProvider;
-use rdkafka::client::OAuthToken;
 use rdkafka::ClientContext;
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -47,7 +47,10 @@ pub struct ProducerPool {
 
 impl std::fmt::Debug for ProducerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProducerPool").field("producers", &self.len()).field("idle_timeout", &self.idle_timeout).finish()
+        f.debug_struct("ProducerPool")
+            .field("producers", &self.len())
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
     }
 }
 
@@ -77,7 +80,8 @@ impl Pool {
         let mut idle = Vec::new();
         self.producers.retain(|_, producer| {
             // Every publish holds a clone (its Lease), so a count of 1 is the pool's own reference.
-            let unused = Arc::strong_count(producer) == 1 && now.saturating_duration_since(producer.last_used()) >= idle_timeout;
+            let unused =
+                Arc::strong_count(producer) == 1 && now.saturating_duration_since(producer.last_used()) >= idle_timeout;
             if unused {
                 idle.push(producer.clone());
             }
@@ -259,7 +263,10 @@ impl ProducerPool {
                 let known = shared.health.failure.borrow().clone();
                 known.unwrap_or_else(|| {
                     if ever_connected {
-                        EndpointFailure::new(FailureKind::ConnectionClosed, "Endpoint connection closed: the Kafka cluster did not acknowledge in time")
+                        EndpointFailure::new(
+                            FailureKind::ConnectionClosed,
+                            "Endpoint connection closed: the Kafka cluster did not acknowledge in time",
+                        )
                     } else {
                         EndpointFailure::configuration_invalid("no Kafka broker acknowledged the message")
                     }
@@ -302,10 +309,11 @@ impl ProducerPool {
             })?),
             None => None,
         };
-        let producer: FutureProducer<HealthContext> = config.create_with_context(HealthContext(health.clone(), provider)).map_err(|error| {
-            tracing::warn!(error = %crate::failure::creation_error(&error), "Kafka producer could not be created.");
-            EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
-        })?;
+        let producer: FutureProducer<HealthContext> =
+            config.create_with_context(HealthContext(health.clone(), provider)).map_err(|error| {
+                tracing::warn!(error = %crate::failure::creation_error(&error), "Kafka producer could not be created.");
+                EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
+            })?;
         let shared = Arc::new(SharedProducer { client_id, health, producer, last_used: Mutex::new(Instant::now()) });
         let probing = shared.clone();
         let topic = probe_topic.to_string();
@@ -314,7 +322,9 @@ impl ProducerPool {
             Ok(Ok(())) => shared.health.ever_connected.store(true, Ordering::Relaxed),
             // The error callback may have told why (authentication, TLS) while the probe waited.
             Ok(Err(failure)) => return Err(shared.health.failure.borrow().clone().unwrap_or(failure)),
-            Err(_) => return Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")),
+            Err(_) => {
+                return Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed"))
+            }
         }
         let mut pool = self.lock()?;
         // Another request may have created one meanwhile: keep a single producer per key.
@@ -326,7 +336,9 @@ impl ProducerPool {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Pool>, EndpointFailure> {
-        self.pool.lock().map_err(|_| EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: producer pool unavailable"))
+        self.pool.lock().map_err(|_| {
+            EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: producer pool unavailable")
+        })
     }
 
     /// Forgets a broken producer so the next request builds a fresh one (in-flight requests keep
@@ -392,7 +404,12 @@ mod tests {
         let mut config = ClientConfig::new();
         key.0.apply(&mut config);
         let producer = config.create_with_context(HealthContext(health.clone(), None)).expect("producer");
-        let shared = Arc::new(SharedProducer { client_id: "test".into(), health, producer, last_used: Mutex::new(Instant::now()) });
+        let shared = Arc::new(SharedProducer {
+            client_id: "test".into(),
+            health,
+            producer,
+            last_used: Mutex::new(Instant::now()),
+        });
         pool.lock().expect("pool").producers.insert(key.clone(), shared);
     }
 
@@ -411,7 +428,10 @@ mod tests {
 
         let lz4_again = pool.producer_for(&lz4, "").await.expect("producer");
         assert_eq!(pool.len(), 2, "the lent producer survived the sweep");
-        assert!(std::ptr::eq(Arc::as_ptr(&lz4_again.0), first_lz4.as_ptr()), "the producer asked for is lent before the sweep, not closed and re-created");
+        assert!(
+            std::ptr::eq(Arc::as_ptr(&lz4_again.0), first_lz4.as_ptr()),
+            "the producer asked for is lent before the sweep, not closed and re-created"
+        );
         drop(lz4_again);
 
         drop(in_flight);

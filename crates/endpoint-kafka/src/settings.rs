@@ -6,10 +6,10 @@
 use crate::security::jaas::{JaasConfig, LoginModule, OAuthBearerLogin};
 use crate::security::msk_iam::region_from_bootstrap;
 use crate::security::oauth::TokenSource;
-use crate::security::stores::{client_identity, trusted_certificates, ClientIdentity, StoreError};
+use crate::security::stores::{client_identity, trusted_certificates, ClientIdentity};
 use kafka_edge_definition::{
-    AutoOffsetReset, CompressionType, Dynamic, Endpoint as EndpointDefinition, KafkaEndpointConfiguration, SaslMechanism, SecurityConfiguration,
-    SecurityProtocol, SharedConfiguration,
+    AutoOffsetReset, CompressionType, Dynamic, Endpoint as EndpointDefinition, KafkaEndpointConfiguration, Problem,
+    SaslMechanism, SecurityConfiguration, SecurityProtocol, SharedConfiguration,
 };
 use kafka_edge_el::{ParseError, Template};
 use kafka_edge_message::{EndpointFailure, ExecutionContext, FailureKind, Scope};
@@ -68,24 +68,11 @@ struct Tls {
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls").field("truststore", &self.trusted_ca_pem.is_some()).field("keystore", &self.identity.is_some()).finish()
+        f.debug_struct("Tls")
+            .field("truststore", &self.trusted_ca_pem.is_some())
+            .field("keystore", &self.identity.is_some())
+            .finish()
     }
-}
-
-/// A configuration the endpoint cannot use, found when the API loads.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct ConfigurationError {
-    /// Below the shared configuration in use, e.g. `security.ssl.keyStore.password`.
-    pub path: String,
-    pub message: String,
-}
-
-enum Compile {
-    Expression(&'static str, ParseError),
-    Store(StoreError),
-    /// A JAAS line without expressions that does not parse (the message holds no secret).
-    Jaas(String),
 }
 
 /// One string property: its path, the attribute that overrides it, and its compiled value.
@@ -138,7 +125,11 @@ impl TopicList {
             return split_list(value);
         }
         let scope = Scope::request(context);
-        self.entries.iter().filter_map(|entry| entry.evaluate_string(&scope)).flat_map(|value| split_list(&value)).collect()
+        self.entries
+            .iter()
+            .filter_map(|entry| entry.evaluate_string(&scope))
+            .flat_map(|value| split_list(&value))
+            .collect()
     }
 }
 
@@ -192,16 +183,9 @@ pub(crate) struct ConsumerSettings {
 
 impl Resolver {
     /// Compiles every property and reads the TLS stores: a store that cannot be read, or a
-    /// wrong password, fails here, when the API loads.
-    pub fn new(api_id: &str, definition: &EndpointDefinition) -> Result<Self, ConfigurationError> {
-        Self::compile(api_id, definition).map_err(|error| match error {
-            Compile::Expression(path, error) => ConfigurationError { path: path.to_string(), message: format!("invalid expression: {error}") },
-            Compile::Store(error) => ConfigurationError { path: format!("security.ssl.{}", error.field), message: error.reason },
-            Compile::Jaas(message) => ConfigurationError { path: "security.sasl.saslJaasConfig".into(), message },
-        })
-    }
-
-    fn compile(api_id: &str, definition: &EndpointDefinition) -> Result<Self, Compile> {
+    /// wrong password, fails here, when the API loads. Problems name the property below the
+    /// shared configuration in use (`security.ssl.keyStore.password`), or `bootstrapServers`.
+    pub fn new(api_id: &str, definition: &EndpointDefinition) -> Result<Self, Problem> {
         let shared = &definition.shared_configuration;
         let sasl = shared.security.sasl.as_ref();
         let ssl = shared.security.ssl.as_ref();
@@ -215,22 +199,38 @@ impl Resolver {
         let ssl = ssl.filter(|_| uses_tls);
         let sasl = sasl.filter(|_| uses_sasl);
         let tls = Tls {
-            trusted_ca_pem: ssl.and_then(|s| s.trust_store.as_ref()).map(trusted_certificates).transpose().map_err(Compile::Store)?.flatten(),
-            identity: ssl.and_then(|s| s.key_store.as_ref()).map(client_identity).transpose().map_err(Compile::Store)?.flatten(),
+            trusted_ca_pem: ssl
+                .and_then(|s| s.trust_store.as_ref())
+                .map(trusted_certificates)
+                .transpose()
+                .map_err(|problem| problem.under("security.ssl"))?
+                .flatten(),
+            identity: ssl
+                .and_then(|s| s.key_store.as_ref())
+                .map(client_identity)
+                .transpose()
+                .map_err(|problem| problem.under("security.ssl"))?
+                .flatten(),
         };
-        let expression = |path: &'static str| move |error: ParseError| Compile::Expression(path, error);
+        let expression =
+            |path: &'static str| move |error: ParseError| Problem::new(path, format!("invalid expression: {error}"));
+        let jaas_problem = |message: String| Problem::new("security.sasl.saslJaasConfig", message);
         if let Some(jaas) = sasl.and_then(|s| s.sasl_jaas_config.as_deref()).filter(|j| !j.contains("{#")) {
-            let login = JaasConfig::parse(jaas).and_then(|config| LoginModule::from_jaas(&config)).map_err(|error| Compile::Jaas(error.to_string()))?;
+            let login = JaasConfig::parse(jaas)
+                .and_then(|config| LoginModule::from_jaas(&config))
+                .map_err(|error| jaas_problem(error.to_string()))?;
             if let Some(Dynamic::Static(mechanism)) = sasl.and_then(|s| s.sasl_mechanism.as_ref()) {
                 if !login_fits(*mechanism, &login) {
-                    return Err(Compile::Jaas(format!("the login module does not fit mechanism {mechanism}")));
+                    return Err(jaas_problem(format!("the login module does not fit mechanism {mechanism}")));
                 }
             }
         }
         Ok(Self {
             api_id: api_id.to_string(),
-            bootstrap_servers: Property::new("bootstrapServers", &definition.configuration.bootstrap_servers).map_err(expression("bootstrapServers"))?,
-            protocol: Property::dynamic("security.protocol", &shared.security.protocol).map_err(expression("security.protocol"))?,
+            bootstrap_servers: Property::new("bootstrapServers", &definition.configuration.bootstrap_servers)
+                .map_err(expression("bootstrapServers"))?,
+            protocol: Property::dynamic("security.protocol", &shared.security.protocol)
+                .map_err(expression("security.protocol"))?,
             sasl_mechanism: sasl
                 .and_then(|s| s.sasl_mechanism.as_ref())
                 .map(|m| Property::dynamic("security.sasl.saslMechanism", m))
@@ -242,9 +242,12 @@ impl Resolver {
                 .transpose()
                 .map_err(expression("security.sasl.saslJaasConfig"))?,
             tls,
-            producer_topics: TopicList::new("producer.topics", &shared.producer.topics).map_err(expression("producer.topics"))?,
-            compression: Property::dynamic("producer.compressionType", &shared.producer.compression_type).map_err(expression("producer.compressionType"))?,
-            consumer_topics: TopicList::new("consumer.topics", &shared.consumer.topics).map_err(expression("consumer.topics"))?,
+            producer_topics: TopicList::new("producer.topics", &shared.producer.topics)
+                .map_err(expression("producer.topics"))?,
+            compression: Property::dynamic("producer.compressionType", &shared.producer.compression_type)
+                .map_err(expression("producer.compressionType"))?,
+            consumer_topics: TopicList::new("consumer.topics", &shared.consumer.topics)
+                .map_err(expression("consumer.topics"))?,
             topic_pattern: shared
                 .consumer
                 .topic_pattern
@@ -252,39 +255,65 @@ impl Resolver {
                 .map(|p| Property::new("consumer.topicPattern", p))
                 .transpose()
                 .map_err(expression("consumer.topicPattern"))?,
-            auto_offset_reset: Property::dynamic("consumer.autoOffsetReset", &shared.consumer.auto_offset_reset).map_err(expression("consumer.autoOffsetReset"))?,
+            auto_offset_reset: Property::dynamic("consumer.autoOffsetReset", &shared.consumer.auto_offset_reset)
+                .map_err(expression("consumer.autoOffsetReset"))?,
             encode_message_id: shared.consumer.encode_message_id,
             remove_confluent_header: shared.consumer.remove_confluent_header,
             check_topic_existence: shared.consumer.check_topic_existence,
             deprecation_logged: AtomicBool::new(false),
         })
     }
-
 }
 
 /// The connection properties (bootstrap, TLS, SASL) of a fixed `security` block, for the
 /// gateway's own Kafka clients such as the `kafka://` state store. Those clients have no request
 /// to evaluate expressions against and no token callback, so expressions and the token-based
 /// mechanisms (OAUTHBEARER, AWS_MSK_IAM) are refused; every error names its field.
-pub fn static_connection(bootstrap_servers: &str, security: &SecurityConfiguration) -> Result<ConnectionProperties, ConfigurationError> {
-    let refuse = |path: &str, message: &str| ConfigurationError { path: path.into(), message: message.into() };
+pub fn static_connection(
+    bootstrap_servers: &str,
+    security: &SecurityConfiguration,
+) -> Result<ConnectionProperties, Problem> {
+    let refuse = |path: &str, message: &str| Problem::new(path, message);
     let protocol = match &security.protocol {
         Dynamic::Static(protocol) => *protocol,
         Dynamic::Expression(_) => return Err(refuse("security.protocol", "expressions are not allowed here")),
     };
     if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
-        let sasl = security.sasl.as_ref().ok_or_else(|| refuse("security.sasl", &format!("required with protocol `{}`", protocol.as_str())))?;
+        let sasl = security
+            .sasl
+            .as_ref()
+            .ok_or_else(|| refuse("security.sasl", &format!("required with protocol `{}`", protocol.as_str())))?;
         match &sasl.sasl_mechanism {
-            None => return Err(refuse("security.sasl.saslMechanism", &format!("required with protocol `{}`", protocol.as_str()))),
-            Some(Dynamic::Expression(_)) => return Err(refuse("security.sasl.saslMechanism", "expressions are not allowed here")),
+            None => {
+                return Err(refuse(
+                    "security.sasl.saslMechanism",
+                    &format!("required with protocol `{}`", protocol.as_str()),
+                ))
+            }
+            Some(Dynamic::Expression(_)) => {
+                return Err(refuse("security.sasl.saslMechanism", "expressions are not allowed here"))
+            }
             Some(Dynamic::Static(mechanism @ (SaslMechanism::OAuthBearer | SaslMechanism::AwsMskIam))) => {
-                return Err(refuse("security.sasl.saslMechanism", &format!("`{}` is not supported here; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI", mechanism.as_str())))
+                return Err(refuse(
+                    "security.sasl.saslMechanism",
+                    &format!(
+                        "`{}` is not supported here; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI",
+                        mechanism.as_str()
+                    ),
+                ))
             }
             Some(Dynamic::Static(_)) => {}
         }
         match sasl.sasl_jaas_config.as_deref() {
-            None => return Err(refuse("security.sasl.saslJaasConfig", &format!("required with protocol `{}`", protocol.as_str()))),
-            Some(jaas) if jaas.contains("{#") => return Err(refuse("security.sasl.saslJaasConfig", "expressions are not allowed here")),
+            None => {
+                return Err(refuse(
+                    "security.sasl.saslJaasConfig",
+                    &format!("required with protocol `{}`", protocol.as_str()),
+                ))
+            }
+            Some(jaas) if jaas.contains("{#") => {
+                return Err(refuse("security.sasl.saslJaasConfig", "expressions are not allowed here"))
+            }
             Some(_) => {}
         }
     }
@@ -329,7 +358,12 @@ impl Resolver {
     }
 
     /// SASL: the mechanism, and the JAAS line turned into librdkafka's settings.
-    fn sasl(&self, context: &ExecutionContext, protocol: SecurityProtocol, properties: &mut ConnectionProperties) -> Result<(), EndpointFailure> {
+    fn sasl(
+        &self,
+        context: &ExecutionContext,
+        protocol: SecurityProtocol,
+        properties: &mut ConnectionProperties,
+    ) -> Result<(), EndpointFailure> {
         let mechanism_path = "security.sasl.saslMechanism";
         let jaas_path = "security.sasl.saslJaasConfig";
         let mechanism: SaslMechanism = match &self.sasl_mechanism {
@@ -344,7 +378,10 @@ impl Resolver {
             .and_then(|config| LoginModule::from_jaas(&config))
             .map_err(|error| self.invalid(jaas_path, &error.to_string()))?;
         match (mechanism, login) {
-            (SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512, LoginModule::Plain { username, password } | LoginModule::Scram { username, password }) => {
+            (
+                SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512,
+                LoginModule::Plain { username, password } | LoginModule::Scram { username, password },
+            ) => {
                 properties.insert("sasl.mechanism", mechanism.as_str());
                 properties.insert("sasl.username", username);
                 properties.insert("sasl.password", password);
@@ -377,17 +414,28 @@ impl Resolver {
                 let region = region_from_bootstrap(&servers)
                     .or_else(|| std::env::var("AWS_REGION").ok())
                     .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-                    .ok_or_else(|| self.invalid(mechanism_path, "AWS_MSK_IAM: no region in the bootstrap servers, AWS_REGION or AWS_DEFAULT_REGION"))?;
+                    .ok_or_else(|| {
+                        self.invalid(
+                            mechanism_path,
+                            "AWS_MSK_IAM: no region in the bootstrap servers, AWS_REGION or AWS_DEFAULT_REGION",
+                        )
+                    })?;
                 properties.insert("sasl.mechanism", "OAUTHBEARER");
                 properties.1 = Some(TokenSource::MskIam { region, login });
             }
-            (mechanism, _) => return Err(self.invalid(jaas_path, &format!("the login module does not fit mechanism {mechanism}"))),
+            (mechanism, _) => {
+                return Err(self.invalid(jaas_path, &format!("the login module does not fit mechanism {mechanism}")))
+            }
         }
         Ok(())
     }
 
     /// `message_attributes` come first: a message-level topic attribute wins (DESIGN 4.2).
-    pub fn producer(&self, context: &ExecutionContext, message_attributes: &HashMap<String, String>) -> Result<ProducerSettings, EndpointFailure> {
+    pub fn producer(
+        &self,
+        context: &ExecutionContext,
+        message_attributes: &HashMap<String, String>,
+    ) -> Result<ProducerSettings, EndpointFailure> {
         let chosen = message_attributes
             .get(ATTR_PRODUCER_TOPICS)
             .or_else(|| self.deprecated_topics(message_attributes))
@@ -400,11 +448,19 @@ impl Resolver {
         if topics.is_empty() {
             return Err(self.invalid(self.producer_topics.path, "no topic"));
         }
-        Ok(ProducerSettings { connection: self.connection(context)?, topics, compression: self.parse(&self.compression, context)? })
+        Ok(ProducerSettings {
+            connection: self.connection(context)?,
+            topics,
+            compression: self.parse(&self.compression, context)?,
+        })
     }
 
     pub fn consumer(&self, context: &ExecutionContext) -> Result<ConsumerSettings, EndpointFailure> {
-        let named = context.attributes.get(ATTR_CONSUMER_TOPICS).or_else(|| self.deprecated_topics(&context.attributes)).map(|v| split_list(v));
+        let named = context
+            .attributes
+            .get(ATTR_CONSUMER_TOPICS)
+            .or_else(|| self.deprecated_topics(&context.attributes))
+            .map(|v| split_list(v));
         let topics = match (named, &self.topic_pattern) {
             (Some(topics), _) => TopicSelection::Names(topics),
             (None, Some(pattern)) => TopicSelection::Pattern(self.resolved(pattern, context)?),
@@ -440,10 +496,17 @@ impl Resolver {
     }
 
     fn resolved(&self, property: &Property, context: &ExecutionContext) -> Result<String, EndpointFailure> {
-        property.resolve(context).filter(|v| !v.trim().is_empty()).ok_or_else(|| self.invalid(property.path, "resolved to nothing"))
+        property
+            .resolve(context)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| self.invalid(property.path, "resolved to nothing"))
     }
 
-    fn parse<T: FromStr<Err = String>>(&self, property: &Property, context: &ExecutionContext) -> Result<T, EndpointFailure> {
+    fn parse<T: FromStr<Err = String>>(
+        &self,
+        property: &Property,
+        context: &ExecutionContext,
+    ) -> Result<T, EndpointFailure> {
         let value = self.resolved(property, context)?;
         value.trim().parse().map_err(|reason: String| self.invalid(property.path, &reason))
     }
@@ -468,8 +531,10 @@ impl Resolver {
 fn login_fits(mechanism: SaslMechanism, login: &LoginModule) -> bool {
     matches!(
         (mechanism, login),
-        (SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512, LoginModule::Plain { .. } | LoginModule::Scram { .. })
-            | (SaslMechanism::Gssapi, LoginModule::Kerberos { .. })
+        (
+            SaslMechanism::Plain | SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512,
+            LoginModule::Plain { .. } | LoginModule::Scram { .. }
+        ) | (SaslMechanism::Gssapi, LoginModule::Kerberos { .. })
             | (SaslMechanism::OAuthBearer, LoginModule::OAuthBearer(_))
             | (SaslMechanism::AwsMskIam, LoginModule::AwsMskIam(_))
     )
@@ -496,7 +561,8 @@ mod tests {
             "endpointGroups": [{"name": "g", "type": "kafka",
                 "sharedConfiguration": {"security": security, "producer": {"enabled": true, "topics": ["t"]}},
                 "endpoints": [{"name": "e", "type": "kafka", "configuration": {"bootstrapServers": bootstrap}}]}]});
-        let loaded = kafka_edge_definition::load_str(&definition.to_string(), kafka_edge_definition::Format::Json, "t").expect("valid");
+        let loaded = kafka_edge_definition::load_str(&definition.to_string(), kafka_edge_definition::Format::Json, "t")
+            .expect("valid");
         Resolver::new("t", loaded.api.primary_endpoint().expect("endpoint").1).expect("resolver")
     }
 
@@ -532,14 +598,19 @@ mod tests {
             "endpointGroups": [{"name": "g", "type": "kafka",
                 "sharedConfiguration": {"security": security, "producer": {"enabled": true, "topics": ["t"]}},
                 "endpoints": [{"name": "e", "type": "kafka", "configuration": {"bootstrapServers": "h:9092"}}]}]});
-        let loaded = kafka_edge_definition::load_str(&definition.to_string(), kafka_edge_definition::Format::Json, "t").unwrap();
+        let loaded =
+            kafka_edge_definition::load_str(&definition.to_string(), kafka_edge_definition::Format::Json, "t").unwrap();
         let error = Resolver::new("t", loaded.api.primary_endpoint().unwrap().1).unwrap_err();
-        assert_eq!(error.to_string(), "security.sasl.saslJaasConfig: the login module does not fit mechanism OAUTHBEARER");
+        assert_eq!(
+            error.to_string(),
+            "security.sasl.saslJaasConfig: the login module does not fit mechanism OAUTHBEARER"
+        );
     }
 
     #[test]
     fn passwords_never_show_in_debug_output() {
-        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="hunter2";"#;
+        let jaas =
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="hunter2";"#;
         let security = serde_json::json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas}});
         let properties = properties(&resolver(security, "h:9092"));
         assert!(properties.iter().any(|(name, value)| name == "sasl.password" && value == "hunter2"));
@@ -557,7 +628,10 @@ mod tests {
 
     #[test]
     fn lists_are_split_on_commas_and_trimmed() {
-        assert_eq!(split_list("test-topic-message-attribute, another-topic-override"), vec!["test-topic-message-attribute", "another-topic-override"]);
+        assert_eq!(
+            split_list("test-topic-message-attribute, another-topic-override"),
+            vec!["test-topic-message-attribute", "another-topic-override"]
+        );
         assert_eq!(split_list(" , a,,b "), vec!["a", "b"]);
     }
 }

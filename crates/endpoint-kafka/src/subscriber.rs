@@ -12,12 +12,13 @@ use crate::failure::{check_topic_exists, classify_connection_error, probe_cluste
 use crate::producer::short_uuid;
 use crate::security::oauth::TokenProvider;
 use crate::settings::{ConsumerSettings, TopicSelection};
-use rdkafka::client::OAuthToken;
 use bytes::Bytes;
 use kafka_edge_definition::AutoOffsetReset;
 use kafka_edge_message::{
-    AckHandle, AckPosition, Acknowledger, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Release, Subscription,
+    AckHandle, AckPosition, Acknowledger, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Release,
+    Subscription,
 };
+use rdkafka::client::OAuthToken;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -25,8 +26,8 @@ use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -40,7 +41,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts a subscription. Fails at once only on a configuration librdkafka refuses; reaching the
 /// cluster is reported through the message stream.
-pub(crate) async fn subscribe(settings: ConsumerSettings, qos: Qos, cursor: Option<Cursor>) -> Result<Subscription, EndpointFailure> {
+pub(crate) async fn subscribe(
+    settings: ConsumerSettings,
+    qos: Qos,
+    cursor: Option<Cursor>,
+) -> Result<Subscription, EndpointFailure> {
     let client_id = format!("gio-apim-consumer-{}", short_uuid());
     let mut config = ClientConfig::new();
     settings.connection.apply(&mut config);
@@ -156,8 +161,8 @@ async fn probe(
         }
         Ok(consumer)
     })
-        .await
-        .unwrap_or_else(|_| Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")))
+    .await
+    .unwrap_or_else(|_| Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")))
 }
 
 type AckRequest = (AckPosition, Option<oneshot::Sender<bool>>);
@@ -294,7 +299,14 @@ impl Pump {
             let position = AckPosition { stream: (topic_index << 32) | u64::from(partition as u32), offset };
             AckHandle::new(self.acknowledger.clone(), position)
         });
-        Message { id, content: Bytes::copy_from_slice(payload), headers, metadata: Some(metadata), attributes: Default::default(), ack }
+        Message {
+            id,
+            content: Bytes::copy_from_slice(payload),
+            headers,
+            metadata: Some(metadata),
+            attributes: Default::default(),
+            ack,
+        }
     }
 
     /// Records a delivery: stores the offset for the next commit, or commits it at once for

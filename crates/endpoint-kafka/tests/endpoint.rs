@@ -2,7 +2,9 @@
 //! client, attribute overrides, and consumer options.
 
 use kafka_edge_definition::{load_str, Endpoint as EndpointDefinition, Format};
-use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY};
+use kafka_edge_endpoint_kafka::{
+    KafkaEndpoint, ProducerPool, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY,
+};
 use kafka_edge_message::{Endpoint, ExecutionContext, Message, Qos, SubscribeOptions};
 use kafka_edge_testkit::*;
 use rdkafka::Message as _;
@@ -26,7 +28,8 @@ fn endpoint_definition(producer_topic: &str, consumer: serde_json::Value) -> End
 }
 
 fn endpoint(producer_topic: &str) -> KafkaEndpoint {
-    KafkaEndpoint::new("endpoint-test", &endpoint_definition(producer_topic, json!({})), Arc::new(ProducerPool::new())).expect("endpoint")
+    KafkaEndpoint::new("endpoint-test", &endpoint_definition(producer_topic, json!({})), Arc::new(ProducerPool::new()))
+        .expect("endpoint")
 }
 
 fn keyed(key: &str, content: &str) -> Message {
@@ -65,7 +68,10 @@ async fn keys_land_on_the_same_partition_as_with_the_java_client() {
     let (ours, java) = (unique("murmur-ours"), unique("murmur-java"));
     create_topic(&ours, 6).await;
     create_topic(&java, 6).await;
-    let keys: Vec<String> = (0..40).map(|i| format!("customer-{i}")).chain(["21", "foobar", "a-little-bit-long-string"].map(String::from)).collect();
+    let keys: Vec<String> = (0..40)
+        .map(|i| format!("customer-{i}"))
+        .chain(["21", "foobar", "a-little-bit-long-string"].map(String::from))
+        .collect();
 
     let endpoint = endpoint(&ours);
     let context = ExecutionContext::default();
@@ -90,7 +96,8 @@ async fn the_message_key_attribute_wins_over_the_context_attribute() {
     context.attributes.insert(ATTR_RECORD_KEY.into(), "from-context".into());
     endpoint.publish(&context, Message::new("a")).await.unwrap();
     endpoint.publish(&context, keyed("from-message", "b")).await.unwrap();
-    let keys: Vec<String> = read_records(&topic, 2).iter().map(|r| String::from_utf8_lossy(r.key().unwrap()).into_owned()).collect();
+    let keys: Vec<String> =
+        read_records(&topic, 2).iter().map(|r| String::from_utf8_lossy(r.key().unwrap()).into_owned()).collect();
     assert_eq!(keys, ["from-context", "from-message"]);
 }
 
@@ -132,7 +139,9 @@ async fn an_idle_producer_is_closed_and_the_one_in_use_kept() {
     // The same broker written differently, chosen per request like a client-supplied value would be.
     let port = bootstrap().rsplit_once(':').map(|(_, port)| port.to_string()).expect("host:port");
     let mut written_differently = ExecutionContext::default();
-    written_differently.attributes.insert(format!("{ATTR_OVERRIDE_PREFIX}bootstrapServers"), format!("localhost:{port}"));
+    written_differently
+        .attributes
+        .insert(format!("{ATTR_OVERRIDE_PREFIX}bootstrapServers"), format!("localhost:{port}"));
     let configured = ExecutionContext::default();
 
     endpoint.publish(&configured, Message::new("a")).await.expect("publish with the configured servers");
@@ -165,7 +174,8 @@ async fn the_group_id_attribute_names_the_consumer_group() {
     let group = unique("chosen-group");
     let mut context = ExecutionContext { client_identifier: unique("client"), ..Default::default() };
     context.attributes.insert(ATTR_GROUP_ID.into(), group.clone());
-    let mut subscription = endpoint.subscribe(&context, SubscribeOptions { qos: Qos::AtLeastOnce, cursor: None }).await.unwrap();
+    let mut subscription =
+        endpoint.subscribe(&context, SubscribeOptions { qos: Qos::AtLeastOnce, cursor: None }).await.unwrap();
     let message = subscription.next().await.expect("a message").expect("no failure");
     assert_eq!(&message.content[..], b"one");
     assert_eq!(group_members(&group), 1, "the consumer is a member of {group}");
@@ -183,7 +193,10 @@ async fn the_confluent_header_is_removed_when_configured() {
     produce_with_headers(&topic, &[0, 1], &[]).await;
     let endpoint = KafkaEndpoint::new(
         "c",
-        &endpoint_definition(&topic, json!({"enabled": true, "topics": [topic], "autoOffsetReset": "earliest", "removeConfluentHeader": true})),
+        &endpoint_definition(
+            &topic,
+            json!({"enabled": true, "topics": [topic], "autoOffsetReset": "earliest", "removeConfluentHeader": true}),
+        ),
         Arc::new(ProducerPool::new()),
     )
     .expect("endpoint");

@@ -28,5 +28,6 @@ pub fn rejects_request(failure: &EndpointFailure) -> bool {
 
 /// DESIGN 5: no API or no matching entrypoint.
 pub fn no_context_path() -> Response {
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "No context-path matches the request URI.").into_response()
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "No context-path matches the request URI.")
+        .into_response()
 }

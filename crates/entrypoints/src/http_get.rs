@@ -15,21 +15,37 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Serves one http-get request.
-pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: EntrypointContext, request: &Parts) -> Response {
+pub async fn handle(
+    configuration: &HttpGetConfiguration,
+    qos: Qos,
+    context: EntrypointContext,
+    request: &Parts,
+) -> Response {
     let started = Instant::now();
     let format = match negotiate(&request.headers) {
         Ok(format) => format,
         Err(unsupported) => {
-            return json_error(StatusCode::BAD_REQUEST, &format!("Unsupported accept header: [{}]", unsupported.join(", ")), None)
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Unsupported accept header: [{}]", unsupported.join(", ")),
+                None,
+            )
         }
     };
     let query = Query::parse(request.uri.query());
     let limit = match query.limit.as_deref().map(|raw| raw.parse::<u64>().map(|n| (raw, n))) {
         None => None,
         Some(Ok((raw, n))) if n > 0 => Some((raw, n)),
-        Some(_) => return json_error(StatusCode::BAD_REQUEST, "Invalid limit query parameter: expected a positive integer", None),
+        Some(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "Invalid limit query parameter: expected a positive integer",
+                None,
+            )
+        }
     };
-    let max_count = limit.map_or(configuration.messages_limit_count, |(_, n)| n.min(configuration.messages_limit_count)) as usize;
+    let max_count =
+        limit.map_or(configuration.messages_limit_count, |(_, n)| n.min(configuration.messages_limit_count)) as usize;
     // A cursor only means something where messages have ids.
     let cursor = query.cursor.filter(|_| qos.emits_ids());
     let options = SubscribeOptions { qos, cursor: cursor.clone() };
@@ -37,7 +53,9 @@ pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: Ent
     let mut subscription = match context.endpoint.subscribe(&context.execution, options).await {
         Ok(subscription) => subscription,
         Err(failure) if rejects_request(&failure) => return failure_response(&failure),
-        Err(failure) => return page_response(format, configuration, Vec::new(), Some(failure), cursor, limit.map(|l| l.0)),
+        Err(failure) => {
+            return page_response(format, configuration, Vec::new(), Some(failure), cursor, limit.map(|l| l.0))
+        }
     };
 
     let deadline = (configuration.messages_limit_duration_ms > 0)
@@ -68,7 +86,9 @@ pub async fn handle(configuration: &HttpGetConfiguration, qos: Qos, context: Ent
         // A partition whose commit failed went to another consumer, which delivers its messages:
         // answering them here too could repeat them.
         let lost = acknowledge_latest_and_wait(&mut items).await;
-        items.retain(|m| m.metadata.as_ref().is_none_or(|metadata| !lost.contains(&(metadata.topic.clone(), metadata.partition))));
+        items.retain(|m| {
+            m.metadata.as_ref().is_none_or(|metadata| !lost.contains(&(metadata.topic.clone(), metadata.partition)))
+        });
     } else {
         acknowledge_latest(&mut items);
     }

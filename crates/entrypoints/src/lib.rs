@@ -1,14 +1,14 @@
 //! Entrypoints: how clients reach an API over HTTP (DESIGN 5). Each turns a request into
 //! endpoint operations through the `Endpoint` trait and renders the outcome; none knows Kafka.
 
+mod accept;
 pub mod error;
 pub mod http_get;
 pub mod http_post;
-pub mod sse;
-pub mod websocket;
-mod accept;
 pub mod query;
 mod render;
+pub mod sse;
+pub mod websocket;
 
 use kafka_edge_message::{Endpoint, ExecutionContext};
 use std::sync::Arc;

@@ -145,19 +145,30 @@ impl Page<'_> {
             }
             let _ = writeln!(out, "content: {}", String::from_utf8_lossy(&message.content));
             if self.headers_in_payload {
-                let headers: Vec<String> =
-                    message.headers.grouped().into_iter().map(|(name, values)| format!("{name}=[{}]", values.join(", "))).collect();
+                let headers: Vec<String> = message
+                    .headers
+                    .grouped()
+                    .into_iter()
+                    .map(|(name, values)| format!("{name}=[{}]", values.join(", ")))
+                    .collect();
                 let _ = writeln!(out, "headers: {{{}}}", headers.join(", "));
             }
             if self.metadata_in_payload {
                 if let Some(metadata) = &message.metadata {
-                    let fields: Vec<String> = metadata.entries().into_iter().map(|(name, value)| format!("{name}={value}")).collect();
+                    let fields: Vec<String> =
+                        metadata.entries().into_iter().map(|(name, value)| format!("{name}={value}")).collect();
                     let _ = writeln!(out, "metadata: {{{}}}", fields.join(", "));
                 }
             }
         }
         if let Some(error) = error {
-            let _ = write!(out, "\nerror\nid: {}\ncontent: {}\nmetadata: {{key={}}}\n", error.id, error.failure.message, error.failure.kind.key());
+            let _ = write!(
+                out,
+                "\nerror\nid: {}\ncontent: {}\nmetadata: {{key={}}}\n",
+                error.id,
+                error.failure.message,
+                error.failure.kind.key()
+            );
         }
         if let Some(cursor) = self.next_cursor {
             let _ = write!(out, "\npagination\nnextCursor: {cursor}");
@@ -191,10 +202,8 @@ fn cdata(text: &str) -> String {
 
 /// A header name as an XML element name: characters XML does not allow become `_`.
 fn xml_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
-        .collect();
+    let mut out: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
     if !out.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         out.insert(0, '_');
     }
@@ -219,7 +228,14 @@ mod tests {
     }
 
     fn page<'a>(items: &'a [Message], error: Option<&'a EndpointFailure>) -> Page<'a> {
-        Page { items, error, next_cursor: Some("2"), limit: Some("2"), headers_in_payload: false, metadata_in_payload: false }
+        Page {
+            items,
+            error,
+            next_cursor: Some("2"),
+            limit: Some("2"),
+            headers_in_payload: false,
+            metadata_in_payload: false,
+        }
     }
 
     #[test]
@@ -229,7 +245,14 @@ mod tests {
             page(&items, None).render(BodyFormat::Json),
             r#"{"items":[{"id":"1","content":"{\"foo\": \"1\"}"},{"id":"2","content":"2"}],"pagination":{"nextCursor":"2","limit":"2"}}"#
         );
-        let empty = Page { items: &[], error: None, next_cursor: None, limit: None, headers_in_payload: false, metadata_in_payload: false };
+        let empty = Page {
+            items: &[],
+            error: None,
+            next_cursor: None,
+            limit: None,
+            headers_in_payload: false,
+            metadata_in_payload: false,
+        };
         assert_eq!(empty.render(BodyFormat::Json), r#"{"items":[]}"#);
     }
 

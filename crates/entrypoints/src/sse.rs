@@ -21,13 +21,15 @@ use std::time::Duration;
 pub const CONTENT_TYPE: &str = "text/event-stream;charset=UTF-8";
 
 /// Serves one SSE request.
-pub async fn handle(configuration: &SseConfiguration, qos: Qos, context: EntrypointContext, headers: &HeaderMap) -> Response {
+pub async fn handle(
+    configuration: &SseConfiguration,
+    qos: Qos,
+    context: EntrypointContext,
+    headers: &HeaderMap,
+) -> Response {
     // Browsers resend the last `id:` they saw; only QoS levels with ids can resume from it.
-    let cursor = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .filter(|_| qos.emits_ids());
+    let cursor =
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string).filter(|_| qos.emits_ids());
     let subscription = match context.endpoint.subscribe(&context.execution, SubscribeOptions { qos, cursor }).await {
         Ok(subscription) => Some(subscription),
         Err(failure) if rejects_request(&failure) => return failure_response(&failure),
@@ -52,7 +54,11 @@ pub async fn handle(configuration: &SseConfiguration, qos: Qos, context: Entrypo
 fn event_stream_response(body: Body) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, CONTENT_TYPE), (header::CACHE_CONTROL, "no-cache"), (header::HeaderName::from_static("x-accel-buffering"), "no")],
+        [
+            (header::CONTENT_TYPE, CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
         body,
     )
         .into_response()
@@ -218,6 +224,9 @@ mod tests {
     #[test]
     fn errors_carry_their_key_and_no_id() {
         let failure = EndpointFailure::new(FailureKind::ConnectionClosed, "Endpoint connection closed");
-        assert_eq!(error_event(&failure), "event: error\ndata: Endpoint connection closed\n:key: FAILURE_ENDPOINT_CONNECTION_CLOSED\n\n");
+        assert_eq!(
+            error_event(&failure),
+            "event: error\ndata: Endpoint connection closed\n:key: FAILURE_ENDPOINT_CONNECTION_CLOSED\n\n"
+        );
     }
 }

@@ -61,7 +61,13 @@ impl Sessions {
 }
 
 /// Serves one WebSocket upgrade request.
-pub async fn handle(configuration: &WebsocketConfiguration, qos: Qos, context: EntrypointContext, parts: &mut Parts, sessions: &Sessions) -> Response {
+pub async fn handle(
+    configuration: &WebsocketConfiguration,
+    qos: Qos,
+    context: EntrypointContext,
+    parts: &mut Parts,
+    sessions: &Sessions,
+) -> Response {
     let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
         Ok(upgrade) => upgrade.max_message_size(MAX_MESSAGE_BYTES),
         Err(rejection) => return json_error(rejection.status(), &rejection.body_text(), None),
@@ -96,7 +102,12 @@ enum End {
     Close(u16, String),
 }
 
-async fn run(socket: WebSocket, publisher: bool, subscription: Result<Option<Subscription>, EndpointFailure>, context: EntrypointContext) {
+async fn run(
+    socket: WebSocket,
+    publisher: bool,
+    subscription: Result<Option<Subscription>, EndpointFailure>,
+    context: EntrypointContext,
+) {
     let (mut sink, mut stream) = socket.split();
     let (ends, mut subscription) = match subscription {
         Err(failure) => ((End::Close(close_code::ERROR, failure.message), End::Done), None),
@@ -158,7 +169,13 @@ struct Liveness {
     publishing: AtomicBool,
 }
 
-async fn read(stream: &mut SplitStream<WebSocket>, publisher: bool, context: &EntrypointContext, stop: &CancellationToken, liveness: &Liveness) -> End {
+async fn read(
+    stream: &mut SplitStream<WebSocket>,
+    publisher: bool,
+    context: &EntrypointContext,
+    stop: &CancellationToken,
+    liveness: &Liveness,
+) -> End {
     loop {
         let frame = tokio::select! {
             _ = stop.cancelled() => return End::Done,
@@ -196,7 +213,12 @@ fn read_error(error: axum::Error) -> End {
     }
 }
 
-async fn write(sink: &mut SplitSink<WebSocket, Frame>, mut subscription: Option<&mut Subscription>, publisher: bool, liveness: &Liveness) -> End {
+async fn write(
+    sink: &mut SplitSink<WebSocket, Frame>,
+    mut subscription: Option<&mut Subscription>,
+    publisher: bool,
+    liveness: &Liveness,
+) -> End {
     let mut ping = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // An item taken while coalescing that belongs to the next round.

@@ -2,18 +2,18 @@
 //! entrypoint by request shape, identifies the client, and shuts down without losing messages.
 
 pub mod admin;
+pub mod api;
 pub mod client_identifier;
 mod routing;
 pub mod state;
 pub mod webhook;
 
-pub use routing::{check, ServedApi};
+pub use api::LoadedApi;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use axum::serve::ListenerExt;
 use axum::Router;
-use kafka_edge_definition::ApiDefinition;
 use kafka_edge_endpoint_kafka::ProducerPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,41 +27,25 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// How long shutdown waits for queued records to reach the cluster.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Errors that stop the gateway.
-#[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
-    #[error("listener failed: {0}")]
-    Listener(#[from] std::io::Error),
-    #[error("API `{api}`: {reason}")]
-    Api { api: String, reason: String },
-}
-
-/// The running state shared by all requests.
+/// The HTTP side of the gateway: every loaded API on one listener.
 pub struct Gateway {
-    apis: Vec<ServedApi>,
-    producers: Arc<ProducerPool>,
+    apis: Vec<Arc<LoadedApi>>,
     shutdown: CancellationToken,
 }
 
 impl Gateway {
-    /// Prepares the given APIs; nothing connects to Kafka until a request needs it.
-    pub fn new(definitions: Vec<ApiDefinition>, shutdown: CancellationToken) -> Result<Arc<Self>, GatewayError> {
-        let producers = Arc::new(ProducerPool::new());
-        let apis = definitions
-            .into_iter()
-            .map(|definition| ServedApi::new(definition, producers.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
+    pub fn new(apis: Vec<Arc<LoadedApi>>, shutdown: CancellationToken) -> Arc<Self> {
         for api in &apis {
             tracing::info!(api = %api.id, paths = ?api.context_paths, entrypoints = ?api.entrypoint_names(), "Serving API.");
         }
-        Ok(Arc::new(Self { apis, producers, shutdown }))
+        Arc::new(Self { apis, shutdown })
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight requests finish
-    /// (their consumers commit and leave their groups) and flushes the producers.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<(), GatewayError> {
+    /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
+    /// and WebSocket sessions finish (their consumers commit and leave their groups). The
+    /// producers are the runtime's: [`flush`] them once everything that publishes has ended.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         let shutdown = self.shutdown.clone();
-        let producers = self.producers.clone();
         let app = Router::new().fallback(dispatch).with_state(self.clone());
         tracing::info!(address = %listener.local_addr()?, "Gateway listening.");
         // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds one back until the
@@ -76,15 +60,23 @@ impl Gateway {
             .await?;
         // Upgraded (WebSocket) connections are no longer the HTTP server's: wait for them too.
         for api in &self.apis {
-            api.websockets_ended().await;
+            api.websockets.ended().await;
         }
-        tracing::info!("Gateway stopped accepting; flushing producers.");
-        tokio::task::spawn_blocking(move || producers.flush(FLUSH_TIMEOUT)).await.ok();
-        tracing::info!("Gateway stopped.");
+        tracing::info!("Gateway stopped accepting.");
         Ok(())
     }
 }
 
-async fn dispatch(State(gateway): State<Arc<Gateway>>, ConnectInfo(remote): ConnectInfo<SocketAddr>, request: Request) -> Response {
+/// Waits (up to 10 s) for the records queued in every producer of the pool to reach the cluster.
+pub async fn flush(producers: Arc<ProducerPool>) {
+    tracing::info!("Flushing producers.");
+    tokio::task::spawn_blocking(move || producers.flush(FLUSH_TIMEOUT)).await.ok();
+}
+
+async fn dispatch(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     routing::dispatch(&gateway.apis, remote, gateway.shutdown.clone(), request).await
 }

@@ -2,13 +2,15 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use kafka_edge_definition::{load_paths, Loaded, Problem};
-use kafka_edge_gateway::Gateway;
+use kafka_edge_definition::{load_paths, Ignored, Problem};
+use kafka_edge_endpoint_kafka::ProducerPool;
+use kafka_edge_gateway::{Gateway, LoadedApi};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-mod webhooks;
+mod subscriptions;
 
 #[derive(Parser)]
 #[command(name = "kafka-edge", version, about = "An event-native API gateway that puts Apache Kafka behind HTTP.")]
@@ -62,7 +64,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run { apis, listen, state, state_security, admin_listen, subscriptions } => {
-            run(apis, listen, webhooks::Options { state, state_security, admin_listen, subscriptions })
+            run(apis, listen, subscriptions::Options { state, state_security, admin_listen, subscriptions })
         }
         Command::Validate { paths } => Ok(validate(&paths)),
     };
@@ -87,9 +89,12 @@ fn init_logging(format: LogFormat) {
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
-    match load_and_check(paths) {
+    match load(paths, &Arc::new(ProducerPool::new())) {
         Ok(loaded) if loaded.is_empty() => {
-            println!("no API definition (.json, .yaml, .yml) found in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+            println!(
+                "no API definition (.json, .yaml, .yml) found in {}",
+                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            );
             ExitCode::FAILURE
         }
         Ok(loaded) => {
@@ -110,19 +115,35 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// Loads the definitions and checks what the gateway compiles from them (flows).
-fn load_and_check(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<Problem>> {
-    let loaded = load_paths(paths)?;
-    let problems: Vec<Problem> = loaded.iter().flat_map(|l| kafka_edge_gateway::check(&l.api, &l.file)).collect();
+/// A definition file, built into an API.
+struct LoadedFile {
+    file: String,
+    api: Arc<LoadedApi>,
+    ignored: Vec<Ignored>,
+}
+
+/// Loads the definitions and builds every API (flows compiled, stores read) with the runtime's
+/// producer pool: `validate` and `run` refuse the same things.
+fn load(paths: &[PathBuf], producers: &Arc<ProducerPool>) -> Result<Vec<LoadedFile>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut built = Vec::new();
+    for loaded in load_paths(paths)? {
+        match LoadedApi::build(&loaded.api, producers) {
+            Ok(api) => built.push(LoadedFile { file: loaded.file, api: Arc::new(api), ignored: loaded.ignored }),
+            Err(found) => problems.extend(found.into_iter().map(|problem| problem.in_file(&loaded.file))),
+        }
+    }
     if problems.is_empty() {
-        Ok(loaded)
+        Ok(built)
     } else {
         Err(problems)
     }
 }
 
-fn run(apis: Vec<PathBuf>, listen: String, webhook_options: webhooks::Options) -> anyhow::Result<ExitCode> {
-    let loaded = match load_and_check(&apis) {
+fn run(paths: Vec<PathBuf>, listen: String, options: subscriptions::Options) -> anyhow::Result<ExitCode> {
+    // One pool for every API, the webhook DLQs included: flushed once, when nothing publishes.
+    let producers = Arc::new(ProducerPool::new());
+    let loaded = match load(&paths, &producers) {
         Ok(loaded) => loaded,
         Err(problems) => {
             for problem in &problems {
@@ -132,22 +153,26 @@ fn run(apis: Vec<PathBuf>, listen: String, webhook_options: webhooks::Options) -
         }
     };
     if loaded.is_empty() {
-        anyhow::bail!("no API definition (.json, .yaml, .yml) found in {apis:?}");
+        anyhow::bail!("no API definition (.json, .yaml, .yml) found in {paths:?}");
     }
     for ignored in loaded.iter().flat_map(|l| &l.ignored) {
         tracing::warn!("{ignored}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let apis: Vec<Arc<LoadedApi>> = loaded.into_iter().map(|l| l.api).collect();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        let definitions: Vec<_> = loaded.into_iter().map(|l| l.api).collect();
-        let webhooks = webhooks::start(&definitions, webhook_options, shutdown.clone()).await?;
-        let gateway = Gateway::new(definitions, shutdown.clone())?;
-        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let webhooks = subscriptions::start(&apis, options, shutdown.clone()).await?;
+        let gateway = Gateway::new(apis, shutdown.clone());
+        let listener =
+            tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let served = gateway.serve(listener).await;
         shutdown.cancel();
         webhooks.await.ok();
+        kafka_edge_gateway::flush(producers).await;
+        tracing::info!("Gateway stopped.");
         served?;
         Ok(ExitCode::SUCCESS)
     })

@@ -2,121 +2,51 @@
 //! by request shape (DESIGN 5): WebSocket upgrade → websocket, GET accepting
 //! `text/event-stream` → sse, GET → http-get, POST → http-post; otherwise the exact 404.
 
+use crate::api::LoadedApi;
 use crate::client_identifier;
-use crate::{GatewayError, MAX_BODY_BYTES};
+use crate::MAX_BODY_BYTES;
 use axum::extract::Request;
 use axum::response::Response;
 use http::{header, Method, StatusCode};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use kafka_edge_definition::{ApiDefinition, Entrypoint, EntrypointConfiguration, EntrypointType, PlanMode, PlanSecurityType, Problem};
-use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
+use kafka_edge_definition::{Entrypoint, EntrypointConfiguration, EntrypointType};
 use kafka_edge_entrypoints::error::{failure_response, json_error, no_context_path};
 use kafka_edge_entrypoints::{http_get, http_post, sse, websocket, EntrypointContext};
-use kafka_edge_message::{ApiInfo, Endpoint, ExecutionContext, Headers, RequestInfo};
-use kafka_edge_policies::{ApiFlows, FlowEndpoint, RequestShape, SelectedFlows};
+use kafka_edge_message::{ExecutionContext, Headers, RequestInfo};
+use kafka_edge_policies::{FlowEndpoint, RequestShape, SelectedFlows};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// One API as the router sees it.
-pub struct ServedApi {
-    pub id: String,
-    /// Normalized: no trailing slash, except `/` itself.
-    pub context_paths: Vec<String>,
-    entrypoints: Vec<Entrypoint>,
-    endpoint: Arc<dyn Endpoint>,
-    flows: ApiFlows,
-    info: Arc<ApiInfo>,
-    websockets: websocket::Sessions,
-}
-
-/// What only the gateway can check when an API loads (its flows): problems in the definition
-/// format, for `validate` and `run` alike.
-pub fn check(definition: &ApiDefinition, file: &str) -> Vec<Problem> {
-    let mut problems: Vec<Problem> = match ApiFlows::compile(&definition.flows) {
-        Ok(_) => Vec::new(),
-        Err(found) => found.into_iter().map(|p| Problem { file: file.to_string(), path: p.path, message: p.message }).collect(),
-    };
-    // Stores and static JAAS lines are read here, so a wrong password shows at load.
-    let endpoints = definition.endpoint_groups.iter().enumerate().flat_map(|(g, group)| group.endpoints.iter().enumerate().map(move |(e, endpoint)| (g, e, endpoint)));
-    for (group, index, endpoint) in endpoints {
-        if let Err(error) = KafkaEndpoint::check(&definition.id, endpoint) {
-            let base = if error.path.starts_with("bootstrapServers") {
-                format!("endpointGroups[{group}].endpoints[{index}].configuration")
-            } else if endpoint.inherits_configuration {
-                format!("endpointGroups[{group}].sharedConfiguration")
-            } else {
-                format!("endpointGroups[{group}].endpoints[{index}].sharedConfigurationOverride")
-            };
-            problems.push(Problem { file: file.to_string(), path: format!("{base}.{}", error.path), message: error.message });
-        }
-    }
-    problems
-}
-
-impl ServedApi {
-    pub(crate) fn new(definition: ApiDefinition, producers: Arc<ProducerPool>) -> Result<Self, GatewayError> {
-        let flows = ApiFlows::compile(&definition.flows).map_err(|problems| GatewayError::Api {
-            api: definition.id.clone(),
-            reason: problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "),
-        })?;
-        let info = Arc::new(ApiInfo { id: definition.id.clone(), name: definition.name.clone(), properties: definition.properties.clone() });
-        let context_paths = definition.context_paths().map(kafka_edge_definition::normalize_context_path).collect();
-        let entrypoints: Vec<Entrypoint> = definition
-            .http_entrypoints()
-            .filter(|entrypoint| !matches!(entrypoint.configuration, EntrypointConfiguration::NotImplemented))
-            .cloned()
-            .collect();
-        let guarded = |plan: &&kafka_edge_definition::Plan| plan.mode == PlanMode::Standard && plan.security.is_some_and(|s| s != PlanSecurityType::KeyLess);
-        if definition.plans.iter().any(|plan| guarded(&plan)) {
-            return Err(GatewayError::Api { api: definition.id.clone(), reason: "only key-less plans are supported".into() });
-        }
-        let (_, endpoint) = definition
-            .primary_endpoint()
-            .ok_or_else(|| GatewayError::Api { api: definition.id.clone(), reason: "no Kafka endpoint".into() })?;
-        let endpoint = KafkaEndpoint::new(&definition.id, endpoint, producers)
-            .map_err(|error| GatewayError::Api { api: definition.id.clone(), reason: format!("invalid expression: {error}") })?;
-        let endpoint: Arc<dyn Endpoint> = Arc::new(endpoint);
-        Ok(Self { id: definition.id, context_paths, entrypoints, endpoint, flows, info, websockets: Default::default() })
-    }
-
-    /// Waits for the API's WebSocket sessions, which end on the shutdown token.
-    pub(crate) async fn websockets_ended(&self) {
-        self.websockets.ended().await;
-    }
-
-    pub fn entrypoint_names(&self) -> Vec<&'static str> {
-        self.entrypoints.iter().map(|e| e.kind.as_str()).collect()
-    }
-
-    fn select(&self, request: &Request) -> Option<&Entrypoint> {
-        let find = |kind| self.entrypoints.iter().find(|e| e.kind == kind);
-        let method = request.method();
-        let is_upgrade = request
-            .headers()
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-        let accepts_event_stream = request
-            .headers()
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains("text/event-stream"));
-        let candidates: &[(bool, EntrypointType)] = &[
-            (is_upgrade, EntrypointType::Websocket),
-            (method == Method::GET && accepts_event_stream, EntrypointType::Sse),
-            (method == Method::GET, EntrypointType::HttpGet),
-            (method == Method::POST, EntrypointType::HttpPost),
-        ];
-        candidates.iter().filter(|(matches, _)| *matches).find_map(|(_, kind)| find(*kind))
-    }
+/// The entrypoint of `api` that serves this request shape.
+fn select<'a>(api: &'a LoadedApi, request: &Request) -> Option<&'a Entrypoint> {
+    let find = |kind| api.entrypoints.iter().find(|e| e.kind == kind);
+    let method = request.method();
+    let is_upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let accepts_event_stream = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"));
+    let candidates: &[(bool, EntrypointType)] = &[
+        (is_upgrade, EntrypointType::Websocket),
+        (method == Method::GET && accepts_event_stream, EntrypointType::Sse),
+        (method == Method::GET, EntrypointType::HttpGet),
+        (method == Method::POST, EntrypointType::HttpPost),
+    ];
+    candidates.iter().filter(|(matches, _)| *matches).find_map(|(_, kind)| find(*kind))
 }
 
 /// The API whose context path is the longest prefix (on a segment boundary) of `path`.
 /// With the path below that context path (`/` when the path is the context path).
-fn find_api<'a>(apis: &'a [ServedApi], path: &str) -> Option<(&'a ServedApi, String)> {
-    let contexts = apis.iter().enumerate().flat_map(|(index, api)| api.context_paths.iter().map(move |c| (index, c.as_str())));
+fn find_api<'a>(apis: &'a [Arc<LoadedApi>], path: &str) -> Option<(&'a LoadedApi, String)> {
+    let contexts =
+        apis.iter().enumerate().flat_map(|(index, api)| api.context_paths.iter().map(move |c| (index, c.as_str())));
     let (index, context) = longest_match(contexts, path)?;
     let below = if context == "/" { path } else { &path[context.len()..] };
     let path_info = if below.is_empty() { "/".to_string() } else { below.to_string() };
@@ -131,9 +61,14 @@ fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &st
         .max_by_key(|(_, context)| context.len())
 }
 
-pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: CancellationToken, request: Request) -> Response {
+pub(crate) async fn dispatch(
+    apis: &[Arc<LoadedApi>],
+    remote: SocketAddr,
+    shutdown: CancellationToken,
+    request: Request,
+) -> Response {
     let Some((api, path_info)) = find_api(apis, request.uri().path()) else { return no_context_path() };
-    let Some(entrypoint) = api.select(&request) else { return no_context_path() };
+    let Some(entrypoint) = select(api, &request) else { return no_context_path() };
     let (mut parts, body) = request.into_parts();
     let mut execution = ExecutionContext {
         api: api.info.clone(),
@@ -142,7 +77,11 @@ pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: C
         request: Arc::new(request_info(&parts, remote, path_info)),
     };
     let flows = api.flows.select(
-        &RequestShape { path_info: &execution.request.path_info, method: parts.method.as_str(), entrypoint: entrypoint.kind },
+        &RequestShape {
+            path_info: &execution.request.path_info,
+            method: parts.method.as_str(),
+            entrypoint: entrypoint.kind,
+        },
         &execution,
     );
     if let Err(failure) = flows.on_request(&mut execution) {
@@ -150,9 +89,12 @@ pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: C
     }
     // The response phase needs the context after the entrypoint consumed its copy.
     let response_context = (!flows.is_empty()).then(|| execution.clone());
-    let context = EntrypointContext { endpoint: FlowEndpoint::wrap(api.endpoint.clone(), flows.clone()), execution, shutdown };
+    let context =
+        EntrypointContext { endpoint: FlowEndpoint::wrap(api.endpoint.clone(), flows.clone()), execution, shutdown };
     let response = match &entrypoint.configuration {
-        EntrypointConfiguration::HttpGet(configuration) => http_get::handle(configuration, entrypoint.qos, context, &parts).await,
+        EntrypointConfiguration::HttpGet(configuration) => {
+            http_get::handle(configuration, entrypoint.qos, context, &parts).await
+        }
         EntrypointConfiguration::HttpPost(configuration) => {
             let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
                 Ok(body) => body,
@@ -166,7 +108,9 @@ pub(crate) async fn dispatch(apis: &[ServedApi], remote: SocketAddr, shutdown: C
             };
             http_post::handle(configuration, context, body).await
         }
-        EntrypointConfiguration::Sse(configuration) => sse::handle(configuration, entrypoint.qos, context, &parts.headers).await,
+        EntrypointConfiguration::Sse(configuration) => {
+            sse::handle(configuration, entrypoint.qos, context, &parts.headers).await
+        }
         EntrypointConfiguration::Websocket(configuration) => {
             websocket::handle(configuration, entrypoint.qos, context, &mut parts, &api.websockets).await
         }

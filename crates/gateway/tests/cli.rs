@@ -10,7 +10,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_kafka-edge");
 
 fn write_definition(dir: &std::path::Path, name: &str, definition: &serde_json::Value) -> std::path::PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(definition).unwrap()).unwrap();
+    std::fs::write(&path, serde_json::to_string_pretty(definition).expect("test setup")).expect("test setup");
     path
 }
 
@@ -52,7 +52,11 @@ fn run_refuses_an_invalid_definition_at_load_time() {
     let output = Command::new(BINARY).args(["run", "--listen", "127.0.0.1:0", "--api"]).arg(&file).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("consumer.autoOffsetReset: invalid value `first`, expected one of `latest`, `earliest`, `none`"), "{stderr}");
+    assert!(
+        stderr
+            .contains("consumer.autoOffsetReset: invalid value `first`, expected one of `latest`, `earliest`, `none`"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -85,7 +89,8 @@ async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     assert!(ready, "the gateway answered");
 
     let client = unique("c");
-    let in_flight = http.get(&url).header("Accept", "application/json").header("X-Gravitee-Client-Identifier", &client).send();
+    let in_flight =
+        http.get(&url).header("Accept", "application/json").header("X-Gravitee-Client-Identifier", &client).send();
     let terminate = async {
         // The GET is being served once its consumer joined the client's group.
         let group = group_of(&client);
@@ -124,7 +129,10 @@ fn validate_reports_policy_problems_with_their_path() {
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.starts_with(&format!("{}: flows[0].publish[0].policy: unknown policy `rate-limit`, expected one of `assign-attributes`", file.display())),
+        stdout.starts_with(&format!(
+            "{}: flows[0].publish[0].policy: unknown policy `rate-limit`, expected one of `assign-attributes`",
+            file.display()
+        )),
         "{stdout}"
     );
 }

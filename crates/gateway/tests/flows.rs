@@ -22,7 +22,10 @@ fn assign(name: &str, value: &str) -> Value {
 
 fn record_headers(record: &rdkafka::message::OwnedMessage) -> HashMap<String, String> {
     record.headers().map_or_else(HashMap::new, |headers| {
-        headers.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect()
+        headers
+            .iter()
+            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+            .collect()
     })
 }
 
@@ -32,12 +35,23 @@ async fn transform_headers_writes_message_content_and_headers_into_record_header
     create_topic(&topic, 1).await;
     let mut spec = ApiSpec::new(&topic);
     spec.http_post = json!({"requestHeadersToMessage": true});
-    spec.flows = json!([flow("publish", json!([{"name": "T", "enabled": true, "policy": "transform-headers", "configuration": {
+    spec.flows = json!([flow(
+        "publish",
+        json!([{"name": "T", "enabled": true, "policy": "transform-headers", "configuration": {
         "scope": "REQUEST",
         "addHeaders": [{"name": "X-Content", "value": "{#message.content}"}, {"name": "X-Copy", "value": "{#message.headers['x'][0]}"}],
-        "removeHeaders": ["x-drop"]}}]))]);
+        "removeHeaders": ["x-drop"]}}])
+    )]);
     let gateway = TestGateway::start(&spec).await;
-    let response = gateway.http.post(gateway.url()).header("X", "from-header").header("X-Drop", "secret").body("the body").send().await.unwrap();
+    let response = gateway
+        .http
+        .post(gateway.url())
+        .header("X", "from-header")
+        .header("X-Drop", "secret")
+        .body("the body")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let headers = record_headers(&read_records(&topic, 1)[0]);
     assert_eq!(headers["X-Content"], "the body");
@@ -55,7 +69,8 @@ async fn topics_follow_request_headers_and_the_message_level_wins() {
     let mut spec = ApiSpec::new(&configured);
     let mut request_step = assign("gravitee.attribute.kafka.producer.topics", "{#request.headers['X-Topic'][0]}");
     request_step["condition"] = json!("{#request.headers['X-Topic'] != null}");
-    let mut message_step = assign("gravitee.attribute.kafka.producer.topics", "{#request.headers['X-Message-Topic'][0]}");
+    let mut message_step =
+        assign("gravitee.attribute.kafka.producer.topics", "{#request.headers['X-Message-Topic'][0]}");
     message_step["condition"] = json!("{#request.headers['X-Message-Topic'] != null}");
     let mut consume_step = assign("gravitee.attribute.kafka.consumer.topics", "{#request.headers['X-Topic'][0]}");
     consume_step["condition"] = json!("{#request.method == 'GET' && #request.headers['X-Topic'] != null}");
@@ -72,7 +87,13 @@ async fn topics_follow_request_headers_and_the_message_level_wins() {
         request.send()
     };
     assert_eq!(send(vec![("X-Topic", by_request.clone())], "request-level").await.unwrap().status(), 202);
-    assert_eq!(send(vec![("X-Topic", by_request.clone()), ("X-Message-Topic", by_message.clone())], "message-level").await.unwrap().status(), 202);
+    assert_eq!(
+        send(vec![("X-Topic", by_request.clone()), ("X-Message-Topic", by_message.clone())], "message-level")
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
     assert_eq!(payload(&read_records(&by_request, 1)[0]), "request-level");
     assert_eq!(payload(&read_records(&by_message, 1)[0]), "message-level");
     assert_eq!(record_count(&by_request), 1, "the message level won for the second POST");
@@ -128,7 +149,10 @@ async fn the_group_id_can_come_from_a_request_header() {
     create_topic(&topic, 1).await;
     let mut spec = ApiSpec::new(&topic);
     spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 3000});
-    spec.flows = json!([flow("request", json!([assign("gravitee.attribute.kafka.groupId", "{#request.headers['X-Group'][0]}")]))]);
+    spec.flows = json!([flow(
+        "request",
+        json!([assign("gravitee.attribute.kafka.groupId", "{#request.headers['X-Group'][0]}")])
+    )]);
     let gateway = TestGateway::start(&spec).await;
     let group = unique("header-group");
     let request = gateway.http.get(gateway.url()).header("Accept", "application/json").header("X-Group", &group).send();
@@ -143,7 +167,10 @@ async fn a_record_key_from_a_header_decides_the_partition() {
     let topic = unique("flow-key");
     create_topic(&topic, 4).await;
     let mut spec = ApiSpec::new(&topic);
-    spec.flows = json!([flow("publish", json!([assign("gravitee.attribute.kafka.recordKey", "{#request.headers['X-Key'][0]}")]))]);
+    spec.flows = json!([flow(
+        "publish",
+        json!([assign("gravitee.attribute.kafka.recordKey", "{#request.headers['X-Key'][0]}")])
+    )]);
     let gateway = TestGateway::start(&spec).await;
     for (key, body) in [("alpha", "1"), ("beta", "2"), ("alpha", "3"), ("beta", "4")] {
         let response = gateway.http.post(gateway.url()).header("X-Key", key).body(body).send().await.unwrap();
@@ -167,8 +194,11 @@ async fn message_filtering_by_record_key() {
     produce(&topic, &[(Some("keep"), "a"), (Some("drop"), "b"), (Some("keep"), "c")]).await;
     let mut spec = ApiSpec::new(&topic);
     spec.http_get = json!({"messagesLimitCount": 2, "messagesLimitDurationMs": 3000});
-    spec.flows = json!([flow("subscribe", json!([{"name": "Filter", "enabled": true, "policy": "message-filtering",
-        "configuration": {"filter": "{#message.metadata.key == 'keep'}"}}]))]);
+    spec.flows = json!([flow(
+        "subscribe",
+        json!([{"name": "Filter", "enabled": true, "policy": "message-filtering",
+        "configuration": {"filter": "{#message.metadata.key == 'keep'}"}}])
+    )]);
     let gateway = TestGateway::start(&spec).await;
     assert_eq!(contents(&gateway.get_json(&unique("c"), "").await), ["a", "c"]);
     gateway.stop().await;
@@ -179,10 +209,13 @@ async fn an_interrupt_in_the_publish_phase_answers_its_status_and_message() {
     let topic = unique("flow-interrupt");
     create_topic(&topic, 1).await;
     let mut spec = ApiSpec::new(&topic);
-    spec.flows = json!([flow("publish", json!([
+    spec.flows = json!([flow(
+        "publish",
+        json!([
         {"name": "off", "enabled": false, "policy": "interrupt", "configuration": {"status": 500, "message": "disabled steps never run"}},
         {"name": "Stop", "enabled": true, "policy": "interrupt", "condition": "{#message.content == 'stop'}",
-         "configuration": {"status": 412, "message": "An error occurred"}}]))]);
+         "configuration": {"status": 412, "message": "An error occurred"}}])
+    )]);
     let gateway = TestGateway::start(&spec).await;
     let response = gateway.post("stop").await;
     assert_eq!(response.status(), 412);
@@ -246,8 +279,11 @@ async fn the_response_phase_sets_headers_and_a_request_interrupt_answers_json() 
     let topic = unique("flow-response");
     create_topic(&topic, 1).await;
     let mut spec = ApiSpec::new(&topic);
-    let mut both = flow("response", json!([{"name": "H", "enabled": true, "policy": "transform-headers",
-        "configuration": {"addHeaders": [{"name": "X-Api", "value": "{#api.name}-{#request.method}"}]}}]));
+    let mut both = flow(
+        "response",
+        json!([{"name": "H", "enabled": true, "policy": "transform-headers",
+        "configuration": {"addHeaders": [{"name": "X-Api", "value": "{#api.name}-{#request.method}"}]}}]),
+    );
     both["request"] = json!([{"name": "Closed", "enabled": true, "policy": "interrupt", "condition": "{#request.params['closed'] != null}",
         "configuration": {"status": 403, "message": "closed for {#request.params['closed'][0]}"}}]);
     spec.flows = json!([both]);

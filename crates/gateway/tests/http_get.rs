@@ -5,8 +5,8 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
-use std::time::Duration;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 fn encoded_id(topic: &str, partition: i32, offset: i64) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{topic}@{partition}#{offset}"))
@@ -155,13 +155,25 @@ async fn bad_requests_get_400_with_a_json_reason() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, json!({"message": "Unsupported accept header: [image/png]", "http_status_code": 400}));
 
-    let response = gateway.http.get(format!("{}?cursor=%25%25%25", gateway.url())).header("Accept", "application/json").send().await.unwrap();
+    let response = gateway
+        .http
+        .get(format!("{}?cursor=%25%25%25", gateway.url()))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["message"], "Invalid cursor: not valid base64");
     assert_eq!(body["http_status_code"], 400);
 
-    let response = gateway.http.get(format!("{}?limit=abc", gateway.url())).header("Accept", "application/json").send().await.unwrap();
+    let response = gateway
+        .http
+        .get(format!("{}?limit=abc", gateway.url()))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     gateway.stop().await;
 }
@@ -208,7 +220,10 @@ async fn the_consumer_is_a_group_member_during_the_request_and_leaves_when_it_en
     let (body, ()) = tokio::join!(request, watcher);
     assert_eq!(body["items"], json!([]));
     // The response is sent once the offsets are committed; the consumer leaves right after.
-    assert!(eventually_within(Duration::from_secs(1), || group_members(&group) == 0).await, "the consumer left group {group} within a second");
+    assert!(
+        eventually_within(Duration::from_secs(1), || group_members(&group) == 0).await,
+        "the consumer left group {group} within a second"
+    );
     gateway.stop().await;
 }
 
@@ -218,7 +233,8 @@ async fn repeated_gets_drain_every_partition() {
     create_topic(&topic, 3).await;
     let values: Vec<String> = (0..30).map(|n| format!("v{n}")).collect();
     let keys: Vec<String> = (0..30).map(|n| format!("key-{n}")).collect();
-    let records: Vec<(Option<&str>, &str)> = keys.iter().zip(&values).map(|(k, v)| (Some(k.as_str()), v.as_str())).collect();
+    let records: Vec<(Option<&str>, &str)> =
+        keys.iter().zip(&values).map(|(k, v)| (Some(k.as_str()), v.as_str())).collect();
     produce(&topic, &records).await;
     let mut spec = ApiSpec::new(&topic);
     spec.http_get = json!({"messagesLimitCount": 5, "messagesLimitDurationMs": 1000});

@@ -49,7 +49,10 @@ async fn request_headers_become_record_headers_when_configured() {
     let headers = records[0].headers().expect("record headers");
     let mut found: HashMap<String, Vec<String>> = HashMap::new();
     for header in headers.iter() {
-        found.entry(header.key.to_string()).or_default().push(String::from_utf8_lossy(header.value.unwrap()).into_owned());
+        found
+            .entry(header.key.to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(header.value.unwrap()).into_owned());
     }
     assert_eq!(found["x-test-header"], vec!["header-value"]);
     assert_eq!(found["x-multi"], vec!["one", "two"]);

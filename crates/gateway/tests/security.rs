@@ -8,7 +8,9 @@ use common::*;
 use serde_json::{json, Value};
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test, which starts the Kafka test bed"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test, which starts the Kafka test bed")
+    })
 }
 
 fn cert(file: &str) -> String {
@@ -20,17 +22,21 @@ fn read_cert(file: &str) -> String {
 }
 
 fn jaas_plain(user: &str, password: &str) -> String {
-    format!("org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{user}\" password=\"{password}\";")
+    format!(
+        "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{user}\" password=\"{password}\";"
+    )
 }
 
 fn jaas_scram(user: &str, password: &str) -> String {
-    format!("org.apache.kafka.common.security.scram.ScramLoginModule required username=\"{user}\" password=\"{password}\";")
+    format!(
+        "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"{user}\" password=\"{password}\";"
+    )
 }
 
 /// An unsigned JWT, which the test bed's OAUTHBEARER validator accepts.
 fn unsecured_jwt(subject: &str) -> String {
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("test setup").as_secs();
     let header = engine.encode(r#"{"alg":"none"}"#);
     let payload = engine.encode(json!({"sub": subject, "iat": now, "exp": now + 3600}).to_string());
     format!("{header}.{payload}.")
@@ -67,7 +73,7 @@ async fn refused(bootstrap_variable: &str, security: Value) -> Value {
     let gateway = TestGateway::start(&spec).await;
     let response = gateway.post("never").await;
     assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.json().await.expect("test setup");
     assert_eq!(body["key"], "FAILURE_ENDPOINT_CONFIGURATION_INVALID", "{body}");
     gateway.stop().await;
     body
@@ -75,15 +81,23 @@ async fn refused(bootstrap_variable: &str, security: Value) -> Value {
 
 #[tokio::test]
 async fn sasl_plain() {
-    round_trip("KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT", json!({"protocol": "SASL_PLAINTEXT",
-        "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas_plain("alice", "alice-secret")}})).await;
+    round_trip(
+        "KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT",
+        json!({"protocol": "SASL_PLAINTEXT",
+        "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas_plain("alice", "alice-secret")}}),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn sasl_scram_sha_256_and_512() {
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
-        round_trip("KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT", json!({"protocol": "SASL_PLAINTEXT",
-            "sasl": {"saslMechanism": mechanism, "saslJaasConfig": jaas_scram("scram-user", "scram-secret")}})).await;
+        round_trip(
+            "KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT",
+            json!({"protocol": "SASL_PLAINTEXT",
+            "sasl": {"saslMechanism": mechanism, "saslJaasConfig": jaas_scram("scram-user", "scram-secret")}}),
+        )
+        .await;
     }
 }
 
@@ -105,7 +119,14 @@ async fn sasl_oauthbearer_with_a_token_from_a_context_attribute() {
     spec.flows = json!([{"request": [{"policy": "assign-attributes", "configuration": {"attributes": [
         {"name": "gravitee.attribute.kafka.oauthbearer.token", "value": "{#request.headers['X-Token'][0]}"}]}}]}]);
     let gateway = TestGateway::start(&spec).await;
-    let response = gateway.http.post(gateway.url()).header("X-Token", unsecured_jwt("alice")).body("with a token").send().await.unwrap();
+    let response = gateway
+        .http
+        .post(gateway.url())
+        .header("X-Token", unsecured_jwt("alice"))
+        .body("with a token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
     assert_eq!(payload(&read_records(&topic, 1)[0]), "with a token");
     gateway.stop().await;
@@ -132,7 +153,11 @@ async fn mutual_tls_with_every_keystore_format() {
         json!({"type": "PKCS12", "key": p12, "password": "keystore-secret"}),
     ];
     for keystore in keystores {
-        round_trip("KAFKA_EDGE_BOOTSTRAP_SSL", json!({"protocol": "SSL", "ssl": {"trustStore": pem_truststore(), "keyStore": keystore}})).await;
+        round_trip(
+            "KAFKA_EDGE_BOOTSTRAP_SSL",
+            json!({"protocol": "SSL", "ssl": {"trustStore": pem_truststore(), "keyStore": keystore}}),
+        )
+        .await;
     }
 }
 
@@ -146,20 +171,32 @@ async fn every_truststore_format() {
         json!({"type": "PKCS12", "location": cert("truststore.p12"), "password": "truststore-secret"}),
     ];
     for truststore in truststores {
-        round_trip("KAFKA_EDGE_BOOTSTRAP_SASL_SSL", json!({"protocol": "SASL_SSL",
+        round_trip(
+            "KAFKA_EDGE_BOOTSTRAP_SASL_SSL",
+            json!({"protocol": "SASL_SSL",
             "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas_plain("alice", "alice-secret")},
-            "ssl": {"truststore": truststore}})).await;
+            "ssl": {"truststore": truststore}}),
+        )
+        .await;
     }
 }
 
 #[tokio::test]
 async fn a_wrong_password_an_untrusted_broker_and_a_missing_client_certificate_are_refused() {
-    let wrong = refused("KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT", json!({"protocol": "SASL_PLAINTEXT",
-        "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas_plain("alice", "not-the-password")}})).await;
+    let wrong = refused(
+        "KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT",
+        json!({"protocol": "SASL_PLAINTEXT",
+        "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas_plain("alice", "not-the-password")}}),
+    )
+    .await;
     assert!(!wrong.to_string().contains("not-the-password"));
-    refused("KAFKA_EDGE_BOOTSTRAP_SASL_SSL", json!({"protocol": "SASL_SSL",
+    refused(
+        "KAFKA_EDGE_BOOTSTRAP_SASL_SSL",
+        json!({"protocol": "SASL_SSL",
         "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas_plain("alice", "alice-secret")},
-        "ssl": {"trustStore": {"type": "PEM", "location": cert("untrusted-ca.pem")}}})).await;
+        "ssl": {"trustStore": {"type": "PEM", "location": cert("untrusted-ca.pem")}}}),
+    )
+    .await;
     refused("KAFKA_EDGE_BOOTSTRAP_SSL", json!({"protocol": "SSL", "ssl": {"trustStore": pem_truststore()}})).await;
 }
 
@@ -176,12 +213,16 @@ fn a_wrong_store_password_fails_at_load_naming_the_field() {
     let output = std::process::Command::new(BINARY).arg("validate").arg(&file).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("endpointGroups[0].sharedConfiguration.security.ssl.keyStore.password: wrong password"), "{stdout}");
+    assert!(
+        stdout.contains("endpointGroups[0].sharedConfiguration.security.ssl.keyStore.password: wrong password"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("keystore-wrong-secret"));
 }
 
 /// Every secret the definitions below hold; none may appear in the gateway's output.
-const SECRETS: &[&str] = &["alice-secret", "wrong-secret-42", "keystore-secret", "key-secret", "truststore-secret", "PRIVATE KEY"];
+const SECRETS: &[&str] =
+    &["alice-secret", "wrong-secret-42", "keystore-secret", "key-secret", "truststore-secret", "PRIVATE KEY"];
 
 #[tokio::test]
 async fn no_secret_reaches_the_log() {
@@ -191,10 +232,14 @@ async fn no_secret_reaches_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let mut good = ApiSpec::new(&ok_topic);
     good.bootstrap = env("KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT");
-    good.security = Some(json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas_plain("alice", "alice-secret")}}));
+    good.security = Some(
+        json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "PLAIN", "saslJaasConfig": jaas_plain("alice", "alice-secret")}}),
+    );
     let mut wrong = ApiSpec::new(&ok_topic);
     wrong.bootstrap = env("KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT");
-    wrong.security = Some(json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "SCRAM-SHA-512", "saslJaasConfig": jaas_scram("scram-user", "wrong-secret-42")}}));
+    wrong.security = Some(
+        json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "SCRAM-SHA-512", "saslJaasConfig": jaas_scram("scram-user", "wrong-secret-42")}}),
+    );
     let mut tls = ApiSpec::new(&ssl_topic);
     tls.bootstrap = env("KAFKA_EDGE_BOOTSTRAP_SSL");
     tls.security = Some(json!({"protocol": "SSL", "ssl": {

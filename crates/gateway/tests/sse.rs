@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::json;
+use std::time::Duration;
 
 async fn connect(gateway: &TestGateway, client: &str, last_event_id: Option<&str>) -> reqwest::Response {
     let mut request = gateway
@@ -71,7 +71,8 @@ async fn a_client_library_reads_events_and_resumes_with_last_event_id() {
     spec.sse_qos = "at-least-once";
     let gateway = TestGateway::start(&spec).await;
 
-    let events: Vec<_> = connect(&gateway, &unique("c"), None).await.bytes_stream().eventsource().take(3).collect().await;
+    let events: Vec<_> =
+        connect(&gateway, &unique("c"), None).await.bytes_stream().eventsource().take(3).collect().await;
     let events: Vec<_> = events.into_iter().map(|e| e.expect("event")).collect();
     assert_eq!(events.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
     assert!(events.iter().all(|e| e.event == "message"));
@@ -96,16 +97,27 @@ async fn at_least_once_loses_nothing_across_a_reconnect() {
     let client = unique("c");
 
     // The client stops after 5 events although more were already on the wire.
-    let first: Vec<_> = connect(&gateway, &client, None).await.bytes_stream().eventsource().take(5)
-        .map(|e| e.expect("event")).collect().await;
+    let first: Vec<_> = connect(&gateway, &client, None)
+        .await
+        .bytes_stream()
+        .eventsource()
+        .take(5)
+        .map(|e| e.expect("event"))
+        .collect()
+        .await;
     assert_eq!(first.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(), ["1", "2", "3", "4", "5"]);
     assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the first connection is gone");
 
     // Reconnecting as EventSource does, with the last id it processed: nothing is skipped.
     let last_id = first[4].id.clone();
-    let second: Vec<u32> = connect(&gateway, &client, Some(&last_id)).await.bytes_stream().eventsource()
+    let second: Vec<u32> = connect(&gateway, &client, Some(&last_id))
+        .await
+        .bytes_stream()
+        .eventsource()
         .map(|e| e.expect("event").data.parse::<u32>().unwrap())
-        .take(15).collect().await;
+        .take(15)
+        .collect()
+        .await;
     assert_eq!(second, (6..=20).collect::<Vec<u32>>());
     gateway.stop().await;
 }
@@ -133,7 +145,10 @@ async fn a_disconnected_client_leaves_its_group() {
     let response = connect(&gateway, &client, None).await;
     assert!(eventually(|| group_members(&group) == 1).await, "joined");
     drop(response);
-    assert!(eventually_within(Duration::from_secs(1), || group_members(&group) == 0).await, "left within a second of the disconnect");
+    assert!(
+        eventually_within(Duration::from_secs(1), || group_members(&group) == 0).await,
+        "left within a second of the disconnect"
+    );
     gateway.stop().await;
 }
 
@@ -146,7 +161,10 @@ async fn shutdown_says_goaway() {
     let mut response = connect(&gateway, &client, None).await;
     assert!(eventually(|| group_members(&group_of(&client)) == 1).await, "streaming");
     let mut text = String::new();
-    let (_, ()) = tokio::join!(gateway.stop(), read_until(&mut response, &mut text, "event: goaway\ndata: Stopping, please reconnect\n\n"));
+    let (_, ()) = tokio::join!(
+        gateway.stop(),
+        read_until(&mut response, &mut text, "event: goaway\ndata: Stopping, please reconnect\n\n")
+    );
 }
 
 #[tokio::test]
@@ -154,7 +172,14 @@ async fn a_malformed_last_event_id_is_a_400() {
     let mut spec = ApiSpec::new(&unique("sse-bad"));
     spec.sse_qos = "at-most-once";
     let gateway = TestGateway::start(&spec).await;
-    let response = gateway.http.get(gateway.url()).header("Accept", "text/event-stream").header("Last-Event-ID", "%%%").send().await.unwrap();
+    let response = gateway
+        .http
+        .get(gateway.url())
+        .header("Accept", "text/event-stream")
+        .header("Last-Event-ID", "%%%")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["message"], "Invalid cursor: not valid base64");
@@ -171,8 +196,14 @@ async fn numbered_topic(prefix: &str, count: u32) -> String {
 }
 
 async fn read_numbers(gateway: &TestGateway, client: &str, count: usize) -> Vec<u32> {
-    connect(gateway, client, None).await.bytes_stream().eventsource().take(count)
-        .map(|e| e.expect("event").data.parse::<u32>().unwrap()).collect().await
+    connect(gateway, client, None)
+        .await
+        .bytes_stream()
+        .eventsource()
+        .take(count)
+        .map(|e| e.expect("event").data.parse::<u32>().expect("test setup"))
+        .collect()
+        .await
 }
 
 #[tokio::test]
@@ -200,7 +231,10 @@ async fn qos_auto_commits_periodically_while_connected() {
         assert_eq!(events.next().await.unwrap().unwrap().data.parse::<u32>().unwrap(), expected);
     }
     // Still connected: the periodic commit (every 5 s) records what was delivered.
-    assert!(eventually(|| committed_offset(&group_of(&client), &topic, 0).is_some_and(|o| o >= 9)).await, "committed while connected");
+    assert!(
+        eventually(|| committed_offset(&group_of(&client), &topic, 0).is_some_and(|o| o >= 9)).await,
+        "committed while connected"
+    );
     assert_eq!(group_members(&group_of(&client)), 1, "the stream is still open");
     drop(events);
     gateway.stop().await;

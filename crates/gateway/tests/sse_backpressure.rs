@@ -33,13 +33,13 @@ fn record(n: usize) -> String {
 
 fn sysctl_max(name: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).expect("sysctl");
-    text.split_whitespace().last().unwrap().parse().unwrap()
+    text.split_whitespace().last().expect("test setup").parse().expect("a number")
 }
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("gateway alive");
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    line.split_whitespace().nth(1).expect("test setup").parse().expect("a number")
 }
 
 fn committed(group: &str, topic: &str) -> Option<i64> {
@@ -65,13 +65,13 @@ impl Drop for KillOnDrop {
 /// A raw HTTP/1.1 SSE request on a socket with a small receive buffer; returns the reader
 /// positioned at the start of the (chunked) body.
 async fn stalled_client(port: u16, path: &str, client: &str) -> BufReader<tokio::net::TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(CLIENT_RECEIVE_BUFFER).unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().expect("test setup");
+    socket.set_recv_buffer_size(CLIENT_RECEIVE_BUFFER).expect("test setup");
     let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.expect("connect");
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nX-Gravitee-Client-Identifier: {client}\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.expect("test setup");
     let mut reader = BufReader::with_capacity(8 * 1024, stream);
     let mut head = String::new();
     loop {
@@ -111,12 +111,15 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
     create_topic(&topic, 1).await;
     let producer: FutureProducer = client_config().set("linger.ms", "20").create().unwrap();
     for batch in (0..RECORDS).collect::<Vec<_>>().chunks(500) {
-        let sends = batch.iter().map(|&n| {
-            let value = record(n);
-            let producer = &producer;
-            let topic = &topic;
-            async move { producer.send(FutureRecord::<(), _>::to(topic).payload(&value), TIMEOUT).await.expect("produce") }
-        });
+        let sends =
+            batch.iter().map(|&n| {
+                let value = record(n);
+                let producer = &producer;
+                let topic = &topic;
+                async move {
+                    producer.send(FutureRecord::<(), _>::to(topic).payload(&value), TIMEOUT).await.expect("produce")
+                }
+            });
         futures::future::join_all(sends).await;
     }
     assert_eq!(record_count(&topic), RECORDS as i64);
@@ -141,7 +144,13 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
     let http = reqwest::Client::new();
     let ready = eventually(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
     assert!(ready, "the gateway listens");
-    let status = http.get(format!("http://127.0.0.1:{port}{}", spec.path)).header("Accept", "application/json").send().await.unwrap().status();
+    let status = http
+        .get(format!("http://127.0.0.1:{port}{}", spec.path))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, 200, "the gateway serves the API");
     let baseline = rss_kib(pid);
 
@@ -171,7 +180,10 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
     assert_eq!(group_members(&group), 1, "the stalled stream is still open");
     let growth = max_rss.saturating_sub(baseline);
     eprintln!("stalled: committed {max_committed}/{RECORDS} (bound {delivered_bound}); RSS {baseline} KiB -> max {max_rss} KiB (+{growth} KiB)");
-    assert!(growth <= RSS_GROWTH_BOUND_KIB, "the gateway's RSS grew by {growth} KiB (bound {RSS_GROWTH_BOUND_KIB} KiB) while the client stalled");
+    assert!(
+        growth <= RSS_GROWTH_BOUND_KIB,
+        "the gateway's RSS grew by {growth} KiB (bound {RSS_GROWTH_BOUND_KIB} KiB) while the client stalled"
+    );
 
     // The client reads again: every record, in order, once.
     let mut events = Box::pin(dechunk(reader).eventsource());

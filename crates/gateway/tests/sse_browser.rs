@@ -57,7 +57,7 @@ async fn page_server() -> (SocketAddr, mpsc::UnboundedReceiver<Report>) {
         )
         .with_state(sender);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind page server");
-    let address = listener.local_addr().unwrap();
+    let address = listener.local_addr().expect("test setup");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("page server") });
     (address, receiver)
 }
@@ -108,7 +108,12 @@ impl Browser {
 }
 
 /// The next report of `kind`, collecting every report into `seen`.
-async fn next(reports: &mut mpsc::UnboundedReceiver<Report>, seen: &mut Vec<Report>, kind: &str, browser: &mut Browser) -> Report {
+async fn next(
+    reports: &mut mpsc::UnboundedReceiver<Report>,
+    seen: &mut Vec<Report>,
+    kind: &str,
+    browser: &mut Browser,
+) -> Report {
     let waited = tokio::time::timeout(TIMEOUT, async {
         loop {
             tokio::select! {
@@ -126,8 +131,14 @@ async fn next(reports: &mut mpsc::UnboundedReceiver<Report>, seen: &mut Vec<Repo
     .await;
     match waited {
         Ok(Ok(report)) => report,
-        Ok(Err(status)) => panic!("chromium exited ({status:?}) before the page reported `{kind}`; reports: {seen:?}\n{}", browser.log_tail()),
-        Err(_) => panic!("the page did not report `{kind}` within {TIMEOUT:?}; reports: {seen:?}\nchromium log:\n{}", browser.log_tail()),
+        Ok(Err(status)) => panic!(
+            "chromium exited ({status:?}) before the page reported `{kind}`; reports: {seen:?}\n{}",
+            browser.log_tail()
+        ),
+        Err(_) => panic!(
+            "the page did not report `{kind}` within {TIMEOUT:?}; reports: {seen:?}\nchromium log:\n{}",
+            browser.log_tail()
+        ),
     }
 }
 
@@ -135,11 +146,11 @@ async fn next(reports: &mut mpsc::UnboundedReceiver<Report>, seen: &mut Vec<Repo
 async fn serve_on(definition: &Value, address: SocketAddr) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let loaded = load_str(&definition.to_string(), Format::Json, "test").expect("valid test definition");
     let shutdown = CancellationToken::new();
-    let gateway = Gateway::new(vec![loaded.api], shutdown.clone()).expect("gateway");
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_reuseaddr(true).unwrap();
+    let gateway = Gateway::new(vec![built(&loaded.api)], shutdown.clone());
+    let socket = tokio::net::TcpSocket::new_v4().expect("test setup");
+    socket.set_reuseaddr(true).expect("test setup");
     socket.bind(address).expect("bind gateway");
-    let listener = socket.listen(1024).unwrap();
+    let listener = socket.listen(1024).expect("test setup");
     (shutdown, tokio::spawn(async move { gateway.serve(listener).await.expect("serve") }))
 }
 
@@ -182,7 +193,11 @@ async fn a_browser_event_source_receives_events_and_resumes_with_last_event_id_a
     // Forget the group's committed offsets: only Last-Event-ID can now say where to resume
     // (without it, autoOffsetReset=earliest would replay `a`).
     let admin: AdminClient<DefaultClientContext> = client_config().create().unwrap();
-    for result in admin.delete_groups(&[&group], &AdminOptions::new().operation_timeout(Some(TIMEOUT))).await.expect("delete group") {
+    for result in admin
+        .delete_groups(&[&group], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+        .await
+        .expect("delete group")
+    {
         result.expect("group deleted");
     }
     produce(&topic, &[(None, "d"), (None, "e")]).await;

@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 
 fn cert(name: &str) -> String {
-    let dir = std::env::var("KAFKA_EDGE_TESTKIT_CERTS").expect("KAFKA_EDGE_TESTKIT_CERTS is not set: run the tests with scripts/test");
+    let dir = std::env::var("KAFKA_EDGE_TESTKIT_CERTS")
+        .expect("KAFKA_EDGE_TESTKIT_CERTS is not set: run the tests with scripts/test");
     PathBuf::from(dir).join(name).display().to_string()
 }
 
@@ -33,7 +34,10 @@ fn sasl_ssl(password: &str) -> SecurityConfiguration {
 }
 
 fn subscription(api: &str, id: &str) -> Subscription {
-    serde_json::from_value(json!({"id": id, "apiId": api, "planId": "push", "configuration": {"callbackUrl": "http://127.0.0.1:1/hook"}})).expect("a subscription")
+    serde_json::from_value(
+        json!({"id": id, "apiId": api, "planId": "push", "configuration": {"callbackUrl": "http://127.0.0.1:1/hook"}}),
+    )
+    .expect("a subscription")
 }
 
 /// Two stores on one topic: what one writes, the other sees.
@@ -71,7 +75,11 @@ async fn a_wrong_password_fails_the_open_without_showing_it() {
         Ok(_) => panic!("opened with a wrong password"),
         Err(error) => error.to_string(),
     };
-    assert!(error.starts_with("state topic: the cluster refused the login: ") && error.contains("Invalid username or password"), "{error}");
+    assert!(
+        error.starts_with("state topic: the cluster refused the login: ")
+            && error.contains("Invalid username or password"),
+        "{error}"
+    );
     assert!(!error.contains("not-alices-password"), "{error}");
 }
 
@@ -129,8 +137,10 @@ async fn the_state_topic_is_created_compacted_and_a_deleting_one_is_refused() {
     let topic = unique("kafka-edge-state");
     let uri = format!("kafka://{}/{topic}", bootstrap());
     state::open(&uri).await.expect("a new state topic");
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("admin");
-    let described = admin.describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new()).await.expect("describe");
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("admin");
+    let described =
+        admin.describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new()).await.expect("describe");
     let policy = described[0].as_ref().expect("topic config").get("cleanup.policy").and_then(|e| e.value.clone());
     assert_eq!(policy.as_deref(), Some("compact"));
 

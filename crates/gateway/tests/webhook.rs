@@ -31,7 +31,7 @@ struct Callback {
 impl Callback {
     async fn start() -> (Self, String) {
         let callback = Callback::default();
-        *callback.otherwise.lock().unwrap() = 200;
+        *callback.otherwise.lock().expect("test setup") = 200;
         let app = axum::Router::new().fallback(record).with_state(callback.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("address"));
@@ -40,23 +40,36 @@ impl Callback {
     }
 
     fn bodies(&self) -> Vec<String> {
-        self.requests.lock().unwrap().iter().map(|(_, body)| body.clone()).collect()
+        self.requests.lock().expect("test setup").iter().map(|(_, body)| body.clone()).collect()
     }
 
     fn count(&self) -> usize {
-        self.requests.lock().unwrap().len()
+        self.requests.lock().expect("test setup").len()
     }
 }
 
-async fn record(State(callback): State<Callback>, uri: axum::http::Uri, headers: HeaderMap, body: String) -> axum::response::Response {
+async fn record(
+    State(callback): State<Callback>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     if uri.path() == "/token" {
-        let mut requests = callback.token_requests.lock().unwrap();
+        let mut requests = callback.token_requests.lock().expect("test setup");
         requests.push(body);
-        return axum::Json(json!({"access_token": format!("tok-{}", requests.len()), "token_type": "Bearer", "expires_in": 3600})).into_response();
+        return axum::Json(
+            json!({"access_token": format!("tok-{}", requests.len()), "token_type": "Bearer", "expires_in": 3600}),
+        )
+        .into_response();
     }
-    callback.requests.lock().unwrap().push((headers, body));
-    let status = callback.script.lock().unwrap().pop_front().unwrap_or(*callback.otherwise.lock().unwrap());
+    callback.requests.lock().expect("test setup").push((headers, body));
+    let status = callback
+        .script
+        .lock()
+        .expect("test setup")
+        .pop_front()
+        .unwrap_or(*callback.otherwise.lock().expect("test setup"));
     StatusCode::from_u16(status).expect("status").into_response()
 }
 
@@ -103,9 +116,11 @@ async fn admin_api_checks_token_body_api_and_plan() {
 
     let (status, body) = edge.call(reqwest::Method::POST, &path, Some(subscription("ftp://x", json!({})))).await;
     assert_eq!((status, body["field"].as_str()), (400, Some("configuration.callbackUrl")), "{body}");
-    let (status, body) = edge.call(reqwest::Method::POST, &path, Some(subscription(&url, json!({"colour": "red"})))).await;
+    let (status, body) =
+        edge.call(reqwest::Method::POST, &path, Some(subscription(&url, json!({"colour": "red"})))).await;
     assert_eq!((status, body["field"].as_str()), (400, Some("configuration.colour")), "{body}");
-    let (status, _) = edge.call(reqwest::Method::POST, "/apis/no-such-api/subscriptions", Some(subscription(&url, json!({})))).await;
+    let (status, _) =
+        edge.call(reqwest::Method::POST, "/apis/no-such-api/subscriptions", Some(subscription(&url, json!({})))).await;
     assert_eq!(status, 404);
     let mut wrong_plan = subscription(&url, json!({}));
     wrong_plan["plan"] = json!("open");
@@ -148,7 +163,9 @@ async fn delivers_in_order_with_headers_and_basic_auth() {
         "headers": [{"name": "X-Subscriber", "value": "edge-test"}],
         "auth": {"type": "basic", "basic": {"username": "user", "password": "s3cret"}}
     });
-    let (status, body) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, extra))).await;
+    let (status, body) = edge
+        .call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, extra)))
+        .await;
     assert_eq!(status, 201, "{body}");
 
     assert!(eventually(|| callback.count() >= 6).await, "delivered: {:?}", callback.bodies());
@@ -179,7 +196,9 @@ async fn server_errors_are_retried_without_loss() {
     let (callback, url) = Callback::start().await;
     callback.script.lock().unwrap().extend([503, 500, 502]);
     let retry = json!({"retry": {"retryOption": "Retry On Fail", "retryStrategy": "LINEAR", "maxAttempts": 5, "initialDelaySeconds": 1, "maxDelaySeconds": 1}});
-    let (status, body) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, retry))).await;
+    let (status, body) = edge
+        .call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, retry)))
+        .await;
     assert_eq!(status, 201, "{body}");
     assert!(eventually(|| callback.count() >= 6).await, "delivered: {:?}", callback.bodies());
     // Three failed calls of `a`, then a, b, c once each: nothing lost, order kept.
@@ -202,7 +221,10 @@ async fn exhausted_retries_stop_the_subscription() {
     let (status, created) = edge.call(reqwest::Method::POST, &path, Some(subscription(&url, retry))).await;
     assert_eq!(status, 201, "{created}");
     let one = format!("{path}/{}", created["id"].as_str().expect("id"));
-    let stopped = eventually_async(|| async { edge.call(reqwest::Method::GET, &one, None).await.1["state"]["status"] == "stopped" }).await;
+    let stopped = eventually_async(|| async {
+        edge.call(reqwest::Method::GET, &one, None).await.1["state"]["status"] == "stopped"
+    })
+    .await;
     assert!(stopped, "subscription still active");
     let (_, body) = edge.call(reqwest::Method::GET, &one, None).await;
     assert_eq!(body["state"]["reason"], "WEBHOOK_UNREACHABLE", "{body}");
@@ -223,7 +245,8 @@ async fn subscriptions_survive_a_restart_with_the_file_store() {
     let first = Edge::start(&api, &state_file).await;
     let mut body = subscription(&url, json!({"auth": {"type": "token", "token": {"value": "t0ken"}}}));
     body["id"] = json!(unique("sub"));
-    let (status, created) = first.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(body)).await;
+    let (status, created) =
+        first.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(body)).await;
     assert_eq!(status, 201, "{created}");
     assert!(eventually(|| callback.count() >= 2).await);
     first.stop().await;
@@ -255,7 +278,9 @@ async fn two_gateways_on_the_kafka_store_share_subscription_and_group() {
     let path = format!("/apis/{}/subscriptions", api.id);
     let (status, created) = first.call(reqwest::Method::POST, &path, Some(body)).await;
     assert_eq!(status, 201, "{created}");
-    let seen = eventually_async(|| async { second.call(reqwest::Method::GET, &format!("{path}/{id}"), None).await.0 == 200 }).await;
+    let seen =
+        eventually_async(|| async { second.call(reqwest::Method::GET, &format!("{path}/{id}"), None).await.0 == 200 })
+            .await;
     assert!(seen, "the second gateway sees the subscription");
     assert!(eventually(|| group_members(&id) == 2).await, "both gateways consume in the subscription's group");
 
@@ -273,7 +298,9 @@ async fn two_gateways_on_the_kafka_store_share_subscription_and_group() {
 
     let (status, _) = second.call(reqwest::Method::DELETE, &format!("{path}/{id}"), None).await;
     assert_eq!(status, 204);
-    let gone = eventually_async(|| async { first.call(reqwest::Method::GET, &format!("{path}/{id}"), None).await.0 == 404 }).await;
+    let gone =
+        eventually_async(|| async { first.call(reqwest::Method::GET, &format!("{path}/{id}"), None).await.0 == 404 })
+            .await;
     assert!(gone, "the first gateway sees the deletion");
     assert!(eventually(|| group_members(&id) == 0).await, "both consumers left the group");
     first.stop().await;
@@ -294,7 +321,10 @@ async fn a_rejected_message_stops_the_subscription_without_a_dlq() {
     let (status, created) = edge.call(reqwest::Method::POST, &path, Some(subscription(&url, json!({})))).await;
     assert_eq!(status, 201, "{created}");
     let one = format!("{path}/{}", created["id"].as_str().expect("id"));
-    let stopped = eventually_async(|| async { edge.call(reqwest::Method::GET, &one, None).await.1["state"]["status"] == "stopped" }).await;
+    let stopped = eventually_async(|| async {
+        edge.call(reqwest::Method::GET, &one, None).await.1["state"]["status"] == "stopped"
+    })
+    .await;
     assert!(stopped);
     let (_, body) = edge.call(reqwest::Method::GET, &one, None).await;
     assert_eq!(body["state"]["reason"], "MESSAGE_PROCESSING_FAILED", "{body}");
@@ -314,7 +344,9 @@ async fn a_rejected_message_goes_to_the_dlq_and_delivery_goes_on() {
     let edge = Edge::start(&api, &dir.path().join("state")).await;
     let (callback, url) = Callback::start().await;
     callback.script.lock().unwrap().push_back(400);
-    let (status, created) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, json!({})))).await;
+    let (status, created) = edge
+        .call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, json!({}))))
+        .await;
     assert_eq!(status, 201, "{created}");
     assert!(eventually(|| callback.count() >= 2).await, "delivered: {:?}", callback.bodies());
     assert_eq!(callback.bodies(), vec!["bad", "good"]);
@@ -337,12 +369,20 @@ async fn oauth2_tokens_are_cached_and_refreshed_on_401() {
     callback.script.lock().unwrap().extend([200, 401]);
     let token_endpoint = url.replace("/hook", "/token");
     let auth = json!({"auth": {"type": "oauth2", "oauth2": {"endpoint": token_endpoint, "clientId": "edge", "clientSecret": "cl1ent-s3cret", "scopes": ["a", "b"]}}});
-    let (status, created) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, auth))).await;
+    let (status, created) = edge
+        .call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, auth)))
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["configuration"]["auth"]["oauth2"]["clientSecret"], "***");
     assert!(eventually(|| callback.count() >= 4).await, "delivered: {:?}", callback.bodies());
     assert_eq!(callback.bodies(), vec!["one", "two", "two", "three"]);
-    let tokens: Vec<String> = callback.requests.lock().unwrap().iter().map(|(h, _)| h["authorization"].to_str().expect("ascii").to_string()).collect();
+    let tokens: Vec<String> = callback
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(h, _)| h["authorization"].to_str().expect("ascii").to_string())
+        .collect();
     assert_eq!(tokens, vec!["Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-2"]);
     let requests = callback.token_requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2);
@@ -358,9 +398,10 @@ async fn static_subscriptions_are_loaded_and_checked() {
     let api = definition(&topic);
     let (callback, url) = Callback::start().await;
     let dir = tempfile::tempdir().expect("dir");
-    let store: Arc<dyn StateStore> = state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
+    let store: Arc<dyn StateStore> =
+        state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
-    let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone()).expect("webhooks");
+    let webhooks = Webhooks::new(&[built(&api)], store.clone(), shutdown.clone());
     let bad = json!([{"api": api.id, "id": "s1", "plan": "push", "configuration": {"callbackUrl": "mailto:x"}}]);
     let error = webhooks.load_static(bad.to_string().as_bytes()).await.expect_err("invalid entry");
     assert!(error.contains("[0].configuration.callbackUrl"), "{error}");
@@ -386,11 +427,14 @@ async fn auto_qos_delivers_up_to_max_concurrent_connections_at_once() {
     let entrypoint = &mut api.listeners[0].entrypoints[0];
     entrypoint.qos = kafka_edge_definition::Qos::Auto;
     match &mut entrypoint.configuration {
-        kafka_edge_definition::EntrypointConfiguration::Webhook(configuration) => configuration.http.max_concurrent_connections = 4,
+        kafka_edge_definition::EntrypointConfiguration::Webhook(configuration) => {
+            configuration.http.max_concurrent_connections = 4
+        }
         other => panic!("not a webhook: {other:?}"),
     }
     // A slow callback that counts the calls in flight.
-    let (in_flight, most, seen) = (Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(Vec::new())));
+    let (in_flight, most, seen) =
+        (Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(Vec::new())));
     let (f, m, s) = (in_flight.clone(), most.clone(), seen.clone());
     let app = axum::Router::new().fallback(move |body: String| {
         let (f, m, s) = (f.clone(), m.clone(), s.clone());
@@ -413,7 +457,9 @@ async fn auto_qos_delivers_up_to_max_concurrent_connections_at_once() {
 
     let dir = tempfile::tempdir().expect("dir");
     let edge = Edge::start(&api, &dir.path().join("state")).await;
-    let (status, body) = edge.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, json!({})))).await;
+    let (status, body) = edge
+        .call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(subscription(&url, json!({}))))
+        .await;
     assert_eq!(status, 201, "{body}");
     assert!(eventually(|| seen.lock().unwrap().len() >= records.len()).await, "delivered: {:?}", seen.lock().unwrap());
     let mut delivered = seen.lock().unwrap().clone();

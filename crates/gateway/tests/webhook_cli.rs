@@ -44,7 +44,7 @@ async fn callback() -> (Arc<Mutex<Vec<(String, String)>>>, String) {
         let recorded = recorded.clone();
         async move {
             let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-            recorded.lock().unwrap().push((body, auth));
+            recorded.lock().expect("test setup").push((body, auth));
             "ok"
         }
     });
@@ -76,9 +76,12 @@ async fn run_delivers_static_and_admin_subscriptions_without_logging_secrets() {
     let (port, admin_port) = (free_port(), free_port());
     let gateway = Command::new(BINARY)
         .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .arg("--api").arg(&file)
-        .arg("--state").arg(format!("file:{}", state_file.display()))
-        .arg("--subscriptions").arg(&statics_file)
+        .arg("--api")
+        .arg(&file)
+        .arg("--state")
+        .arg(format!("file:{}", state_file.display()))
+        .arg("--subscriptions")
+        .arg(&statics_file)
         .env("KAFKA_EDGE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
@@ -119,8 +122,10 @@ async fn without_a_token_the_admin_api_is_off() {
     let (port, admin_port) = (free_port(), free_port());
     let gateway = Command::new(BINARY)
         .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .arg("--api").arg(&file)
-        .arg("--state").arg(format!("file:{}", dir.path().join("state.json").display()))
+        .arg("--api")
+        .arg(&file)
+        .arg("--state")
+        .arg(format!("file:{}", dir.path().join("state.json").display()))
         .env_remove("KAFKA_EDGE_ADMIN_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -136,7 +141,10 @@ async fn without_a_token_the_admin_api_is_off() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ready, "the gateway listens");
-    assert!(http.get(format!("http://127.0.0.1:{admin_port}/apis/{api}/subscriptions")).send().await.is_err(), "no admin listener");
+    assert!(
+        http.get(format!("http://127.0.0.1:{admin_port}/apis/{api}/subscriptions")).send().await.is_err(),
+        "no admin listener"
+    );
     terminate(&gateway);
     let output = tokio::task::spawn_blocking(move || gateway.wait_with_output()).await.expect("join").expect("wait");
     let log = String::from_utf8_lossy(&output.stderr);

@@ -40,10 +40,12 @@ async fn http_proxy_refusing_first(refusals: usize) -> (Seen, Arc<std::sync::ato
         let (recorded, counted, expected) = (recorded.clone(), counted.clone(), expected.clone());
         async move {
             let attempt = counted.fetch_add(1, Ordering::SeqCst);
-            if attempt < refusals || headers.get("proxy-authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            if attempt < refusals
+                || headers.get("proxy-authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str())
+            {
                 return StatusCode::PROXY_AUTHENTICATION_REQUIRED;
             }
-            recorded.lock().unwrap().push(format!("{uri} {body}"));
+            recorded.lock().expect("test setup").push(format!("{uri} {body}"));
             StatusCode::OK
         }
     });
@@ -97,7 +99,7 @@ async fn socks5_session(mut stream: tokio::net::TcpStream, recorded: Seen) -> st
     let port = stream.read_u16().await?;
     stream.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).await?;
     while let Some(body) = read_http_request(&mut stream).await {
-        recorded.lock().unwrap().push(format!("{}:{port} {body}", String::from_utf8_lossy(&host)));
+        recorded.lock().expect("test setup").push(format!("{}:{port} {body}", String::from_utf8_lossy(&host)));
         stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await?;
     }
     Ok(())
@@ -119,7 +121,8 @@ async fn read_http_request(stream: &mut tokio::net::TcpStream) -> Option<String>
         head.push(stream.read_u8().await.ok()?);
     }
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).await.ok()?;
     Some(String::from_utf8_lossy(&body).into_owned())
@@ -152,13 +155,17 @@ async fn deliver_with(qos: &str, proxy: Value, configuration: Value, seen: &Seen
     produce(&topic, &[(None, "one"), (None, "two")]).await;
     let api = definition(&topic, qos, proxy);
     let dir = tempfile::tempdir().expect("dir");
-    let store: Arc<dyn StateStore> = state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
+    let store: Arc<dyn StateStore> =
+        state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
-    let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone()).expect("webhooks");
+    let webhooks = Webhooks::new(&[built(&api)], store.clone(), shutdown.clone());
     let entry = json!([{"api": api.id, "id": "s", "plan": "push", "configuration": configuration}]);
     webhooks.load_static(entry.to_string().as_bytes()).await.expect("valid subscription");
     let delivery = tokio::spawn(webhooks.run());
-    let settled = eventually(|| seen.lock().unwrap().len() >= 2 || store.list().iter().any(|s| s.state != SubscriptionState::Active)).await;
+    let settled = eventually(|| {
+        seen.lock().expect("test setup").len() >= 2 || store.list().iter().any(|s| s.state != SubscriptionState::Active)
+    })
+    .await;
     assert!(settled, "neither delivered nor stopped");
     shutdown.cancel();
     delivery.await.expect("delivery stopped");
@@ -183,7 +190,10 @@ async fn a_proxy_refusing_the_credentials_stops_the_subscription_without_showing
         // Unreachable, not a rejection of the message (which would go to a dead-letter queue).
         SubscriptionState::Stopped { reason, message } => {
             assert_eq!(reason, "WEBHOOK_UNREACHABLE", "{message}");
-            assert!(message.contains("407") && message.contains("proxy.password") && !message.contains("wrong-secret"), "{message}");
+            assert!(
+                message.contains("407") && message.contains("proxy.password") && !message.contains("wrong-secret"),
+                "{message}"
+            );
         }
         other => panic!("still {other:?}"),
     }
@@ -192,9 +202,12 @@ async fn a_proxy_refusing_the_credentials_stops_the_subscription_without_showing
 #[tokio::test]
 async fn at_most_once_retries_a_call_that_never_reached_the_callback() {
     let (seen, attempts, port) = http_proxy_refusing_first(1).await;
-    let proxy = json!({"enabled": true, "host": "127.0.0.1", "port": port, "username": "edge", "password": "proxy-secret"});
-    let retry = json!({"retryOption": "Retry On Fail", "maxAttempts": 2, "initialDelaySeconds": 0, "maxDelaySeconds": 0});
-    let subscription = deliver_with("at-most-once", proxy, json!({"callbackUrl": CALLBACK, "retry": retry}), &seen).await;
+    let proxy =
+        json!({"enabled": true, "host": "127.0.0.1", "port": port, "username": "edge", "password": "proxy-secret"});
+    let retry =
+        json!({"retryOption": "Retry On Fail", "maxAttempts": 2, "initialDelaySeconds": 0, "maxDelaySeconds": 0});
+    let subscription =
+        deliver_with("at-most-once", proxy, json!({"callbackUrl": CALLBACK, "retry": retry}), &seen).await;
     assert_eq!(subscription.state, SubscriptionState::Active, "the refused call was retried");
     assert_eq!(*seen.lock().unwrap(), vec![format!("{CALLBACK} one"), format!("{CALLBACK} two")]);
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3, "one refused call, then one call per message");
@@ -215,7 +228,7 @@ async fn direct_callback() -> (Seen, String) {
     let app = axum::Router::new().fallback(move |body: String| {
         let recorded = recorded.clone();
         async move {
-            recorded.lock().unwrap().push(body);
+            recorded.lock().expect("test setup").push(body);
             StatusCode::OK
         }
     });
@@ -229,7 +242,8 @@ async fn direct_callback() -> (Seen, String) {
 async fn a_disabled_proxy_is_not_used() {
     let (proxied, port) = http_proxy().await;
     let (direct, callback) = direct_callback().await;
-    let proxy = json!({"enabled": false, "host": "127.0.0.1", "port": port, "username": "edge", "password": "proxy-secret"});
+    let proxy =
+        json!({"enabled": false, "host": "127.0.0.1", "port": port, "username": "edge", "password": "proxy-secret"});
     deliver(proxy, &callback, &direct).await;
     assert_eq!(*direct.lock().unwrap(), vec!["one", "two"]);
     assert!(proxied.lock().unwrap().is_empty());
@@ -262,7 +276,8 @@ async fn run_takes_the_system_proxy_only_where_use_system_proxy_asks_for_it() {
         produce(topic, &[(None, value)]).await;
     }
     let dir = tempfile::tempdir().expect("dir");
-    let (system_api, system_file) = definition_file(dir.path(), &system_topic, json!({"enabled": true, "useSystemProxy": true}));
+    let (system_api, system_file) =
+        definition_file(dir.path(), &system_topic, json!({"enabled": true, "useSystemProxy": true}));
     let (plain_api, plain_file) = definition_file(dir.path(), &plain_topic, json!({}));
     let statics = json!([
         {"api": system_api, "id": "via-proxy", "plan": "push", "configuration": {"callbackUrl": CALLBACK}},
@@ -273,10 +288,14 @@ async fn run_takes_the_system_proxy_only_where_use_system_proxy_asks_for_it() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
     let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-edge"))
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--api").arg(&system_file)
-        .arg("--api").arg(&plain_file)
-        .arg("--state").arg(format!("file:{}", dir.path().join("state").display()))
-        .arg("--subscriptions").arg(&statics_file)
+        .arg("--api")
+        .arg(&system_file)
+        .arg("--api")
+        .arg(&plain_file)
+        .arg("--state")
+        .arg(format!("file:{}", dir.path().join("state").display()))
+        .arg("--subscriptions")
+        .arg(&statics_file)
         .env("HTTP_PROXY", format!("http://edge:proxy-secret@127.0.0.1:{proxy_port}"))
         .env_remove("http_proxy")
         .env_remove("NO_PROXY")

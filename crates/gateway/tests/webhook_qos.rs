@@ -38,11 +38,11 @@ impl Callback {
     }
 
     fn bodies(&self) -> Vec<String> {
-        self.bodies.lock().unwrap().clone()
+        self.bodies.lock().expect("test setup").clone()
     }
 
     fn count(&self) -> usize {
-        self.bodies.lock().unwrap().len()
+        self.bodies.lock().expect("test setup").len()
     }
 
     fn numbers(&self) -> Vec<u32> {
@@ -50,14 +50,14 @@ impl Callback {
     }
 
     fn received(&self, body: &str) -> bool {
-        self.bodies.lock().unwrap().iter().any(|b| b == body)
+        self.bodies.lock().expect("test setup").iter().any(|b| b == body)
     }
 }
 
 async fn record(State(callback): State<Callback>, body: String) -> StatusCode {
-    callback.bodies.lock().unwrap().push(body.clone());
+    callback.bodies.lock().expect("test setup").push(body.clone());
     let hang = {
-        let mut hang_on = callback.hang_on.lock().unwrap();
+        let mut hang_on = callback.hang_on.lock().expect("test setup");
         let hang = hang_on.as_deref() == Some(body.as_str());
         if hang {
             *hang_on = None;
@@ -67,7 +67,7 @@ async fn record(State(callback): State<Callback>, body: String) -> StatusCode {
     if hang {
         std::future::pending::<()>().await;
     }
-    let status = callback.script.lock().unwrap().pop_front().unwrap_or(200);
+    let status = callback.script.lock().expect("test setup").pop_front().unwrap_or(200);
     StatusCode::from_u16(status).expect("status")
 }
 
@@ -165,7 +165,11 @@ async fn qos_auto_commits_so_a_restarted_gateway_continues_after_it() {
     assert!(eventually(|| callback.count() >= 5).await, "delivered: {:?}", callback.bodies());
     assert_eq!(sorted(callback.numbers()), [1, 2, 3, 4, 5]);
     // The periodic commit (every 5 s) records what the callback acknowledged, while running.
-    assert!(eventually_async(|| async { committed(&id, &topic).await == Some(5) }).await, "committed: {:?}", committed(&id, &topic).await);
+    assert!(
+        eventually_async(|| async { committed(&id, &topic).await == Some(5) }).await,
+        "committed: {:?}",
+        committed(&id, &topic).await
+    );
     edge.stop().await;
 
     produce_numbers(&topic, 6..=7).await;
@@ -215,7 +219,8 @@ async fn at_most_once_never_repeats_a_failed_message_when_the_subscription_is_re
     let id = unique("sub");
     let no_retry = json!({"retry": {"retryOption": "No Retry"}});
     edge.subscribe(&api, &id, &url, no_retry.clone()).await;
-    let stopped = eventually_async(|| async { edge.subscription(&api, &id).await["state"]["status"] == "stopped" }).await;
+    let stopped =
+        eventually_async(|| async { edge.subscription(&api, &id).await["state"]["status"] == "stopped" }).await;
     assert!(stopped, "still active; delivered: {:?}", callback.bodies());
     assert_eq!(edge.subscription(&api, &id).await["state"]["reason"], "WEBHOOK_UNREACHABLE");
     assert_eq!(callback.numbers(), [1, 2, 3]);
@@ -242,7 +247,8 @@ async fn at_most_once_does_not_retry_a_call_the_callback_may_have_received() {
     let id = unique("sub");
     let retries = json!({"retry": {"retryOption": "Retry On Fail", "maxAttempts": 3, "initialDelaySeconds": 0, "maxDelaySeconds": 0}});
     edge.subscribe(&api, &id, &url, retries).await;
-    let stopped = eventually_async(|| async { edge.subscription(&api, &id).await["state"]["status"] == "stopped" }).await;
+    let stopped =
+        eventually_async(|| async { edge.subscription(&api, &id).await["state"]["status"] == "stopped" }).await;
     let state = edge.subscription(&api, &id).await["state"].clone();
     assert!(stopped, "still active: {state}; delivered: {:?}", callback.bodies());
     assert_eq!(state["reason"], "WEBHOOK_UNREACHABLE", "{state}");
@@ -328,7 +334,10 @@ async fn a_callback_that_never_answers_is_cut_by_the_read_timeout_and_retried() 
     edge.subscribe(&api, &id, &url, retry).await;
 
     assert!(eventually(|| bodies.lock().unwrap().len() >= 2).await, "calls: {:?}", bodies.lock().unwrap());
-    assert!(eventually(|| abandoned.load(Ordering::SeqCst)).await, "the gateway gave up the unanswered call and closed its connection");
+    assert!(
+        eventually(|| abandoned.load(Ordering::SeqCst)).await,
+        "the gateway gave up the unanswered call and closed its connection"
+    );
     assert_eq!(*bodies.lock().unwrap(), ["slow", "slow"], "one cut call, one answered retry");
     // The retry was answered 200: the subscription goes on, and the message was acknowledged (the
     // consumer's final commit at shutdown records it).
@@ -345,7 +354,8 @@ async fn a_tls_handshake_that_never_completes_is_cut_by_the_connect_timeout() {
     // Accepts TCP connections, reads what the client sends (its TLS ClientHello), never writes.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("https://{}/hook", listener.local_addr().expect("address"));
-    let (accepted, hellos, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (accepted, hellos, closed) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (acc, hel, clo) = (accepted.clone(), hellos.clone(), closed.clone());
     tokio::spawn(async move {
         loop {
@@ -372,12 +382,18 @@ async fn a_tls_handshake_that_never_completes_is_cut_by_the_connect_timeout() {
     let id = unique("sub");
     edge.subscribe(&api, &id, &url, json!({"retry": {"retryOption": "No Retry"}})).await;
 
-    let stopped = eventually_async(|| async { edge.subscription(&api, &id).await["state"]["status"] == "stopped" }).await;
+    let stopped =
+        eventually_async(|| async { edge.subscription(&api, &id).await["state"]["status"] == "stopped" }).await;
     let state = edge.subscription(&api, &id).await["state"].clone();
     assert!(stopped, "still active: {state}");
     assert_eq!(state["reason"], "WEBHOOK_UNREACHABLE", "{state}");
     let message = state["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with("Webhook callback url is unreachable: callback call failed: connect timeout (http.connectTimeout)"), "{state}");
+    assert!(
+        message.starts_with(
+            "Webhook callback url is unreachable: callback call failed: connect timeout (http.connectTimeout)"
+        ),
+        "{state}"
+    );
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one call, no retry");
     assert!(eventually(|| hellos.load(Ordering::SeqCst) == 1).await, "the call got as far as the TLS handshake");
     assert!(eventually(|| closed.load(Ordering::SeqCst) == 1).await, "the gateway closed the stuck connection");

@@ -17,7 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 fn certs() -> PathBuf {
-    PathBuf::from(std::env::var("KAFKA_EDGE_TESTKIT_CERTS").expect("KAFKA_EDGE_TESTKIT_CERTS is not set: run the tests with scripts/test"))
+    PathBuf::from(
+        std::env::var("KAFKA_EDGE_TESTKIT_CERTS")
+            .expect("KAFKA_EDGE_TESTKIT_CERTS is not set: run the tests with scripts/test"),
+    )
 }
 
 /// An HTTPS server answering 200 to every request and recording the bodies.
@@ -25,7 +28,9 @@ async fn https_callback() -> (Arc<Mutex<Vec<String>>>, String) {
     let certificate = std::fs::read(certs().join("broker.cert.pem")).expect("certificate");
     let key = std::fs::read(certs().join("broker.key.pem")).expect("key");
     let identity = tokio_native_tls::native_tls::Identity::from_pkcs8(&certificate, &key).expect("identity");
-    let acceptor = tokio_native_tls::TlsAcceptor::from(tokio_native_tls::native_tls::TlsAcceptor::new(identity).expect("acceptor"));
+    let acceptor = tokio_native_tls::TlsAcceptor::from(
+        tokio_native_tls::native_tls::TlsAcceptor::new(identity).expect("acceptor"),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("https://127.0.0.1:{}/hook", listener.local_addr().expect("address").port());
     let bodies: Arc<Mutex<Vec<String>>> = Default::default();
@@ -36,7 +41,7 @@ async fn https_callback() -> (Arc<Mutex<Vec<String>>>, String) {
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(stream).await else { return };
                 while let Some(body) = read_request(&mut tls).await {
-                    recorded.lock().unwrap().push(body);
+                    recorded.lock().expect("test setup").push(body);
                     if tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
                         return;
                     }
@@ -66,9 +71,10 @@ fn mutual_tls_callback() -> (Arc<Mutex<Vec<String>>>, String) {
             let (acceptor, recorded) = (acceptor.clone(), recorded.clone());
             std::thread::spawn(move || {
                 let Ok(mut tls) = acceptor.accept(stream) else { return };
-                let client = tls.ssl().peer_certificate().map(|certificate| common_name(&certificate)).unwrap_or_default();
+                let client =
+                    tls.ssl().peer_certificate().map(|certificate| common_name(&certificate)).unwrap_or_default();
                 while let Some(body) = read_request_blocking(&mut tls) {
-                    recorded.lock().unwrap().push(format!("{client}: {body}"));
+                    recorded.lock().expect("test setup").push(format!("{client}: {body}"));
                     if std::io::Write::write_all(&mut tls, b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
                         return;
                     }
@@ -99,7 +105,8 @@ fn read_request_blocking(stream: &mut impl std::io::Read) -> Option<String> {
         buffer.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&buffer).to_ascii_lowercase();
-    let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).ok()?;
     Some(String::from_utf8_lossy(&body).into_owned())
@@ -116,7 +123,8 @@ async fn read_request(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<String
         buffer.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&buffer).to_ascii_lowercase();
-    let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).await.ok()?;
     Some(String::from_utf8_lossy(&body).into_owned())
@@ -138,23 +146,31 @@ async fn deliver_with(ssl: serde_json::Value) -> (Vec<String>, kafka_edge_gatewa
     deliver_to(https_callback().await, ssl).await
 }
 
-async fn deliver_to((bodies, url): (Arc<Mutex<Vec<String>>>, String), ssl: serde_json::Value) -> (Vec<String>, kafka_edge_gateway::state::Subscription) {
+async fn deliver_to(
+    (bodies, url): (Arc<Mutex<Vec<String>>>, String),
+    ssl: serde_json::Value,
+) -> (Vec<String>, kafka_edge_gateway::state::Subscription) {
     let topic = unique("webhook-tls");
     create_topic(&topic, 1).await;
     produce(&topic, &[(None, "secure")]).await;
     let api = definition(&topic);
     let dir = tempfile::tempdir().expect("dir");
-    let store: Arc<dyn StateStore> = state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
+    let store: Arc<dyn StateStore> =
+        state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
-    let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone()).expect("webhooks");
+    let webhooks = Webhooks::new(&[built(&api)], store.clone(), shutdown.clone());
     let entry = json!([{"api": api.id, "id": "s", "plan": "push", "configuration": {"callbackUrl": url, "ssl": ssl}}]);
     webhooks.load_static(entry.to_string().as_bytes()).await.expect("valid subscription");
     let delivery = tokio::spawn(webhooks.run());
-    let settled = eventually(|| !bodies.lock().unwrap().is_empty() || store.list().iter().any(|s| s.state != state::SubscriptionState::Active)).await;
+    let settled = eventually(|| {
+        !bodies.lock().expect("test setup").is_empty()
+            || store.list().iter().any(|s| s.state != state::SubscriptionState::Active)
+    })
+    .await;
     assert!(settled, "neither delivered nor stopped");
     shutdown.cancel();
     delivery.await.expect("delivery stopped");
-    let delivered = bodies.lock().unwrap().clone();
+    let delivered = bodies.lock().expect("test setup").clone();
     (delivered, store.list().remove(0))
 }
 
@@ -171,7 +187,11 @@ async fn a_pem_trust_store_is_applied() {
 async fn an_unknown_ca_is_refused_unless_trust_all() {
     let (delivered, subscription) = deliver_with(json!({})).await;
     assert!(delivered.is_empty());
-    assert!(matches!(&subscription.state, state::SubscriptionState::Stopped { reason, .. } if reason == "WEBHOOK_UNREACHABLE"), "{:?}", subscription.state);
+    assert!(
+        matches!(&subscription.state, state::SubscriptionState::Stopped { reason, .. } if reason == "WEBHOOK_UNREACHABLE"),
+        "{:?}",
+        subscription.state
+    );
     let (delivered, _) = deliver_with(json!({"trustAll": true})).await;
     assert_eq!(delivered, vec!["secure"]);
 }
@@ -181,7 +201,10 @@ async fn jks_and_pkcs12_trust_stores_are_applied() {
     for (kind, file) in [("JKS", "truststore.jks"), ("PKCS12", "truststore.p12")] {
         let path = json!({"trustStore": {"type": kind, "path": certs().join(file), "password": "truststore-secret"}});
         assert_eq!(deliver_with(path).await.0, vec!["secure"], "{kind} by path");
-        let content = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, std::fs::read(certs().join(file)).expect("store"));
+        let content = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            std::fs::read(certs().join(file)).expect("store"),
+        );
         let inline = json!({"trustStore": {"type": kind, "content": content, "password": "truststore-secret"}});
         assert_eq!(deliver_with(inline).await.0, vec!["secure"], "{kind} inline");
     }
@@ -191,9 +214,12 @@ async fn jks_and_pkcs12_trust_stores_are_applied() {
 async fn unsupported_incomplete_or_unreadable_stores_are_refused_naming_the_field() {
     let api = definition(&unique("unused"));
     let dir = tempfile::tempdir().expect("dir");
-    let store: Arc<dyn StateStore> = state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
-    let webhooks = Webhooks::new(std::slice::from_ref(&api), store, CancellationToken::new()).expect("webhooks");
-    let entry = |ssl: serde_json::Value| json!([{"api": api.id, "id": "s", "plan": "push", "configuration": {"callbackUrl": "https://127.0.0.1:1/", "ssl": ssl}}]).to_string();
+    let store: Arc<dyn StateStore> =
+        state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
+    let webhooks = Webhooks::new(&[built(&api)], store, CancellationToken::new());
+    let entry = |ssl: serde_json::Value| {
+        json!([{"api": api.id, "id": "s", "plan": "push", "configuration": {"callbackUrl": "https://127.0.0.1:1/", "ssl": ssl}}]).to_string()
+    };
     let refusal = |ssl: serde_json::Value| {
         let webhooks = webhooks.clone();
         let body = entry(ssl);
@@ -206,10 +232,15 @@ async fn unsupported_incomplete_or_unreadable_stores_are_refused_naming_the_fiel
     let incomplete = refusal(json!({"keyStore": {"type": "PEM", "certPath": "/x"}})).await;
     assert!(incomplete.contains("ssl.keyStore"), "{incomplete}");
     let wrong_store_password = refusal(json!({"keyStore": {"type": "JKS", "path": certs().join("client.keystore.jks"), "password": "nope", "keyPassword": "key-secret"}})).await;
-    assert!(wrong_store_password.contains("ssl.keyStore.password") && !wrong_store_password.contains("nope"), "{wrong_store_password}");
+    assert!(
+        wrong_store_password.contains("ssl.keyStore.password") && !wrong_store_password.contains("nope"),
+        "{wrong_store_password}"
+    );
     let wrong_key_password = refusal(json!({"keyStore": {"type": "JKS", "path": certs().join("client.keystore.jks"), "password": "keystore-secret", "keyPassword": "nope"}})).await;
     assert!(wrong_key_password.contains("ssl.keyStore.keyPassword"), "{wrong_key_password}");
-    let wrong_pkcs12_password = refusal(json!({"trustStore": {"type": "PKCS12", "path": certs().join("truststore.p12"), "password": "nope"}})).await;
+    let wrong_pkcs12_password =
+        refusal(json!({"trustStore": {"type": "PKCS12", "path": certs().join("truststore.p12"), "password": "nope"}}))
+            .await;
     assert!(wrong_pkcs12_password.contains("ssl.trustStore.password"), "{wrong_pkcs12_password}");
     let pem = json!({"keyStore": {"type": "PEM", "certPath": certs().join("client.cert.pem"), "keyPath": certs().join("client.key.pem")}});
     assert_eq!(webhooks.load_static(entry(pem).as_bytes()).await, Ok(1));
@@ -226,12 +257,17 @@ async fn pem_jks_and_pkcs12_client_identities_are_presented_to_a_callback_that_r
     ];
     let expected = vec![format!("{}: secure", client_common_name())];
     for identity in identities {
-        let (delivered, _) = deliver_to(mutual_tls_callback(), json!({"trustStore": trust, "keyStore": identity})).await;
+        let (delivered, _) =
+            deliver_to(mutual_tls_callback(), json!({"trustStore": trust, "keyStore": identity})).await;
         assert_eq!(delivered, expected, "{identity}");
     }
     let (delivered, subscription) = deliver_to(mutual_tls_callback(), json!({"trustStore": trust})).await;
     assert!(delivered.is_empty(), "delivered without a client certificate");
-    assert!(matches!(&subscription.state, state::SubscriptionState::Stopped { reason, .. } if reason == "WEBHOOK_UNREACHABLE"), "{:?}", subscription.state);
+    assert!(
+        matches!(&subscription.state, state::SubscriptionState::Stopped { reason, .. } if reason == "WEBHOOK_UNREACHABLE"),
+        "{:?}",
+        subscription.state
+    );
 }
 
 #[tokio::test]
@@ -245,16 +281,24 @@ async fn a_store_that_vanished_before_delivery_starts_stops_the_subscription() {
     create_topic(&topic, 1).await;
     produce(&topic, &[(None, "secure")]).await;
     let api = definition(&topic);
-    let store: Arc<dyn StateStore> = state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
+    let store: Arc<dyn StateStore> =
+        state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
-    let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone()).expect("webhooks");
+    let webhooks = Webhooks::new(&[built(&api)], store.clone(), shutdown.clone());
     let entry = json!([{"api": api.id, "id": "s", "plan": "push", "configuration": {"callbackUrl": "https://127.0.0.1:1/", "ssl": {"keyStore": identity}}}]);
     webhooks.load_static(entry.to_string().as_bytes()).await.expect("readable when created");
     std::fs::remove_file(&key).expect("remove");
     let delivery = tokio::spawn(webhooks.run());
-    assert!(eventually(|| store.list().iter().any(|s| s.state != state::SubscriptionState::Active)).await, "still active");
+    assert!(
+        eventually(|| store.list().iter().any(|s| s.state != state::SubscriptionState::Active)).await,
+        "still active"
+    );
     shutdown.cancel();
     delivery.await.expect("delivery stopped");
     let subscription = store.list().remove(0);
-    assert!(matches!(&subscription.state, state::SubscriptionState::Stopped { reason, .. } if reason == "WEBHOOK_CONFIGURATION_INVALID"), "{:?}", subscription.state);
+    assert!(
+        matches!(&subscription.state, state::SubscriptionState::Stopped { reason, .. } if reason == "WEBHOOK_CONFIGURATION_INVALID"),
+        "{:?}",
+        subscription.state
+    );
 }

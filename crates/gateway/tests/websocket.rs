@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -120,7 +120,7 @@ async fn read_abc_and_close(prefix: &str, qos: &str) -> (TestGateway, String, St
     let client = unique("c");
     let mut socket = connect(&gateway, &client).await;
     assert_eq!(binary_frames(&mut socket, 3).await, ["a", "b", "c"]);
-    socket.close(None).await.unwrap();
+    socket.close(None).await.expect("test setup");
     assert!(matches!(next_frame(&mut socket).await, Message::Close(_)));
     // Leaving the group is where auto makes its final commit.
     assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the consumer left");
@@ -199,13 +199,19 @@ async fn a_client_that_closes_or_vanishes_leaves_its_group() {
     assert!(eventually(|| group_members(&group_of(&polite)) == 1).await, "joined");
     socket.close(None).await.unwrap();
     assert!(matches!(next_frame(&mut socket).await, Message::Close(_)));
-    assert!(eventually_within(Duration::from_secs(1), || group_members(&group_of(&polite)) == 0).await, "left within a second of the close frame");
+    assert!(
+        eventually_within(Duration::from_secs(1), || group_members(&group_of(&polite)) == 0).await,
+        "left within a second of the close frame"
+    );
 
     let rude = unique("c");
     let socket = connect(&gateway, &rude).await;
     assert!(eventually(|| group_members(&group_of(&rude)) == 1).await, "joined");
     drop(socket);
-    assert!(eventually_within(Duration::from_secs(1), || group_members(&group_of(&rude)) == 0).await, "left within a second of the TCP connection's end");
+    assert!(
+        eventually_within(Duration::from_secs(1), || group_members(&group_of(&rude)) == 0).await,
+        "left within a second of the TCP connection's end"
+    );
     gateway.stop().await;
 }
 
@@ -242,7 +248,12 @@ async fn a_disabled_publisher_ignores_frames() {
 
 #[tokio::test]
 async fn a_websocket_with_no_direction_enabled_closes_with_1000() {
-    let gateway = start(&ApiSpec::new(&unique("ws-idle")), "auto", json!({"publisher": {"enabled": false}, "subscriber": {"enabled": false}})).await;
+    let gateway = start(
+        &ApiSpec::new(&unique("ws-idle")),
+        "auto",
+        json!({"publisher": {"enabled": false}, "subscriber": {"enabled": false}}),
+    )
+    .await;
     let mut socket = connect(&gateway, &unique("c")).await;
     assert_eq!(close_frame(&mut socket).await, (1000, String::new()));
     gateway.stop().await;

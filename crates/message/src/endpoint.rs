@@ -15,7 +15,11 @@ pub trait Endpoint: Send + Sync {
     async fn publish(&self, context: &ExecutionContext, message: Message) -> Result<(), EndpointFailure>;
 
     /// Starts a subscription for one client connection.
-    async fn subscribe(&self, context: &ExecutionContext, options: SubscribeOptions) -> Result<Subscription, EndpointFailure>;
+    async fn subscribe(
+        &self,
+        context: &ExecutionContext,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, EndpointFailure>;
 }
 
 /// How a subscription should start and deliver.

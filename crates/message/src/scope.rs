@@ -39,7 +39,9 @@ impl EvalContext for Scope<'_> {
                 Some(("name", rest)) => Value::String(self.context.api.name.clone()).navigate(rest),
                 _ => Value::Null,
             },
-            "properties" => string_map_value(self.context.api.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())), path),
+            "properties" => {
+                string_map_value(self.context.api.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())), path)
+            }
             _ => Value::Null,
         }
     }
@@ -54,7 +56,8 @@ impl Scope<'_> {
             Some("params") => {
                 let mut params: BTreeMap<String, Value> = BTreeMap::new();
                 for (param, value) in &request.params {
-                    if let Value::List(values) = params.entry(param.clone()).or_insert_with(|| Value::List(Vec::new())) {
+                    if let Value::List(values) = params.entry(param.clone()).or_insert_with(|| Value::List(Vec::new()))
+                    {
                         values.push(Value::String(value.clone()));
                     }
                 }
@@ -84,7 +87,9 @@ fn message_value(message: &Message, path: &[Key]) -> Value {
                 .into_iter()
                 .map(|(field, value)| {
                     let value = match field {
-                        "partition" | "offset" | "sourceTimestamp" => value.parse().map_or(Value::String(value), Value::Int),
+                        "partition" | "offset" | "sourceTimestamp" => {
+                            value.parse().map_or(Value::String(value), Value::Int)
+                        }
                         _ => Value::String(value),
                     };
                     (field.to_string(), value)
@@ -115,7 +120,12 @@ fn headers_value(headers: &Headers, path: &[Key]) -> Value {
             headers
                 .grouped()
                 .into_iter()
-                .map(|(header, values)| (header.to_string(), Value::List(values.into_iter().map(|v| Value::String(v.to_string())).collect())))
+                .map(|(header, values)| {
+                    (
+                        header.to_string(),
+                        Value::List(values.into_iter().map(|v| Value::String(v.to_string())).collect()),
+                    )
+                })
                 .collect(),
         ),
     }
@@ -126,7 +136,9 @@ fn string_map_value<'m>(entries: impl Iterator<Item = (&'m str, &'m str)>, path:
         Some((key, rest)) => {
             let Some(wanted) = name(key) else { return Value::Null };
             let mut entries = entries;
-            entries.find(|(k, _)| *k == wanted).map_or(Value::Null, |(_, v)| Value::String(v.to_string()).navigate(rest))
+            entries
+                .find(|(k, _)| *k == wanted)
+                .map_or(Value::Null, |(_, v)| Value::String(v.to_string()).navigate(rest))
         }
         None => Value::Map(entries.map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()),
     }

@@ -1,23 +1,16 @@
 //! Compiling flows at load, choosing the ones that apply to a request, and running their phases.
 
-use crate::policy::{template, Outcome, Phase, Policy};
-use kafka_edge_definition::{EntrypointType, Flow, PathOperator, Selector, Step};
+use crate::policy::{self, template, Outcome, Phase, Policy};
+use kafka_edge_definition::{EntrypointType, Flow, PathOperator, Problem, Selector, Step};
 use kafka_edge_el::Template;
 use kafka_edge_message::{
     Endpoint, EndpointFailure, ExecutionContext, Headers, Message, Scope, SubscribeOptions, Subscription, Transformed,
 };
 use std::sync::Arc;
 
-/// A problem in `flows[…]`, with its path below the definition's root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowProblem {
-    pub path: String,
-    pub message: String,
-}
-
 struct CompiledStep {
     condition: Option<Template>,
-    policy: Policy,
+    policy: Box<dyn Policy>,
 }
 
 enum CompiledSelector {
@@ -49,8 +42,9 @@ pub struct RequestShape<'a> {
 }
 
 impl ApiFlows {
-    /// Compiles the enabled flows and steps; every problem is reported with its path.
-    pub fn compile(flows: &[Flow]) -> Result<ApiFlows, Vec<FlowProblem>> {
+    /// Compiles the enabled flows and steps; every problem is reported with its path below the
+    /// definition's root (`flows[0].request[1].configuration.status`).
+    pub fn compile(flows: &[Flow]) -> Result<ApiFlows, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut compiled = Vec::new();
         for (index, flow) in flows.iter().enumerate() {
@@ -59,7 +53,9 @@ impl ApiFlows {
                 .selectors
                 .iter()
                 .enumerate()
-                .filter_map(|(i, selector)| compile_selector(selector, &format!("{base}.selectors[{i}]"), &mut problems))
+                .filter_map(|(i, selector)| {
+                    compile_selector(selector, &format!("{base}.selectors[{i}]"), &mut problems)
+                })
                 .collect();
             let mut phase = |steps: &[Step], phase: Phase| compile_steps(steps, phase, &base, &mut problems);
             let flow = CompiledFlow {
@@ -94,7 +90,7 @@ impl ApiFlows {
     }
 }
 
-fn compile_selector(selector: &Selector, path: &str, problems: &mut Vec<FlowProblem>) -> Option<CompiledSelector> {
+fn compile_selector(selector: &Selector, path: &str, problems: &mut Vec<Problem>) -> Option<CompiledSelector> {
     let upper = |values: &[String]| values.iter().map(|v| v.to_ascii_uppercase()).collect::<Vec<_>>();
     Some(match selector {
         Selector::Http { path, path_operator, methods } => {
@@ -108,32 +104,33 @@ fn compile_selector(selector: &Selector, path: &str, problems: &mut Vec<FlowProb
         },
         Selector::Condition { condition } => match template(condition, "condition") {
             Ok(template) => CompiledSelector::Condition(template),
-            Err((field, message)) => {
-                problems.push(FlowProblem { path: format!("{path}.{field}"), message });
+            Err(problem) => {
+                problems.push(problem.under(path));
                 return None;
             }
         },
     })
 }
 
-fn compile_steps(steps: &[Step], phase: Phase, base: &str, problems: &mut Vec<FlowProblem>) -> Vec<CompiledStep> {
+fn compile_steps(steps: &[Step], phase: Phase, base: &str, problems: &mut Vec<Problem>) -> Vec<CompiledStep> {
     let mut compiled = Vec::new();
     for (index, step) in steps.iter().enumerate() {
         let path = format!("{base}.{}[{index}]", phase.name());
-        let condition = match step.condition.as_deref().filter(|c| !c.trim().is_empty()).map(|c| template(c, "condition")) {
-            None => None,
-            Some(Ok(condition)) => Some(condition),
-            Some(Err((field, message))) => {
-                problems.push(FlowProblem { path: format!("{path}.{field}"), message });
-                continue;
-            }
-        };
+        let condition =
+            match step.condition.as_deref().filter(|c| !c.trim().is_empty()).map(|c| template(c, "condition")) {
+                None => None,
+                Some(Ok(condition)) => Some(condition),
+                Some(Err(problem)) => {
+                    problems.push(problem.under(&path));
+                    continue;
+                }
+            };
         // Unknown policies and bad configurations fail the load even on disabled steps: a typo
         // should not wait until someone enables the step.
-        match Policy::compile(&step.policy, &step.configuration, phase) {
+        match policy::compile(&step.policy, &step.configuration, phase) {
             Ok(policy) if step.enabled => compiled.push(CompiledStep { condition, policy }),
             Ok(_) => {}
-            Err((field, message)) => problems.push(FlowProblem { path: format!("{path}.{field}"), message }),
+            Err(problem) => problems.push(problem.under(&path)),
         }
     }
     compiled
@@ -152,7 +149,8 @@ impl CompiledSelector {
                     _ => "SUBSCRIBE",
                 };
                 path_matches(channel, *operator, shape.path_info)
-                    && (operations.is_empty() || operations.iter().any(|o| o == operation || shape.entrypoint == EntrypointType::Websocket))
+                    && (operations.is_empty()
+                        || operations.iter().any(|o| o == operation || shape.entrypoint == EntrypointType::Websocket))
                     && (entrypoints.is_empty() || entrypoints.iter().any(|e| e == shape.entrypoint.as_str()))
             }
             CompiledSelector::Condition(condition) => condition.evaluate_condition(scope),
@@ -166,7 +164,9 @@ fn path_matches(pattern: &str, operator: PathOperator, path: &str) -> bool {
     match operator {
         PathOperator::Equals => pattern == path,
         PathOperator::StartsWith => {
-            pattern.is_empty() || path == pattern || path.strip_prefix(pattern).is_some_and(|rest| rest.starts_with('/'))
+            pattern.is_empty()
+                || path == pattern
+                || path.strip_prefix(pattern).is_some_and(|rest| rest.starts_with('/'))
         }
     }
 }
@@ -188,25 +188,25 @@ impl SelectedFlows {
 
     /// The request phase: may set context attributes and change the request headers.
     pub fn on_request(&self, context: &mut ExecutionContext) -> Result<(), EndpointFailure> {
-        self.on_connection(context, None, |flow| &flow.request)
+        self.on_connection(context, |flow| &flow.request, |policy, context| policy.on_request(context))
     }
 
     /// The response phase: may change the response headers.
     pub fn on_response(&self, context: &mut ExecutionContext, headers: &mut Headers) -> Result<(), EndpointFailure> {
-        self.on_connection(context, Some(headers), |flow| &flow.response)
+        self.on_connection(context, |flow| &flow.response, |policy, context| policy.on_response(context, headers))
     }
 
     fn on_connection(
         &self,
         context: &mut ExecutionContext,
-        mut headers: Option<&mut Headers>,
         steps: impl Fn(&CompiledFlow) -> &Vec<CompiledStep>,
+        mut run: impl FnMut(&dyn Policy, &mut ExecutionContext) -> Outcome,
     ) -> Result<(), EndpointFailure> {
         for flow in &self.flows {
             for step in steps(flow) {
                 let runs = step.condition.as_ref().is_none_or(|c| c.evaluate_condition(&Scope::request(context)));
                 if runs {
-                    if let Outcome::Interrupt(failure) = step.policy.on_connection(context, headers.as_deref_mut()) {
+                    if let Outcome::Interrupt(failure) = run(step.policy.as_ref(), context) {
                         return Err(failure);
                     }
                 }
@@ -275,7 +275,11 @@ impl Endpoint for FlowEndpoint {
         self.inner.publish(context, message).await
     }
 
-    async fn subscribe(&self, context: &ExecutionContext, options: SubscribeOptions) -> Result<Subscription, EndpointFailure> {
+    async fn subscribe(
+        &self,
+        context: &ExecutionContext,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, EndpointFailure> {
         let subscription = self.inner.subscribe(context, options).await?;
         let flows = self.flows.clone();
         let context = context.clone();

@@ -6,7 +6,7 @@
 mod flow;
 mod policy;
 
-pub use flow::{ApiFlows, FlowEndpoint, FlowProblem, RequestShape, SelectedFlows};
+pub use flow::{ApiFlows, FlowEndpoint, RequestShape, SelectedFlows};
 pub use policy::Phase;
 
 #[cfg(test)]

@@ -1,9 +1,16 @@
 //! The policies, with Gravitee's configuration shapes so existing definitions load unchanged.
-//! A policy acts by phase, not by its `scope` field (which Gravitee's v4 engine ignores too).
+//! Each policy is one file below `policy/` that implements [`Policy`] for the phases it acts in,
+//! plus one line in [`REGISTRY`]. A policy acts by phase, not by its `scope` field (which
+//! Gravitee's v4 engine ignores too).
 
+mod assign_attributes;
+mod interrupt;
+mod message_filtering;
+mod transform_headers;
+
+use kafka_edge_definition::Problem;
 use kafka_edge_el::Template;
-use kafka_edge_message::{EndpointFailure, ExecutionContext, FailureKind, Headers, Message, Scope};
-use std::sync::Arc;
+use kafka_edge_message::{EndpointFailure, ExecutionContext, Headers, Message, Scope};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -27,15 +34,6 @@ impl Phase {
     }
 }
 
-/// A compiled policy.
-#[derive(Debug)]
-pub(crate) enum Policy {
-    AssignAttributes(Vec<(String, Template)>),
-    TransformHeaders { add: Vec<(String, Template)>, remove: Vec<String>, whitelist: Vec<String> },
-    MessageFiltering(Template),
-    Interrupt { status: u16, message: Template },
-}
-
 /// What a step decided for the message or request it saw.
 pub(crate) enum Outcome {
     Continue,
@@ -44,6 +42,48 @@ pub(crate) enum Outcome {
     Interrupt(EndpointFailure),
 }
 
+/// A compiled policy. Each method is one phase (the publish and subscribe phases share
+/// `on_message`); a policy implements the phases it acts in, the others let everything through.
+pub(crate) trait Policy: Send + Sync {
+    /// Once per connection, before the entrypoint: may set context attributes and change the
+    /// request's headers.
+    fn on_request(&self, _context: &mut ExecutionContext) -> Outcome {
+        Outcome::Continue
+    }
+
+    /// Once per connection, on the response's headers before any body byte is sent.
+    fn on_response(&self, _context: &mut ExecutionContext, _headers: &mut Headers) -> Outcome {
+        Outcome::Continue
+    }
+
+    /// Once per message: a message a client publishes, or one on its way to the client.
+    fn on_message(&self, _context: &ExecutionContext, _message: &mut Message) -> Outcome {
+        Outcome::Continue
+    }
+}
+
+/// Compiles a step's configuration for the phase it is in; paths in problems are below the step.
+type Compile = fn(Json, Phase) -> Result<Box<dyn Policy>, Problem>;
+
+/// The policies this version implements, by the name a step's `policy` field gives.
+const REGISTRY: &[(&str, Compile)] = &[
+    ("assign-attributes", assign_attributes::compile),
+    ("transform-headers", transform_headers::compile),
+    ("message-filtering", message_filtering::compile),
+    ("interrupt", interrupt::compile),
+];
+
+/// The policy `name` with its configuration, or the problem (path below the step).
+pub(crate) fn compile(name: &str, configuration: &Json, phase: Phase) -> Result<Box<dyn Policy>, Problem> {
+    let Some((_, compile)) = REGISTRY.iter().find(|(known, _)| *known == name) else {
+        let known: Vec<String> = REGISTRY.iter().map(|(known, _)| format!("`{known}`")).collect();
+        return Err(Problem::new("policy", format!("unknown policy `{name}`, expected one of {}", known.join(", "))));
+    };
+    let configuration = if configuration.is_null() { Json::Object(Default::default()) } else { configuration.clone() };
+    compile(configuration, phase)
+}
+
+/// Gravitee's `{name, value}` pair, where the value is an expression.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NameValue {
@@ -52,151 +92,13 @@ struct NameValue {
     value: String,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AssignAttributesConfiguration {
-    #[serde(default)]
-    #[allow(dead_code)]
-    scope: Option<String>,
-    #[serde(default)]
-    attributes: Vec<NameValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TransformHeadersConfiguration {
-    #[serde(default)]
-    #[allow(dead_code)]
-    scope: Option<String>,
-    #[serde(default)]
-    add_headers: Vec<NameValue>,
-    #[serde(default)]
-    remove_headers: Vec<String>,
-    #[serde(default)]
-    whitelist_headers: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MessageFilteringConfiguration {
-    filter: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InterruptConfiguration {
-    #[serde(deserialize_with = "status_code")]
-    status: u16,
-    #[serde(default)]
-    message: String,
-}
-
-fn status_code<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
-    let raw = Json::deserialize(deserializer)?;
-    let status = match &raw {
-        Json::Number(n) => n.as_u64(),
-        Json::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
-    status
-        .filter(|s| (400..=599).contains(s))
-        .map(|s| s as u16)
-        .ok_or_else(|| serde::de::Error::custom(format!("invalid value `{raw}`, expected an HTTP error status 400–599")))
-}
-
-/// The policy names this version implements.
-pub(crate) const KNOWN: &[&str] = &["assign-attributes", "transform-headers", "message-filtering", "interrupt"];
-
-/// A policy's configuration problem: the path below the step and what is wrong.
-pub(crate) type PolicyError = (String, String);
-
-impl Policy {
-    pub(crate) fn compile(name: &str, configuration: &Json, phase: Phase) -> Result<Policy, PolicyError> {
-        let configuration = if configuration.is_null() { Json::Object(Default::default()) } else { configuration.clone() };
-        match name {
-            "assign-attributes" => {
-                let parsed: AssignAttributesConfiguration = parse(configuration)?;
-                let attributes = parsed
-                    .attributes
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, a)| Ok((a.name, template(&a.value, &format!("configuration.attributes[{i}].value"))?)))
-                    .collect::<Result<_, PolicyError>>()?;
-                Ok(Policy::AssignAttributes(attributes))
-            }
-            "transform-headers" => {
-                let parsed: TransformHeadersConfiguration = parse(configuration)?;
-                let add = parsed
-                    .add_headers
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, h)| Ok((h.name, template(&h.value, &format!("configuration.addHeaders[{i}].value"))?)))
-                    .collect::<Result<_, PolicyError>>()?;
-                Ok(Policy::TransformHeaders { add, remove: parsed.remove_headers, whitelist: parsed.whitelist_headers })
-            }
-            "message-filtering" => {
-                if phase != Phase::Subscribe {
-                    return Err(("policy".into(), format!("`message-filtering` filters consumed messages: put it in the subscribe phase, not {}", phase.name())));
-                }
-                let parsed: MessageFilteringConfiguration = parse(configuration)?;
-                Ok(Policy::MessageFiltering(template(&parsed.filter, "configuration.filter")?))
-            }
-            "interrupt" => {
-                let parsed: InterruptConfiguration = parse(configuration)?;
-                Ok(Policy::Interrupt { status: parsed.status, message: template(&parsed.message, "configuration.message")? })
-            }
-            other => Err((
-                "policy".into(),
-                format!("unknown policy `{other}`, expected one of {}", KNOWN.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
-            )),
-        }
-    }
-
-    /// Runs in the request phase (on the request's headers) or the response phase (on
-    /// `response_headers`), with the context attributes.
-    pub(crate) fn on_connection(&self, context: &mut ExecutionContext, response_headers: Option<&mut Headers>) -> Outcome {
-        match self {
-            Policy::AssignAttributes(assignments) => {
-                let values = evaluate_all(&Scope::request(context), assignments);
-                context.attributes.extend(values);
-                Outcome::Continue
-            }
-            Policy::TransformHeaders { add, remove, whitelist } => {
-                let added = evaluate_all(&Scope::request(context), add);
-                match response_headers {
-                    Some(headers) => transform_headers(headers, added, remove, whitelist),
-                    None => transform_headers(&mut Arc::make_mut(&mut context.request).headers, added, remove, whitelist),
-                }
-                Outcome::Continue
-            }
-            Policy::Interrupt { status, message } => Outcome::Interrupt(interrupt(&Scope::request(context), *status, message)),
-            Policy::MessageFiltering(_) => Outcome::Continue,
-        }
-    }
-
-    /// Runs in the publish or subscribe phase, on one message.
-    pub(crate) fn on_message(&self, context: &ExecutionContext, message: &mut Message) -> Outcome {
-        match self {
-            Policy::AssignAttributes(assignments) => {
-                let values = evaluate_all(&Scope::message(context, message), assignments);
-                message.attributes.extend(values);
-                Outcome::Continue
-            }
-            Policy::TransformHeaders { add, remove, whitelist } => {
-                let added = evaluate_all(&Scope::message(context, message), add);
-                transform_headers(&mut message.headers, added, remove, whitelist);
-                Outcome::Continue
-            }
-            Policy::MessageFiltering(filter) => {
-                if filter.evaluate_condition(&Scope::message(context, message)) {
-                    Outcome::Continue
-                } else {
-                    Outcome::Drop
-                }
-            }
-            Policy::Interrupt { status, message: text } => Outcome::Interrupt(interrupt(&Scope::message(context, message), *status, text)),
-        }
-    }
+/// Compiles each pair's value; `path` names the list (`configuration.attributes`).
+fn templates(pairs: Vec<NameValue>, path: &str) -> Result<Vec<(String, Template)>, Problem> {
+    pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, pair)| Ok((pair.name, template(&pair.value, &format!("{path}[{i}].value"))?)))
+        .collect()
 }
 
 /// Evaluates every (name, template) pair; pairs whose value is null are left out, as Gravitee
@@ -205,33 +107,15 @@ fn evaluate_all(scope: &Scope<'_>, pairs: &[(String, Template)]) -> Vec<(String,
     pairs.iter().filter_map(|(name, value)| Some((name.clone(), value.evaluate_string(scope)?))).collect()
 }
 
-/// Values were computed before any change, so every expression saw the headers as they came.
-fn transform_headers(headers: &mut Headers, added: Vec<(String, String)>, remove: &[String], whitelist: &[String]) {
-    for name in remove {
-        headers.remove(name);
-    }
-    if !whitelist.is_empty() {
-        let mut keep = whitelist.to_vec();
-        keep.extend(added.iter().map(|(name, _)| name.clone()));
-        headers.retain_named(&keep);
-    }
-    for (name, value) in added {
-        headers.set(name, value);
-    }
-}
-
-fn interrupt(scope: &Scope<'_>, status: u16, message: &Template) -> EndpointFailure {
-    EndpointFailure::new(FailureKind::Interrupted { status }, message.evaluate_string(scope).unwrap_or_default())
-}
-
-fn parse<T: serde::de::DeserializeOwned>(configuration: Json) -> Result<T, PolicyError> {
+/// A policy's configuration as `T`; problems are placed below `configuration`.
+fn parse<T: serde::de::DeserializeOwned>(configuration: Json) -> Result<T, Problem> {
     serde_path_to_error::deserialize(configuration).map_err(|error| {
         let path = error.path().to_string();
-        let path = if path == "." { "configuration".to_string() } else { format!("configuration.{path}") };
-        (path, error.inner().to_string())
+        let path = if path == "." { String::new() } else { path };
+        Problem::new(path, error.inner().to_string()).under("configuration")
     })
 }
 
-pub(crate) fn template(source: &str, path: &str) -> Result<Template, PolicyError> {
-    Template::parse(source).map_err(|error| (path.to_string(), format!("invalid expression `{source}`: {error}")))
+pub(crate) fn template(source: &str, path: &str) -> Result<Template, Problem> {
+    Template::parse(source).map_err(|error| Problem::new(path, format!("invalid expression `{source}`: {error}")))
 }

@@ -4,7 +4,7 @@ use kafka_edge_message::{ExecutionContext, Headers, Message, RequestInfo, Transf
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-fn flows(value: Value) -> Result<ApiFlows, Vec<crate::FlowProblem>> {
+fn flows(value: Value) -> Result<ApiFlows, Vec<kafka_edge_definition::Problem>> {
     let flows: Vec<Flow> = serde_json::from_value(value).expect("flow JSON");
     ApiFlows::compile(&flows)
 }
@@ -14,7 +14,12 @@ fn context(path_info: &str, method: &str, headers: &[(&str, &str)]) -> Execution
     for (name, value) in headers {
         request_headers.append(*name, *value);
     }
-    let request = RequestInfo { method: method.into(), path_info: path_info.into(), headers: request_headers, ..Default::default() };
+    let request = RequestInfo {
+        method: method.into(),
+        path_info: path_info.into(),
+        headers: request_headers,
+        ..Default::default()
+    };
     ExecutionContext { request: Arc::new(request), ..Default::default() }
 }
 
@@ -33,11 +38,26 @@ fn problems_name_the_step_and_field() {
     .err()
     .expect("refused");
     let rendered: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
-    assert!(rendered[0].starts_with("flows[0].request[0].policy: `message-filtering` filters consumed messages"), "{rendered:#?}");
-    assert!(rendered[1].starts_with("flows[0].publish[0].policy: unknown policy `rate-limit`, expected one of `assign-attributes`"), "{rendered:#?}");
+    assert!(
+        rendered[0].starts_with("flows[0].request[0].policy: `message-filtering` filters consumed messages"),
+        "{rendered:#?}"
+    );
+    assert!(
+        rendered[1].starts_with(
+            "flows[0].publish[0].policy: unknown policy `rate-limit`, expected one of `assign-attributes`"
+        ),
+        "{rendered:#?}"
+    );
     assert!(rendered[2].starts_with("flows[0].publish[1].configuration.status: invalid value `200`"), "{rendered:#?}");
-    assert!(rendered[3].starts_with("flows[0].publish[2].configuration.attributes[0].value: invalid expression"), "{rendered:#?}");
-    assert!(rendered[4].starts_with("flows[0].publish[3].configuration.addHeader: unknown field `addHeader`, expected one of"), "{rendered:#?}");
+    assert!(
+        rendered[3].starts_with("flows[0].publish[2].configuration.attributes[0].value: invalid expression"),
+        "{rendered:#?}"
+    );
+    assert!(
+        rendered[4]
+            .starts_with("flows[0].publish[3].configuration.addHeader: unknown field `addHeader`, expected one of"),
+        "{rendered:#?}"
+    );
 }
 
 #[test]
@@ -70,7 +90,11 @@ fn selectors_match_path_below_the_context_and_methods() {
     .unwrap();
     let run = |path: &str, method: &str| {
         let mut context = context(path, method, &[]);
-        compiled.select(&shape(path, method), &context).on_request(&mut context).err().map(|f| (f.kind.http_status(), f.message))
+        compiled
+            .select(&shape(path, method), &context)
+            .on_request(&mut context)
+            .err()
+            .map(|f| (f.kind.http_status(), f.message))
     };
     assert_eq!(run("/orders/1", "POST"), Some((403, "orders are closed".to_string())));
     assert_eq!(run("/orders", "POST"), Some((403, "orders are closed".to_string())));

@@ -65,7 +65,10 @@ pub async fn produce(topic: &str, records: &[(Option<&str>, &str)]) {
 pub async fn produce_with_headers(topic: &str, value: &[u8], headers: &[(&str, &str)]) {
     let producer: FutureProducer = client_config().create().expect("producer");
     let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(*v) }));
-    producer.send(FutureRecord::<(), _>::to(topic).payload(value).headers(headers), TIMEOUT).await.expect("direct produce");
+    producer
+        .send(FutureRecord::<(), _>::to(topic).payload(value).headers(headers), TIMEOUT)
+        .await
+        .expect("direct produce");
 }
 
 /// Reads records of `topic` from the beginning of every partition until `count` arrived or

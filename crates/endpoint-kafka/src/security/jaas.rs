@@ -11,7 +11,6 @@
 
 // Until the SASL settings of issue 4 use this module, only its tests do.
 
-
 mod login;
 #[cfg(test)]
 mod tests;

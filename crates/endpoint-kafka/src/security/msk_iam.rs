@@ -11,7 +11,6 @@
 
 // Until the SASL settings connect AWS_MSK_IAM (issue 4), only the tests call into this module.
 
-
 mod clock;
 mod credentials;
 mod profile;
@@ -20,8 +19,8 @@ mod sts;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use credentials::resolve_credentials;
 pub(crate) use crate::security::jaas::MskIamLogin;
+pub(crate) use credentials::resolve_credentials;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -98,7 +97,9 @@ pub(crate) fn region_from_bootstrap(bootstrap: &str) -> Option<String> {
         let host = server.rsplit_once(':').map_or(server.as_str(), |(host, _port)| host);
         let labels: Vec<&str> = host.split('.').collect();
         labels.windows(4).find_map(|window| match window {
-            [service, region, "amazonaws", "com"] if is_msk_service(service) && is_region(region) => Some(region.to_string()),
+            [service, region, "amazonaws", "com"] if is_msk_service(service) && is_region(region) => {
+                Some(region.to_string())
+            }
             _ => None,
         })
     })

@@ -61,7 +61,11 @@ impl TokenProvider {
         match (&self.source, &self.aws) {
             (TokenSource::MskIam { region, .. }, Some(credentials)) => {
                 let signed = sign_token(region, credentials, now, USER_AGENT);
-                Ok(OAuthToken { token: signed.token, principal_name: signed.principal, lifetime_ms: signed.lifetime_ms })
+                Ok(OAuthToken {
+                    token: signed.token,
+                    principal_name: signed.principal,
+                    lifetime_ms: signed.lifetime_ms,
+                })
             }
             (TokenSource::MskIam { .. }, None) => Err("AWS credentials were not resolved".into()),
             (source, _) => Ok(source.token(now)),
@@ -98,8 +102,12 @@ impl TokenSource {
         match self {
             TokenSource::AccessToken(token) => {
                 let claims = jwt_claims(token);
-                let principal = claims.as_ref().and_then(|c| c.get("sub")?.as_str().map(String::from)).unwrap_or_else(|| "kafka-edge".into());
-                let lifetime_ms = claims.as_ref().and_then(|c| c.get("exp")?.as_i64()).map_or(default_expiry, |exp| exp * 1000);
+                let principal = claims
+                    .as_ref()
+                    .and_then(|c| c.get("sub")?.as_str().map(String::from))
+                    .unwrap_or_else(|| "kafka-edge".into());
+                let lifetime_ms =
+                    claims.as_ref().and_then(|c| c.get("exp")?.as_i64()).map_or(default_expiry, |exp| exp * 1000);
                 OAuthToken { token: token.clone(), principal_name: principal, lifetime_ms }
             }
             TokenSource::Unsecured { principal, claims } => {
@@ -113,9 +121,15 @@ impl TokenSource {
                 }
                 let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
                 let body = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(payload).to_string());
-                OAuthToken { token: format!("{header}.{body}."), principal_name: principal.clone(), lifetime_ms: (issued + DEFAULT_LIFETIME.as_secs() as i64) * 1000 }
+                OAuthToken {
+                    token: format!("{header}.{body}."),
+                    principal_name: principal.clone(),
+                    lifetime_ms: (issued + DEFAULT_LIFETIME.as_secs() as i64) * 1000,
+                }
             }
-            TokenSource::MskIam { .. } => OAuthToken { token: String::new(), principal_name: String::new(), lifetime_ms: now_ms },
+            TokenSource::MskIam { .. } => {
+                OAuthToken { token: String::new(), principal_name: String::new(), lifetime_ms: now_ms }
+            }
         }
     }
 }
@@ -137,7 +151,8 @@ mod tests {
     #[test]
     fn unsecured_tokens_are_unsigned_jwts_with_subject_and_expiry() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let token = TokenSource::Unsecured { principal: "alice".into(), claims: vec![("scope".into(), "test".into())] }.token(now);
+        let token = TokenSource::Unsecured { principal: "alice".into(), claims: vec![("scope".into(), "test".into())] }
+            .token(now);
         assert_eq!(token.principal_name, "alice");
         assert_eq!(token.lifetime_ms, 1_700_003_600_000);
         assert!(token.token.ends_with('.'));

@@ -2,9 +2,9 @@
 //! Every call needs `Authorization: Bearer <KAFKA_EDGE_ADMIN_TOKEN>`; without a configured token
 //! the listener is not started at all. Answers never contain a secret (they are `***`).
 
-use crate::state::validate::{self, CreateSubscription, InvalidField};
+use crate::state::validate::{self, CreateSubscription};
 use crate::state::{StateError, Subscription, SubscriptionState};
-use crate::webhook::{Unknown, Webhooks};
+use crate::webhook::{NotSubscribable, Webhooks};
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::middleware::{self, Next};
@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::StatusCode;
+use kafka_edge_definition::Problem;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -43,9 +44,16 @@ pub fn router(webhooks: Arc<Webhooks>, token: &str) -> Router {
 }
 
 /// Serves the admin API until `shutdown`.
-pub async fn serve(listener: TcpListener, webhooks: Arc<Webhooks>, token: &str, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    webhooks: Arc<Webhooks>,
+    token: &str,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "Admin API listening.");
-    axum::serve(listener, router(webhooks, token)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    axum::serve(listener, router(webhooks, token))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 /// The configured token: `None` (admin API off) when the variable is unset or empty.
@@ -54,7 +62,11 @@ pub fn token_from_env() -> Option<String> {
 }
 
 async fn authorize(State(admin): State<Admin>, request: Request, next: Next) -> Response {
-    let presented = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let presented = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
         Some(token) if same(token.as_bytes(), admin.token.as_bytes()) => next.run(request).await,
         _ => error(StatusCode::UNAUTHORIZED, "Unauthorized: send Authorization: Bearer <admin token>", None),
@@ -74,12 +86,12 @@ fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn invalid(field: InvalidField) -> Response {
-    let path = (!field.path.is_empty()).then_some(field.path.as_str());
-    error(StatusCode::BAD_REQUEST, &format!("Invalid subscription: {field}"), path)
+fn invalid(problem: Problem) -> Response {
+    let path = (!problem.path.is_empty()).then_some(problem.path.as_str());
+    error(StatusCode::BAD_REQUEST, &format!("Invalid subscription: {problem}"), path)
 }
 
-fn unknown(unknown: Unknown) -> Response {
+fn unknown(unknown: NotSubscribable) -> Response {
     error(StatusCode::NOT_FOUND, &unknown.to_string(), None)
 }
 
@@ -101,7 +113,9 @@ async fn create(State(admin): State<Admin>, Path(api): Path<String>, body: Bytes
         Err(field) => return invalid(field),
     };
     let id = request.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    if let Err(field) = validate::check_id("id", &id).and_then(|_| validate::check_configuration("configuration", &request.configuration)) {
+    if let Err(field) = validate::check_id("id", &id)
+        .and_then(|_| validate::check_configuration("configuration", &request.configuration))
+    {
         return invalid(field);
     }
     if let Err(missing) = admin.webhooks.check(&api, &request.plan) {
@@ -111,7 +125,13 @@ async fn create(State(admin): State<Admin>, Path(api): Path<String>, body: Bytes
     if store.get(&api, &id).is_some() {
         return error(StatusCode::CONFLICT, &format!("subscription `{id}` already exists"), Some("id"));
     }
-    let subscription = Subscription { id, api_id: api, plan_id: request.plan, configuration: request.configuration, state: SubscriptionState::Active };
+    let subscription = Subscription {
+        id,
+        api_id: api,
+        plan_id: request.plan,
+        configuration: request.configuration,
+        state: SubscriptionState::Active,
+    };
     if let Err(failure) = store.put(subscription.clone()).await {
         return state_failure(failure);
     }
@@ -123,7 +143,8 @@ async fn list(State(admin): State<Admin>, Path(api): Path<String>) -> Response {
     if let Err(missing) = admin.webhooks.check_api(&api) {
         return unknown(missing);
     }
-    let found: Vec<Subscription> = admin.webhooks.store().list().into_iter().filter(|s| s.api_id == api).map(|s| s.redacted()).collect();
+    let found: Vec<Subscription> =
+        admin.webhooks.store().list().into_iter().filter(|s| s.api_id == api).map(|s| s.redacted()).collect();
     Json(found).into_response()
 }
 

@@ -22,7 +22,8 @@ impl FileStore {
         let shown = path.display().to_string();
         let entries = match std::fs::read(&path) {
             Ok(bytes) => {
-                let list: Vec<Subscription> = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { path: shown, message: e.to_string() })?;
+                let list: Vec<Subscription> = serde_json::from_slice(&bytes)
+                    .map_err(|e| StateError::Corrupt { path: shown, message: e.to_string() })?;
                 list.into_iter().map(|s| (s.key(), s)).collect()
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
@@ -41,7 +42,8 @@ impl FileStore {
 
     async fn persist(&self) -> Result<(), StateError> {
         let _guard = self.write.lock().await;
-        let bytes = serde_json::to_vec_pretty(&self.cache.list()).map_err(|e| StateError::Corrupt { path: self.path.display().to_string(), message: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(&self.cache.list())
+            .map_err(|e| StateError::Corrupt { path: self.path.display().to_string(), message: e.to_string() })?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
             .await
@@ -105,7 +107,13 @@ mod tests {
     fn subscription(id: &str) -> Subscription {
         let body = r#"{"plan":"p","configuration":{"callbackUrl":"http://x","auth":{"type":"token","token":{"value":"t0ken"}}}}"#;
         let request: CreateSubscription = parse(body.as_bytes()).unwrap();
-        Subscription { id: id.into(), api_id: "api".into(), plan_id: request.plan, configuration: request.configuration, state: Default::default() }
+        Subscription {
+            id: id.into(),
+            api_id: "api".into(),
+            plan_id: request.plan,
+            configuration: request.configuration,
+            state: Default::default(),
+        }
     }
 
     #[tokio::test]

@@ -12,9 +12,9 @@ use super::{Cache, StateError, StateStore, Subscription};
 use kafka_edge_endpoint_kafka::ConnectionProperties;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::error::KafkaError;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -54,13 +54,19 @@ impl KafkaStore {
             .set("enable.partition.eof", "false")
             .create()
             .map_err(|_| client_refused())?;
-        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| kafka_error("state topic metadata", e))?;
-        let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        let metadata =
+            consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| kafka_error("state topic metadata", e))?;
+        let partitions: Vec<i32> =
+            metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
         let mut assignment = TopicPartitionList::new();
         let mut ends = HashMap::new();
         for partition in &partitions {
-            assignment.add_partition_offset(topic, *partition, Offset::Beginning).map_err(|e| kafka_error("state assignment", e))?;
-            let (_, high) = consumer.fetch_watermarks(topic, *partition, TIMEOUT).map_err(|e| kafka_error("state topic watermarks", e))?;
+            assignment
+                .add_partition_offset(topic, *partition, Offset::Beginning)
+                .map_err(|e| kafka_error("state assignment", e))?;
+            let (_, high) = consumer
+                .fetch_watermarks(topic, *partition, TIMEOUT)
+                .map_err(|e| kafka_error("state topic watermarks", e))?;
             ends.insert(*partition, high);
         }
         consumer.assign(&assignment).map_err(|e| kafka_error("state assignment", e))?;
@@ -99,11 +105,15 @@ impl KafkaStore {
             return Ok(());
         }
         let mut applied = self.applied.clone();
-        let reached = async move { applied.wait_for(|positions| positions.get(&partition).is_some_and(|p| *p >= next)).await.is_ok() };
+        let reached = async move {
+            applied.wait_for(|positions| positions.get(&partition).is_some_and(|p| *p >= next)).await.is_ok()
+        };
         match tokio::time::timeout(TIMEOUT, reached).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(StateError::Kafka("the state topic follower stopped".into())),
-            Err(_) => Err(StateError::Kafka(format!("state topic not read up to offset {next} of partition {partition} in time"))),
+            Err(_) => Err(StateError::Kafka(format!(
+                "state topic not read up to offset {next} of partition {partition} in time"
+            ))),
         }
     }
 }
@@ -133,7 +143,10 @@ impl rdkafka::producer::ProducerContext for ProbeContext {
 
 impl ClientContext for ProbeContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
+        ) {
             if let Ok(mut refusal) = self.login_refusal.lock() {
                 refusal.get_or_insert_with(|| reason.to_string());
             }
@@ -155,12 +168,16 @@ async fn ensure_topic(config: &ClientConfig, topic: &str) -> Result<(), StateErr
     let exists = tokio::task::spawn_blocking(move || {
         // A producer, because polling it serves librdkafka's error callback (an admin client's
         // main queue is not polled).
-        let probe: BaseProducer<ProbeContext> = probe_config.create_with_context(ProbeContext::default()).map_err(|_| client_refused())?;
+        let probe: BaseProducer<ProbeContext> =
+            probe_config.create_with_context(ProbeContext::default()).map_err(|_| client_refused())?;
         let deadline = Instant::now() + PROBE_TIMEOUT;
         loop {
             match probe.client().fetch_metadata(Some(&probe_topic), Duration::from_millis(500)) {
                 Ok(metadata) => {
-                    return Ok(metadata.topics().iter().any(|t| t.name() == probe_topic && t.error().is_none() && !t.partitions().is_empty()));
+                    return Ok(metadata
+                        .topics()
+                        .iter()
+                        .any(|t| t.name() == probe_topic && t.error().is_none() && !t.partitions().is_empty()));
                 }
                 Err(error) => {
                     probe.poll(Duration::ZERO);
@@ -180,7 +197,10 @@ async fn ensure_topic(config: &ClientConfig, topic: &str) -> Result<(), StateErr
     let admin: AdminClient<DefaultClientContext> = config.create().map_err(|_| client_refused())?;
     if !exists {
         let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-        let results = admin.create_topics(&[new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))).await.map_err(|e| kafka_error("creating the state topic", e))?;
+        let results = admin
+            .create_topics(&[new], &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+            .await
+            .map_err(|e| kafka_error("creating the state topic", e))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

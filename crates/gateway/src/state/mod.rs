@@ -14,7 +14,7 @@ pub use file::FileStore;
 pub use kafka::KafkaStore;
 pub use model::{Subscription, SubscriptionState};
 
-use kafka_edge_definition::SecurityConfiguration;
+use kafka_edge_definition::{Problem, SecurityConfiguration};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -33,9 +33,9 @@ pub enum StateError {
     Corrupt { path: String, message: String },
     #[error("state topic: {0}")]
     Kafka(String),
-    /// `path` is relative to the `--state-security` file, like the problems of that file.
-    #[error("--state-security: {path}: {message}")]
-    Security { path: String, message: String },
+    /// The path is relative to the `--state-security` file, like the problems of that file.
+    #[error("--state-security: {0}")]
+    Security(Problem),
     #[error("--state-security (KAFKA_EDGE_STATE_SECURITY) applies to a kafka:// state only")]
     SecurityWithoutKafka,
 }
@@ -61,7 +61,10 @@ pub async fn open(uri: &str) -> Result<Arc<dyn StateStore>, StateError> {
 
 /// Opens the store a `--state` URI names; a `kafka://` store connects with `kafka_security` (the
 /// `security` block of a Kafka endpoint), PLAINTEXT without it.
-pub async fn open_with(uri: &str, kafka_security: Option<&SecurityConfiguration>) -> Result<Arc<dyn StateStore>, StateError> {
+pub async fn open_with(
+    uri: &str,
+    kafka_security: Option<&SecurityConfiguration>,
+) -> Result<Arc<dyn StateStore>, StateError> {
     if let Some(path) = uri.strip_prefix("file:") {
         if path.is_empty() {
             return Err(StateError::InvalidUri(uri.into()));
@@ -79,7 +82,7 @@ pub async fn open_with(uri: &str, kafka_security: Option<&SecurityConfiguration>
         let security = kafka_security.cloned().unwrap_or_default();
         let connection = kafka_edge_endpoint_kafka::static_connection(bootstrap, &security).map_err(|error| {
             let path = error.path.strip_prefix("security.").unwrap_or(&error.path).to_string();
-            StateError::Security { path, message: error.message }
+            StateError::Security(Problem { path, ..error })
         })?;
         return Ok(Arc::new(KafkaStore::open(&connection, topic).await?));
     }
@@ -125,7 +128,16 @@ impl Cache {
 mod tests {
     #[tokio::test]
     async fn state_uris_are_checked() {
-        for uri in ["", "file:", "kafka://", "kafka://host:9092", "kafka://host:9092/", "kafka:///topic", "kafka://h:1/a/b", "redis://x"] {
+        for uri in [
+            "",
+            "file:",
+            "kafka://",
+            "kafka://host:9092",
+            "kafka://host:9092/",
+            "kafka:///topic",
+            "kafka://h:1/a/b",
+            "redis://x",
+        ] {
             assert!(matches!(super::open(uri).await, Err(super::StateError::InvalidUri(_))), "{uri}");
         }
     }

@@ -59,7 +59,9 @@ impl Subscription {
         if let Some(oauth2) = configuration.auth.oauth2.as_mut() {
             hide(&mut oauth2.client_secret);
         }
-        for store in [configuration.ssl.trust_store.as_mut(), configuration.ssl.key_store.as_mut()].into_iter().flatten() {
+        for store in
+            [configuration.ssl.trust_store.as_mut(), configuration.ssl.key_store.as_mut()].into_iter().flatten()
+        {
             store.password.as_mut().map(hide);
             store.key_password.as_mut().map(hide);
             store.key_content.as_mut().map(hide);
@@ -289,7 +291,9 @@ impl Retry {
         }
         let seconds = match self.retry_strategy {
             RetryStrategy::Linear => self.initial_delay_seconds.saturating_mul(u64::from(attempt)),
-            RetryStrategy::Exponential => self.initial_delay_seconds.saturating_mul(1u64.checked_shl(attempt - 1).unwrap_or(u64::MAX)),
+            RetryStrategy::Exponential => {
+                self.initial_delay_seconds.saturating_mul(1u64.checked_shl(attempt - 1).unwrap_or(u64::MAX))
+            }
         };
         Some(std::time::Duration::from_secs(seconds.min(self.max_delay_seconds)))
     }

@@ -33,7 +33,10 @@ pub enum CallOutcome {
     /// 5xx, or the call could not be made: retried per the retry policy. `sent` is false when
     /// the request never reached the callback (no connection, no token), so a retry cannot
     /// repeat it.
-    Failed { detail: String, sent: bool },
+    Failed {
+        detail: String,
+        sent: bool,
+    },
     /// Any other status: the subscriber refused the message.
     Rejected(u16),
 }
@@ -43,7 +46,10 @@ enum Authentication {
     /// A fixed `Authorization` value (basic or token), marked sensitive.
     Fixed(HeaderValue),
     /// The cached token is shared by the calls in flight.
-    OAuth2 { settings: OAuth2Auth, token: tokio::sync::Mutex<Option<(HeaderValue, Instant)>> },
+    OAuth2 {
+        settings: OAuth2Auth,
+        token: tokio::sync::Mutex<Option<(HeaderValue, Instant)>>,
+    },
 }
 
 /// Calls one subscription's callback URL.
@@ -55,7 +61,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn new(entrypoint: &WebhookConfiguration, configuration: &WebhookSubscriptionConfiguration) -> Result<Self, CallerError> {
+    pub fn new(
+        entrypoint: &WebhookConfiguration,
+        configuration: &WebhookSubscriptionConfiguration,
+    ) -> Result<Self, CallerError> {
         let options = &entrypoint.http;
         let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(options.connect_timeout))
@@ -66,21 +75,32 @@ impl Caller {
         let client = super::tls::apply(builder, &configuration.ssl)?
             .build()
             .map_err(|e| CallerError(format!("cannot build the HTTP client: {e}")))?;
-        let url = reqwest::Url::parse(&configuration.callback_url).map_err(|e| CallerError(format!("callbackUrl: {e}")))?;
+        let url =
+            reqwest::Url::parse(&configuration.callback_url).map_err(|e| CallerError(format!("callbackUrl: {e}")))?;
         let mut headers = HeaderMap::new();
         for header in &configuration.headers {
-            let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| CallerError(format!("header name `{}` is not valid", header.name)))?;
-            let value = HeaderValue::from_str(&header.value).map_err(|_| CallerError(format!("header `{}` has an invalid value", header.name)))?;
+            let name = HeaderName::from_bytes(header.name.as_bytes())
+                .map_err(|_| CallerError(format!("header name `{}` is not valid", header.name)))?;
+            let value = HeaderValue::from_str(&header.value)
+                .map_err(|_| CallerError(format!("header `{}` has an invalid value", header.name)))?;
             headers.append(name, value);
         }
         let auth = &configuration.auth;
         let authentication = match (auth.kind, &auth.basic, &auth.token, &auth.oauth2) {
             (AuthType::Basic, Some(basic), _, _) => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", basic.username, basic.password.expose()));
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    basic.username,
+                    basic.password.expose()
+                ));
                 Authentication::Fixed(sensitive(&format!("Basic {encoded}"))?)
             }
-            (AuthType::Token, _, Some(token), _) => Authentication::Fixed(sensitive(&format!("Bearer {}", token.value.expose()))?),
-            (AuthType::Oauth2, _, _, Some(oauth2)) => Authentication::OAuth2 { settings: oauth2.clone(), token: Default::default() },
+            (AuthType::Token, _, Some(token), _) => {
+                Authentication::Fixed(sensitive(&format!("Bearer {}", token.value.expose()))?)
+            }
+            (AuthType::Oauth2, _, _, Some(oauth2)) => {
+                Authentication::OAuth2 { settings: oauth2.clone(), token: Default::default() }
+            }
             (AuthType::None, ..) => Authentication::None,
             _ => return Err(CallerError("auth block missing for its type".into())),
         };
@@ -128,11 +148,15 @@ impl Caller {
             }
             // The proxy refused us: the callback never saw the message, and it is no rejection of
             // the message (which would send it to the dead-letter queue).
-            Ok(response) if response.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => CallOutcome::Failed {
-                detail: "the proxy answered 407: check proxy.username and proxy.password".into(),
-                sent: false,
-            },
-            Ok(response) if response.status().is_server_error() => CallOutcome::Failed { detail: format!("callback answered {}", response.status().as_u16()), sent: true },
+            Ok(response) if response.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
+                CallOutcome::Failed {
+                    detail: "the proxy answered 407: check proxy.username and proxy.password".into(),
+                    sent: false,
+                }
+            }
+            Ok(response) if response.status().is_server_error() => {
+                CallOutcome::Failed { detail: format!("callback answered {}", response.status().as_u16()), sent: true }
+            }
             Ok(response) => CallOutcome::Rejected(response.status().as_u16()),
             Err(error) => CallOutcome::Failed { detail: call_failure(&error), sent: !error.is_connect() },
         }
@@ -198,15 +222,19 @@ fn with_proxy(builder: reqwest::ClientBuilder, proxy: &WebhookProxy) -> Result<r
         ProxyType::Socks4 => "socks4",
         ProxyType::Socks5 => "socks5h",
     };
-    let mut route = reqwest::Proxy::all(format!("{scheme}://{}:{port}", host.trim())).map_err(|_| CallerError(format!("proxy: `{}:{port}` is not a valid proxy address", host.trim())))?;
-    if let (Some(username), false) = (proxy.username.as_deref().filter(|u| !u.is_empty()), proxy.proxy_type == ProxyType::Socks4) {
+    let mut route = reqwest::Proxy::all(format!("{scheme}://{}:{port}", host.trim()))
+        .map_err(|_| CallerError(format!("proxy: `{}:{port}` is not a valid proxy address", host.trim())))?;
+    if let (Some(username), false) =
+        (proxy.username.as_deref().filter(|u| !u.is_empty()), proxy.proxy_type == ProxyType::Socks4)
+    {
         route = route.basic_auth(username, proxy.password.as_deref().unwrap_or_default());
     }
     Ok(builder.proxy(route))
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue, CallerError> {
-    let mut value = HeaderValue::from_str(value).map_err(|_| CallerError("credentials are not representable in an HTTP header".into()))?;
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| CallerError("credentials are not representable in an HTTP header".into()))?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -221,15 +249,25 @@ struct TokenAnswer {
 /// The client-credentials grant: `grant_type=client_credentials&client_id=..&client_secret=..`
 /// (and `scope` when scopes are configured).
 async fn fetch_token(client: &reqwest::Client, settings: &OAuth2Auth) -> Result<(HeaderValue, Duration), String> {
-    let mut form = vec![("grant_type", "client_credentials".to_string()), ("client_id", settings.client_id.clone()), ("client_secret", settings.client_secret.expose().to_string())];
+    let mut form = vec![
+        ("grant_type", "client_credentials".to_string()),
+        ("client_id", settings.client_id.clone()),
+        ("client_secret", settings.client_secret.expose().to_string()),
+    ];
     if !settings.scopes.is_empty() {
         form.push(("scope", settings.scopes.join(" ")));
     }
-    let response = client.post(&settings.endpoint).form(&form).send().await.map_err(|e| format!("OAuth 2 token request failed: {}", e.without_url()))?;
+    let response = client
+        .post(&settings.endpoint)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| format!("OAuth 2 token request failed: {}", e.without_url()))?;
     if !response.status().is_success() {
         return Err(format!("OAuth 2 token endpoint answered {}", response.status().as_u16()));
     }
-    let answer: TokenAnswer = response.json().await.map_err(|_| "OAuth 2 token endpoint answered without an access_token".to_string())?;
+    let answer: TokenAnswer =
+        response.json().await.map_err(|_| "OAuth 2 token endpoint answered without an access_token".to_string())?;
     let lifetime = answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME);
     let value = sensitive(&format!("Bearer {}", answer.access_token.expose())).map_err(|e| e.to_string())?;
     Ok((value, lifetime))

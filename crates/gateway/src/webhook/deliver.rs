@@ -5,11 +5,12 @@
 //! subscription. Cancellation (delete, shutdown) closes the endpoint subscription, so the consumer leaves its group.
 
 use super::call::{CallOutcome, Caller};
-use super::WebhookApi;
+use super::delivery_context;
+use crate::api::LoadedApi;
 use crate::state::model::Retry;
 use crate::state::{StateStore, Subscription, SubscriptionState};
-use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions};
 use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -30,16 +31,30 @@ enum Pumped {
 }
 
 /// Runs until cancelled or until the subscription stops.
-pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store: Arc<dyn StateStore>, cancel: CancellationToken) {
+pub(super) async fn run(
+    api: Arc<LoadedApi>,
+    subscription: Subscription,
+    store: Arc<dyn StateStore>,
+    cancel: CancellationToken,
+) {
     let (api_id, id) = (subscription.api_id.clone(), subscription.id.clone());
-    let caller = match Caller::new(&api.webhook.configuration, &subscription.configuration) {
+    // Delivery runs only for APIs with a webhook entrypoint (Webhooks::new).
+    let Some(webhook) = api.webhook.as_ref() else { return };
+    let caller = match Caller::new(&webhook.configuration, &subscription.configuration) {
         Ok(caller) => caller,
-        Err(error) => return stop(&*store, &subscription, Stop { reason: "WEBHOOK_CONFIGURATION_INVALID", message: error.to_string() }).await,
+        Err(error) => {
+            return stop(
+                &*store,
+                &subscription,
+                Stop { reason: "WEBHOOK_CONFIGURATION_INVALID", message: error.to_string() },
+            )
+            .await
+        }
     };
     tracing::info!(api = %api_id, subscription = %id, "Webhook delivery started.");
     loop {
-        let (context, endpoint) = api.context_for(&subscription);
-        let options = SubscribeOptions { qos: api.webhook.qos, cursor: None };
+        let (context, endpoint) = delivery_context(&api, &subscription);
+        let options = SubscribeOptions { qos: webhook.qos, cursor: None };
         let subscribed = tokio::select! {
             _ = cancel.cancelled() => break,
             subscribed = endpoint.subscribe(&context, options) => subscribed,
@@ -47,10 +62,19 @@ pub(super) async fn run(api: Arc<WebhookApi>, subscription: Subscription, store:
         let failure = match subscribed {
             Err(failure) => failure,
             Ok(mut messages) => {
-                    let dead_letters = api.webhook.dlq.as_ref().map(|endpoint| (endpoint.as_ref(), &context));
-                let concurrency = api.webhook.concurrency();
-                let at_most_once = api.webhook.qos == kafka_edge_message::Qos::AtMostOnce;
-                let pumped = pump(&caller, &mut messages, &subscription.configuration.retry, dead_letters, concurrency, at_most_once, &cancel).await;
+                let dead_letters = webhook.dlq.as_ref().map(|endpoint| (endpoint.as_ref(), &context));
+                let concurrency = webhook.concurrency();
+                let at_most_once = webhook.qos == kafka_edge_message::Qos::AtMostOnce;
+                let pumped = pump(
+                    &caller,
+                    &mut messages,
+                    &subscription.configuration.retry,
+                    dead_letters,
+                    concurrency,
+                    at_most_once,
+                    &cancel,
+                )
+                .await;
                 messages.close().await;
                 match pumped {
                     Pumped::Cancelled => break,
@@ -121,13 +145,20 @@ async fn pump(
 
 /// Acknowledges a delivered message (or one the dead-letter queue took); otherwise says why the
 /// subscription ends.
-async fn settle(message: &mut Message, delivered: Delivered, dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>) -> Result<(), Pumped> {
+async fn settle(
+    message: &mut Message,
+    delivered: Delivered,
+    dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>,
+) -> Result<(), Pumped> {
     match delivered {
         Delivered::Yes => {}
         Delivered::Cancelled => return Err(Pumped::Cancelled),
         Delivered::Rejected(status) => {
             let Some((dlq, context)) = dead_letters else {
-                return Err(Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message: format!("Webhook callback rejected a message with status {status}") }));
+                return Err(Pumped::Stop(Stop {
+                    reason: "MESSAGE_PROCESSING_FAILED",
+                    message: format!("Webhook callback rejected a message with status {status}"),
+                }));
             };
             if let Err(failure) = dlq.publish(context, dead_letter(message)).await {
                 let message = format!("Webhook callback rejected a message with status {status} and the dead-letter queue failed: {failure}");
@@ -135,7 +166,10 @@ async fn settle(message: &mut Message, delivered: Delivered, dead_letters: Optio
             }
         }
         Delivered::Unreachable(detail) => {
-            return Err(Pumped::Stop(Stop { reason: "WEBHOOK_UNREACHABLE", message: format!("Webhook callback url is unreachable: {detail}") }));
+            return Err(Pumped::Stop(Stop {
+                reason: "WEBHOOK_UNREACHABLE",
+                message: format!("Webhook callback url is unreachable: {detail}"),
+            }));
         }
     }
     if let Some(ack) = message.ack.take() {
@@ -169,7 +203,13 @@ enum Delivered {
 /// Calls until 2xx, a rejection, the end of the retries, or cancellation. With `at_most_once` a
 /// call the callback may have received (a 5xx, no answer in time) is not repeated; one that never
 /// reached it (no connection) is.
-async fn deliver(caller: &Caller, message: &Message, retry: &Retry, at_most_once: bool, cancel: &CancellationToken) -> Delivered {
+async fn deliver(
+    caller: &Caller,
+    message: &Message,
+    retry: &Retry,
+    at_most_once: bool,
+    cancel: &CancellationToken,
+) -> Delivered {
     let mut attempt = 0;
     loop {
         let outcome = tokio::select! {
@@ -179,7 +219,9 @@ async fn deliver(caller: &Caller, message: &Message, retry: &Retry, at_most_once
         let detail = match outcome {
             CallOutcome::Delivered => return Delivered::Yes,
             CallOutcome::Rejected(status) => return Delivered::Rejected(status),
-            CallOutcome::Failed { detail, sent: true } if at_most_once => return Delivered::Unreachable(format!("{detail} (not retried: at-most-once)")),
+            CallOutcome::Failed { detail, sent: true } if at_most_once => {
+                return Delivered::Unreachable(format!("{detail} (not retried: at-most-once)"))
+            }
             CallOutcome::Failed { detail, .. } => detail,
         };
         attempt += 1;

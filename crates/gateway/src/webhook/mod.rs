@@ -6,13 +6,12 @@ mod call;
 mod deliver;
 pub(crate) mod tls;
 
+use crate::api::LoadedApi;
 use crate::state::validate::{self, StaticSubscription};
 use crate::state::{StateStore, Subscription, SubscriptionState};
-use crate::GatewayError;
-use kafka_edge_definition::{ApiDefinition, EntrypointConfiguration, EntrypointType, PlanMode, Qos, WebhookConfiguration};
-use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
-use kafka_edge_message::{ApiInfo, Endpoint, ExecutionContext, RequestInfo};
-use kafka_edge_policies::{ApiFlows, FlowEndpoint, RequestShape};
+use kafka_edge_definition::EntrypointType;
+use kafka_edge_message::{Endpoint, ExecutionContext, RequestInfo};
+use kafka_edge_policies::{FlowEndpoint, RequestShape};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,50 +20,26 @@ use tokio_util::sync::CancellationToken;
 /// Longest wait for a delivery task to close its consumer when it is stopped.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The webhook entrypoint of an API.
-pub struct WebhookEntrypoint {
-    pub qos: Qos,
-    pub configuration: WebhookConfiguration,
-    pub dlq_endpoint: Option<String>,
-    /// The endpoint `dlq.endpoint` names: where rejected messages are published.
-    dlq: Option<Arc<dyn Endpoint>>,
-}
-
-impl WebhookEntrypoint {
-    /// Messages in flight per subscription: 1 for at-most-once and at-least-once (order and
-    /// acknowledgement), else `http.maxConcurrentConnections` (1 to 20).
-    pub fn concurrency(&self) -> usize {
-        match self.qos {
-            Qos::AtMostOnce | Qos::AtLeastOnce => 1,
-            _ => self.configuration.http.max_concurrent_connections.clamp(1, 20) as usize,
-        }
-    }
-}
-
-/// An API as webhook delivery sees it.
-pub struct WebhookApi {
-    pub id: String,
-    push_plans: Vec<String>,
-    pub webhook: WebhookEntrypoint,
-    endpoint: Arc<dyn Endpoint>,
-    flows: ApiFlows,
-    info: Arc<ApiInfo>,
-}
-
-impl WebhookApi {
-    /// Whether `plan` is one of this API's PUSH plans.
-    pub fn has_push_plan(&self, plan: &str) -> bool {
-        self.push_plans.iter().any(|p| p == plan)
-    }
-
-    /// The execution context of a subscription's delivery (client identifier = subscription id),
-    /// and the endpoint seen through the flows that apply to the webhook entrypoint.
-    fn context_for(&self, subscription: &Subscription) -> (ExecutionContext, Arc<dyn Endpoint>) {
-        let request = RequestInfo { id: uuid::Uuid::new_v4().to_string(), method: "POST".into(), path: "/".into(), path_info: "/".into(), ..Default::default() };
-        let context = ExecutionContext { api: self.info.clone(), client_identifier: subscription.id.clone(), attributes: Default::default(), request: Arc::new(request) };
-        let flows = self.flows.select(&RequestShape { path_info: "/", method: "POST", entrypoint: EntrypointType::Webhook }, &context);
-        (context, FlowEndpoint::wrap(self.endpoint.clone(), flows))
-    }
+/// The execution context of a subscription's delivery (client identifier = subscription id),
+/// and the API's endpoint seen through the flows that apply to the webhook entrypoint.
+fn delivery_context(api: &LoadedApi, subscription: &Subscription) -> (ExecutionContext, Arc<dyn Endpoint>) {
+    let request = RequestInfo {
+        id: uuid::Uuid::new_v4().to_string(),
+        method: "POST".into(),
+        path: "/".into(),
+        path_info: "/".into(),
+        ..Default::default()
+    };
+    let context = ExecutionContext {
+        api: api.info.clone(),
+        client_identifier: subscription.id.clone(),
+        attributes: Default::default(),
+        request: Arc::new(request),
+    };
+    let flows = api
+        .flows
+        .select(&RequestShape { path_info: "/", method: "POST", entrypoint: EntrypointType::Webhook }, &context);
+    (context, FlowEndpoint::wrap(api.endpoint.clone(), flows))
 }
 
 struct Running {
@@ -77,7 +52,8 @@ struct Running {
 pub struct Webhooks {
     /// Every loaded API id, to tell "no such API" from "no webhook entrypoint".
     all_apis: Vec<String>,
-    apis: HashMap<String, Arc<WebhookApi>>,
+    /// The APIs with a webhook entrypoint.
+    apis: HashMap<String, Arc<LoadedApi>>,
     store: Arc<dyn StateStore>,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     shutdown: CancellationToken,
@@ -85,7 +61,7 @@ pub struct Webhooks {
 
 /// Why an API cannot take a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Unknown {
+pub enum NotSubscribable {
     #[error("API `{0}` not found")]
     Api(String),
     #[error("API `{0}` has no webhook entrypoint")]
@@ -96,16 +72,10 @@ pub enum Unknown {
 
 impl Webhooks {
     /// Prepares delivery for every API with a webhook entrypoint; nothing runs before [`Webhooks::run`].
-    pub fn new(definitions: &[ApiDefinition], store: Arc<dyn StateStore>, shutdown: CancellationToken) -> Result<Arc<Self>, GatewayError> {
-        let producers = Arc::new(ProducerPool::new());
-        let mut apis = HashMap::new();
-        for definition in definitions {
-            if let Some(api) = webhook_api(definition, producers.clone())? {
-                apis.insert(api.id.clone(), Arc::new(api));
-            }
-        }
-        let all_apis = definitions.iter().map(|d| d.id.clone()).collect();
-        Ok(Arc::new(Self { all_apis, apis, store, running: Default::default(), shutdown }))
+    pub fn new(apis: &[Arc<LoadedApi>], store: Arc<dyn StateStore>, shutdown: CancellationToken) -> Arc<Self> {
+        let all_apis = apis.iter().map(|api| api.id.clone()).collect();
+        let apis = apis.iter().filter(|api| api.webhook.is_some()).map(|api| (api.id.clone(), api.clone())).collect();
+        Arc::new(Self { all_apis, apis, store, running: Default::default(), shutdown })
     }
 
     pub fn store(&self) -> &Arc<dyn StateStore> {
@@ -113,20 +83,20 @@ impl Webhooks {
     }
 
     /// The API a subscription of `plan` belongs to.
-    pub fn check(&self, api: &str, plan: &str) -> Result<&Arc<WebhookApi>, Unknown> {
+    pub fn check(&self, api: &str, plan: &str) -> Result<&Arc<LoadedApi>, NotSubscribable> {
         let found = self.check_api(api)?;
         if !found.has_push_plan(plan) {
-            return Err(Unknown::Plan { api: api.into(), plan: plan.into() });
+            return Err(NotSubscribable::Plan { api: api.into(), plan: plan.into() });
         }
         Ok(found)
     }
 
     /// The API, if it is loaded and has a webhook entrypoint.
-    pub fn check_api(&self, api: &str) -> Result<&Arc<WebhookApi>, Unknown> {
+    pub fn check_api(&self, api: &str) -> Result<&Arc<LoadedApi>, NotSubscribable> {
         match self.apis.get(api) {
             Some(found) => Ok(found),
-            None if self.all_apis.iter().any(|a| a == api) => Err(Unknown::NoWebhook(api.into())),
-            None => Err(Unknown::Api(api.into())),
+            None if self.all_apis.iter().any(|a| a == api) => Err(NotSubscribable::NoWebhook(api.into())),
+            None => Err(NotSubscribable::Api(api.into())),
         }
     }
 
@@ -138,12 +108,19 @@ impl Webhooks {
         for (index, entry) in list.iter().enumerate() {
             let base = format!("[{index}]");
             validate::check_id(&format!("{base}.id"), &entry.id).map_err(|e| e.to_string())?;
-            validate::check_configuration(&format!("{base}.configuration"), &entry.configuration).map_err(|e| e.to_string())?;
+            validate::check_configuration(&format!("{base}.configuration"), &entry.configuration)
+                .map_err(|e| e.to_string())?;
             self.check(&entry.api, &entry.plan).map_err(|e| format!("{base}: {e}"))?;
         }
         let count = list.len();
         for entry in list {
-            let wanted = Subscription { id: entry.id, api_id: entry.api, plan_id: entry.plan, configuration: entry.configuration, state: SubscriptionState::Active };
+            let wanted = Subscription {
+                id: entry.id,
+                api_id: entry.api,
+                plan_id: entry.plan,
+                configuration: entry.configuration,
+                state: SubscriptionState::Active,
+            };
             let current = self.store.get(&wanted.api_id, &wanted.id);
             if current.is_some_and(|c| c.plan_id == wanted.plan_id && c.configuration == wanted.configuration) {
                 continue;
@@ -183,7 +160,11 @@ impl Webhooks {
             .filter(|s| s.state == SubscriptionState::Active && self.apis.contains_key(&s.api_id))
             .map(|s| (s.key(), s))
             .collect();
-        let outdated: Vec<String> = running.iter().filter(|(key, r)| wanted.get(*key) != Some(&r.subscription) || r.task.is_finished()).map(|(key, _)| key.clone()).collect();
+        let outdated: Vec<String> = running
+            .iter()
+            .filter(|(key, r)| wanted.get(*key) != Some(&r.subscription) || r.task.is_finished())
+            .map(|(key, _)| key.clone())
+            .collect();
         for key in outdated {
             if let Some(task) = running.remove(&key) {
                 stop_task(task).await;
@@ -195,7 +176,8 @@ impl Webhooks {
             }
             let Some(api) = self.apis.get(&subscription.api_id) else { continue };
             let cancel = self.shutdown.child_token();
-            let task = tokio::spawn(deliver::run(api.clone(), subscription.clone(), self.store.clone(), cancel.clone()));
+            let task =
+                tokio::spawn(deliver::run(api.clone(), subscription.clone(), self.store.clone(), cancel.clone()));
             running.insert(key, Running { subscription, cancel, task });
         }
     }
@@ -206,37 +188,4 @@ async fn stop_task(running: Running) {
     if tokio::time::timeout(STOP_TIMEOUT, running.task).await.is_err() {
         tracing::warn!(subscription = %running.subscription.id, "Webhook delivery did not stop in time.");
     }
-}
-
-/// The webhook part of a definition, if it has a webhook entrypoint.
-fn webhook_api(definition: &ApiDefinition, producers: Arc<ProducerPool>) -> Result<Option<WebhookApi>, GatewayError> {
-    let api_error = |reason: String| GatewayError::Api { api: definition.id.clone(), reason };
-    let entrypoint = definition.listeners.iter().flat_map(|l| l.entrypoints.iter()).find_map(|e| match &e.configuration {
-        EntrypointConfiguration::Webhook(configuration) => Some(WebhookEntrypoint { qos: e.qos, configuration: configuration.clone(), dlq_endpoint: e.dlq_endpoint.clone(), dlq: None }),
-        _ => None,
-    });
-    let Some(mut webhook) = entrypoint else { return Ok(None) };
-    if let Some(name) = &webhook.dlq_endpoint {
-        webhook.dlq = Some(dlq_endpoint(definition, name, producers.clone())?);
-    }
-    let flows = ApiFlows::compile(&definition.flows).map_err(|problems| api_error(problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; ")))?;
-    let (_, endpoint) = definition.primary_endpoint().ok_or_else(|| api_error("no Kafka endpoint".into()))?;
-    let endpoint = KafkaEndpoint::new(&definition.id, endpoint, producers).map_err(|error| api_error(format!("invalid expression: {error}")))?;
-    let push_plans = definition.plans.iter().filter(|p| p.mode == PlanMode::Push).map(|p| p.id.clone()).collect();
-    let info = Arc::new(ApiInfo { id: definition.id.clone(), name: definition.name.clone(), properties: definition.properties.clone() });
-    Ok(Some(WebhookApi { id: definition.id.clone(), push_plans, webhook, endpoint: Arc::new(endpoint), flows, info }))
-}
-
-/// The endpoint `dlq.endpoint` names: an endpoint group (its first endpoint) or an endpoint, which
-/// must be able to produce.
-fn dlq_endpoint(definition: &ApiDefinition, name: &str, producers: Arc<ProducerPool>) -> Result<Arc<dyn Endpoint>, GatewayError> {
-    let api_error = |reason: String| GatewayError::Api { api: definition.id.clone(), reason };
-    let by_group = definition.endpoint_groups.iter().find(|g| g.name == name).and_then(|g| g.endpoints.first());
-    let by_name = || definition.endpoint_groups.iter().flat_map(|g| g.endpoints.iter()).find(|e| e.name == name);
-    let endpoint = by_group.or_else(by_name).ok_or_else(|| api_error(format!("dlq.endpoint `{name}` names no endpoint group or endpoint")))?;
-    if !endpoint.shared_configuration.producer.enabled {
-        return Err(api_error(format!("dlq.endpoint `{name}`: its producer is not enabled")));
-    }
-    let endpoint = KafkaEndpoint::new(&definition.id, endpoint, producers).map_err(|error| api_error(format!("dlq.endpoint `{name}`: {error}")))?;
-    Ok(Arc::new(endpoint))
 }

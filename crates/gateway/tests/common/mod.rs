@@ -105,6 +105,12 @@ pub struct TestGateway {
     pub http: reqwest::Client,
 }
 
+/// The API a definition describes, built as `kafka-edge run` builds it (with a pool of its own).
+pub fn built(definition: &kafka_edge_definition::ApiDefinition) -> std::sync::Arc<kafka_edge_gateway::LoadedApi> {
+    let producers = std::sync::Arc::new(kafka_edge_endpoint_kafka::ProducerPool::new());
+    std::sync::Arc::new(kafka_edge_gateway::LoadedApi::build(definition, &producers).expect("API builds"))
+}
+
 impl TestGateway {
     pub async fn start(spec: &ApiSpec) -> Self {
         Self::start_json(spec.to_json(), &spec.path).await
@@ -113,7 +119,7 @@ impl TestGateway {
     pub async fn start_json(definition: Value, path: &str) -> Self {
         let loaded = load_str(&definition.to_string(), Format::Json, "test").expect("valid test definition");
         let shutdown = CancellationToken::new();
-        let gateway = Gateway::new(vec![loaded.api], shutdown.clone()).expect("gateway");
+        let gateway = Gateway::new(vec![built(&loaded.api)], shutdown.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let task = tokio::spawn(async move {
@@ -156,4 +162,3 @@ pub fn contents(body: &Value) -> Vec<String> {
         items.iter().map(|item| item["content"].as_str().unwrap_or_default().to_string()).collect()
     })
 }
-

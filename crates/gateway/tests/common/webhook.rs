@@ -2,7 +2,7 @@
 //! `kafka-edge run` starts them.
 #![allow(dead_code)]
 
-use super::TIMEOUT;
+use super::{built, TIMEOUT};
 use kafka_edge_definition::ApiDefinition;
 use kafka_edge_gateway::state::{self, StateStore};
 use kafka_edge_gateway::webhook::Webhooks;
@@ -31,11 +31,13 @@ impl Edge {
     pub async fn start_on(definition: &ApiDefinition, state: &str) -> Self {
         let store: Arc<dyn StateStore> = state::open(state).await.expect("state");
         let shutdown = CancellationToken::new();
-        let webhooks = Webhooks::new(std::slice::from_ref(definition), store, shutdown.clone()).expect("webhooks");
+        let webhooks = Webhooks::new(&[built(definition)], store, shutdown.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin = format!("http://{}", listener.local_addr().expect("address"));
         let (served, stop) = (webhooks.clone(), shutdown.clone());
-        tokio::spawn(async move { kafka_edge_gateway::admin::serve(listener, served, TOKEN, stop).await.expect("admin") });
+        tokio::spawn(
+            async move { kafka_edge_gateway::admin::serve(listener, served, TOKEN, stop).await.expect("admin") },
+        );
         let delivery = tokio::spawn(webhooks.run());
         Self { admin, http: reqwest::Client::new(), shutdown, delivery }
     }
@@ -55,13 +57,15 @@ impl Edge {
     pub async fn subscribe(&self, api: &ApiDefinition, id: &str, url: &str, extra: Value) {
         let mut body = subscription(url, extra);
         body["id"] = json!(id);
-        let (status, created) = self.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(body)).await;
+        let (status, created) =
+            self.call(reqwest::Method::POST, &format!("/apis/{}/subscriptions", api.id), Some(body)).await;
         assert_eq!(status, 201, "{created}");
     }
 
     /// The subscription as the admin API shows it.
     pub async fn subscription(&self, api: &ApiDefinition, id: &str) -> Value {
-        let (status, body) = self.call(reqwest::Method::GET, &format!("/apis/{}/subscriptions/{id}", api.id), None).await;
+        let (status, body) =
+            self.call(reqwest::Method::GET, &format!("/apis/{}/subscriptions/{id}", api.id), None).await;
         assert_eq!(status, 200, "{body}");
         body
     }

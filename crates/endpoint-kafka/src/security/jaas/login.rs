@@ -159,7 +159,10 @@ fn msk_iam(config: &JaasConfig) -> Result<MskIamLogin, JaasError> {
         _ => {}
     }
     if login.role_arn.is_none() && login.role_access_key_id.is_some() {
-        return Err(JaasError::InvalidOption { option: "awsRoleAccessKeyId", expected: "given together with awsRoleArn" });
+        return Err(JaasError::InvalidOption {
+            option: "awsRoleAccessKeyId",
+            expected: "given together with awsRoleArn",
+        });
     }
     Ok(login)
 }
@@ -212,11 +215,9 @@ impl fmt::Debug for OAuthBearerLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OAuthBearerLogin::AccessToken(_) => f.debug_tuple("AccessToken").field(&REDACTED).finish(),
-            OAuthBearerLogin::Unsecured { principal, claims } => f
-                .debug_struct("Unsecured")
-                .field("principal", principal)
-                .field("claim_names", &names(claims))
-                .finish(),
+            OAuthBearerLogin::Unsecured { principal, claims } => {
+                f.debug_struct("Unsecured").field("principal", principal).field("claim_names", &names(claims)).finish()
+            }
         }
     }
 }

@@ -18,7 +18,9 @@ fn expected_at(position: usize) -> impl Fn(&JaasError) -> bool {
 
 #[test]
 fn plain_with_double_quotes() {
-    let config = parse(r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="alice-secret";"#);
+    let config = parse(
+        r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="alice-secret";"#,
+    );
     assert_eq!(config.login_module, PLAIN);
     assert_eq!(config.control_flag, "required");
     assert_eq!(config.option("username"), Some("alice"));
@@ -34,10 +36,7 @@ fn plain_with_double_quotes() {
 fn plain_with_single_quotes_holding_semicolons_and_equals() {
     let connection = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=abc+/def=";
     let text = format!("{PLAIN} required username='$ConnectionString' password='{connection}';");
-    assert_eq!(
-        login(&text),
-        LoginModule::Plain { username: "$ConnectionString".into(), password: connection.into() }
-    );
+    assert_eq!(login(&text), LoginModule::Plain { username: "$ConnectionString".into(), password: connection.into() });
 }
 
 #[test]
@@ -51,7 +50,9 @@ fn scram() {
 #[test]
 fn oauthbearer_access_token() {
     assert_eq!(
-        login(r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required access_token="eyJhbGciOiJIUzI1NiJ9.e30.sig";"#),
+        login(
+            r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required access_token="eyJhbGciOiJIUzI1NiJ9.e30.sig";"#
+        ),
         LoginModule::OAuthBearer(OAuthBearerLogin::AccessToken("eyJhbGciOiJIUzI1NiJ9.e30.sig".into()))
     );
 }
@@ -59,7 +60,9 @@ fn oauthbearer_access_token() {
 #[test]
 fn oauthbearer_unsecured_with_claims() {
     assert_eq!(
-        login(r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="alice";"#),
+        login(
+            r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="alice";"#
+        ),
         LoginModule::OAuthBearer(OAuthBearerLogin::Unsecured { principal: "alice".into(), claims: vec![] })
     );
     let with_claims = login(
@@ -127,7 +130,10 @@ fn msk_iam_role_keys_come_in_pairs_and_with_a_role() {
         Err(JaasError::MissingOption { module: "IAMLoginModule", option: "awsRoleSecretAccessKey" })
     );
     let no_role = parse(&format!(r#"{IAM} required awsRoleAccessKeyId="A" awsRoleSecretAccessKey="B";"#));
-    assert!(matches!(LoginModule::from_jaas(&no_role), Err(JaasError::InvalidOption { option: "awsRoleAccessKeyId", .. })));
+    assert!(matches!(
+        LoginModule::from_jaas(&no_role),
+        Err(JaasError::InvalidOption { option: "awsRoleAccessKeyId", .. })
+    ));
 }
 
 #[test]
@@ -149,7 +155,10 @@ fn malformed_lines_report_positions() {
     assert_eq!(JaasConfig::parse(" \n\t "), Err(JaasError::Empty));
     // Unterminated quote: the position of the opening quote.
     assert_eq!(JaasConfig::parse(r#"a.B required password="abc"#), Err(JaasError::UnterminatedQuote { position: 23 }));
-    assert_eq!(JaasConfig::parse(r#"a.B required password='abc\'"#), Err(JaasError::UnterminatedQuote { position: 23 }));
+    assert_eq!(
+        JaasConfig::parse(r#"a.B required password='abc\'"#),
+        Err(JaasError::UnterminatedQuote { position: 23 })
+    );
     // Missing control flag: the option name stands where the flag should.
     let missing_flag = JaasConfig::parse(r#"a.B username="u" password="p";"#).unwrap_err();
     assert!(expected_at(5)(&missing_flag), "{missing_flag}");
@@ -183,7 +192,8 @@ fn unsupported_modules_and_missing_options() {
         LoginModule::from_jaas(&parse("org.apache.kafka.common.security.scram.ScramLoginModule required password=p;")),
         Err(JaasError::MissingOption { module: "ScramLoginModule", option: "username" })
     );
-    let oauth = LoginModule::from_jaas(&parse("org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"));
+    let oauth =
+        LoginModule::from_jaas(&parse("org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"));
     assert!(matches!(oauth, Err(JaasError::MissingOption { module: "OAuthBearerLoginModule", .. })));
 }
 

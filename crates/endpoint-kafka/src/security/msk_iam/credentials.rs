@@ -38,7 +38,11 @@ pub(crate) async fn resolve_credentials(login: &MskIamLogin, env: Env<'_>) -> Re
         },
         _ => base_chain(login, env).await?,
     };
-    let region = login.sts_region.clone().or_else(|| variable(env, "AWS_REGION")).or_else(|| variable(env, "AWS_DEFAULT_REGION"));
+    let region = login
+        .sts_region
+        .clone()
+        .or_else(|| variable(env, "AWS_REGION"))
+        .or_else(|| variable(env, "AWS_DEFAULT_REGION"));
     let endpoint = sts::Endpoint::new(region.as_deref(), variable(env, "AWS_ENDPOINT_URL_STS").as_deref())?;
     let request = AssumeRole {
         role_arn,
@@ -74,7 +78,12 @@ async fn base_chain(login: &MskIamLogin, env: Env<'_>) -> Result<AwsCredentials,
 fn from_environment(env: Env<'_>) -> Result<AwsCredentials, String> {
     let access_key_id = variable(env, "AWS_ACCESS_KEY_ID").ok_or("AWS_ACCESS_KEY_ID is not set")?;
     let secret_access_key = variable(env, "AWS_SECRET_ACCESS_KEY").ok_or("AWS_SECRET_ACCESS_KEY is not set")?;
-    Ok(AwsCredentials { access_key_id, secret_access_key, session_token: variable(env, "AWS_SESSION_TOKEN"), expiry: None })
+    Ok(AwsCredentials {
+        access_key_id,
+        secret_access_key,
+        session_token: variable(env, "AWS_SESSION_TOKEN"),
+        expiry: None,
+    })
 }
 
 async fn from_profile(name: &str, env: Env<'_>) -> Result<AwsCredentials, String> {

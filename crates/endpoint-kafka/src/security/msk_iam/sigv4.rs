@@ -56,7 +56,8 @@ pub(super) fn presign(scope: &Scope<'_>, host: &str, params: &[(&str, &str)], ex
     if let Some(token) = &scope.credentials.session_token {
         query.push(("X-Amz-Security-Token", token));
     }
-    let encoded: Vec<String> = query.iter().map(|(name, value)| format!("{}={}", uri_encode(name), uri_encode(value))).collect();
+    let encoded: Vec<String> =
+        query.iter().map(|(name, value)| format!("{}={}", uri_encode(name), uri_encode(value))).collect();
     let mut sorted = encoded.clone();
     sorted.sort();
     let canonical = format!("GET\n/\n{}\nhost:{host}\n\nhost\n{}", sorted.join("&"), sha256_hex(b""));
@@ -91,7 +92,10 @@ pub(super) fn authorization_headers(
     let canonical = format!("{method}\n/\n\n{lines}\n{names}\n{}", sha256_hex(body));
     let signature = scope.sign(&amz_date, &canonical);
     let credential = format!("{}/{}", scope.credentials.access_key_id, scope.credential_scope(&amz_date));
-    added.push(("authorization", format!("{ALGORITHM} Credential={credential}, SignedHeaders={names}, Signature={signature}")));
+    added.push((
+        "authorization",
+        format!("{ALGORITHM} Credential={credential}, SignedHeaders={names}, Signature={signature}"),
+    ));
     added
 }
 
@@ -175,7 +179,10 @@ mod tests {
         // The suite publishes the canonical request's hash for get-vanilla.
         let canonical = "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n\
                          e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(sha256_hex(canonical.as_bytes()), "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63");
+        assert_eq!(
+            sha256_hex(canonical.as_bytes()),
+            "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63"
+        );
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub(super) async fn assume_role(
 ) -> Result<AwsCredentials, MskIamError> {
     let body = request.body();
     let scope = Scope { credentials: base, region: &endpoint.region, service: "sts", time: now };
-    let signed = sigv4::authorization_headers(&scope, "POST", &endpoint.host, &[("content-type", FORM)], body.as_bytes());
+    let signed =
+        sigv4::authorization_headers(&scope, "POST", &endpoint.host, &[("content-type", FORM)], body.as_bytes());
     let unreachable = |error: reqwest::Error| MskIamError::StsUnreachable {
         role_arn: request.role_arn.to_string(),
         endpoint: endpoint.host.clone(),
@@ -105,7 +106,8 @@ pub(super) async fn assume_role(
 /// The `Credentials` of an `AssumeRoleResponse`; `Err` names the first element missing.
 pub(super) fn credentials(xml: &str) -> Result<AwsCredentials, &'static str> {
     let credentials = element(xml, "Credentials").ok_or("Credentials")?;
-    let field = |name: &'static str| element(credentials, name).map(unescape).filter(|value| !value.is_empty()).ok_or(name);
+    let field =
+        |name: &'static str| element(credentials, name).map(unescape).filter(|value| !value.is_empty()).ok_or(name);
     Ok(AwsCredentials {
         access_key_id: field("AccessKeyId")?,
         secret_access_key: field("SecretAccessKey")?,
@@ -162,12 +164,16 @@ mod tests {
     #[test]
     fn endpoints() {
         let global = Endpoint::new(None, None).unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!((global.url.as_str(), global.host.as_str(), global.region.as_str()), ("https://sts.amazonaws.com/", "sts.amazonaws.com", "us-east-1"));
+        assert_eq!(
+            (global.url.as_str(), global.host.as_str(), global.region.as_str()),
+            ("https://sts.amazonaws.com/", "sts.amazonaws.com", "us-east-1")
+        );
         let regional = Endpoint::new(Some("eu-west-1"), None).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!((regional.host.as_str(), regional.region.as_str()), ("sts.eu-west-1.amazonaws.com", "eu-west-1"));
         let china = Endpoint::new(Some("cn-north-1"), None).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(china.host, "sts.cn-north-1.amazonaws.com.cn");
-        let local = Endpoint::new(Some("eu-west-1"), Some("http://127.0.0.1:4566")).unwrap_or_else(|error| panic!("{error}"));
+        let local =
+            Endpoint::new(Some("eu-west-1"), Some("http://127.0.0.1:4566")).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!((local.host.as_str(), local.region.as_str()), ("127.0.0.1:4566", "eu-west-1"));
         for bad in ["not a url", "ftp://example.com/", "unix:/run/sts"] {
             assert!(matches!(Endpoint::new(None, Some(bad)), Err(MskIamError::InvalidStsEndpoint)), "{bad}");
@@ -176,7 +182,11 @@ mod tests {
 
     #[test]
     fn request_body_is_form_encoded() {
-        let request = AssumeRole { role_arn: "arn:aws:iam::123456789012:role/msk_client_role", session_name: "kafka-edge", external_id: Some("a b&c") };
+        let request = AssumeRole {
+            role_arn: "arn:aws:iam::123456789012:role/msk_client_role",
+            session_name: "kafka-edge",
+            external_id: Some("a b&c"),
+        };
         assert_eq!(
             request.body(),
             "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fmsk_client_role\
@@ -186,7 +196,12 @@ mod tests {
 
     #[test]
     fn reads_refusals_without_echoing_secrets() {
-        let base = AwsCredentials { access_key_id: "AKIA".into(), secret_access_key: "s3cr3t".into(), session_token: Some("t0k3n".into()), expiry: None };
+        let base = AwsCredentials {
+            access_key_id: "AKIA".into(),
+            secret_access_key: "s3cr3t".into(),
+            session_token: Some("t0k3n".into()),
+            expiry: None,
+        };
         let xml = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized &amp; so on</Message></Error></ErrorResponse>";
         assert_eq!(refusal(xml, &base), ("AccessDenied".to_string(), ": User is not authorized & so on".to_string()));
         let leaky = "<Error><Code>SignatureDoesNotMatch</Code><Message>canonical request had t0k3n</Message></Error>";

@@ -63,9 +63,15 @@ fn sub_second_signing_times_sign_the_whole_second() {
 fn token_lifetime_stops_at_the_credentials_expiry() {
     let mut temporary = credentials(Some(SESSION_TOKEN));
     temporary.expiry = Some(signed_at() + Duration::from_secs(300));
-    assert_eq!(sign_token("us-east-1", &temporary, signed_at(), USER_AGENT).lifetime_ms, (SIGNED_AT as i64 + 300) * 1000);
+    assert_eq!(
+        sign_token("us-east-1", &temporary, signed_at(), USER_AGENT).lifetime_ms,
+        (SIGNED_AT as i64 + 300) * 1000
+    );
     temporary.expiry = Some(signed_at() + Duration::from_secs(3600));
-    assert_eq!(sign_token("us-east-1", &temporary, signed_at(), USER_AGENT).lifetime_ms, (SIGNED_AT as i64 + 900) * 1000);
+    assert_eq!(
+        sign_token("us-east-1", &temporary, signed_at(), USER_AGENT).lifetime_ms,
+        (SIGNED_AT as i64 + 900) * 1000
+    );
 }
 
 #[test]
@@ -79,7 +85,10 @@ fn token_shape_for_other_regions() {
 #[test]
 fn debug_redacts_secrets() {
     let debug = format!("{:?}", credentials(Some(SESSION_TOKEN)));
-    assert!(debug.contains(ACCESS_KEY_ID) && !debug.contains(SECRET_ACCESS_KEY) && !debug.contains(SESSION_TOKEN), "{debug}");
+    assert!(
+        debug.contains(ACCESS_KEY_ID) && !debug.contains(SECRET_ACCESS_KEY) && !debug.contains(SESSION_TOKEN),
+        "{debug}"
+    );
     let token = sign_token("us-east-1", &credentials(None), signed_at(), USER_AGENT);
     let debug = format!("{token:?}");
     assert!(!debug.contains(&token.token) && debug.contains("lifetime_ms"), "{debug}");
@@ -89,17 +98,32 @@ fn debug_redacts_secrets() {
 fn regions_from_bootstrap_servers() {
     let region = |servers: &str| region_from_bootstrap(servers);
     assert_eq!(region("b-1.x.y.kafka.eu-west-1.amazonaws.com:9098").as_deref(), Some("eu-west-1"));
-    assert_eq!(region("localhost:9092, B-2.Demo.ABC.c3.Kafka.US-EAST-2.amazonaws.com:9098").as_deref(), Some("us-east-2"));
-    assert_eq!(region("boot-abc.c2.kafka-serverless.ap-southeast-1.amazonaws.com:9098").as_deref(), Some("ap-southeast-1"));
+    assert_eq!(
+        region("localhost:9092, B-2.Demo.ABC.c3.Kafka.US-EAST-2.amazonaws.com:9098").as_deref(),
+        Some("us-east-2")
+    );
+    assert_eq!(
+        region("boot-abc.c2.kafka-serverless.ap-southeast-1.amazonaws.com:9098").as_deref(),
+        Some("ap-southeast-1")
+    );
     assert_eq!(region("b-1.x.kafka.cn-north-1.amazonaws.com.cn:9098").as_deref(), Some("cn-north-1"));
     assert_eq!(region("b-1.x.kafka.us-gov-west-1.amazonaws.com").as_deref(), Some("us-gov-west-1"));
-    for none in ["", "localhost:9092", "kafka.example.com:9092", "b-1.kafka.amazonaws.com:9098", "kafka.eu-west.amazonaws.com:9098", "[::1]:9092", "kafka..amazonaws.com"] {
+    for none in [
+        "",
+        "localhost:9092",
+        "kafka.example.com:9092",
+        "b-1.kafka.amazonaws.com:9098",
+        "kafka.eu-west.amazonaws.com:9098",
+        "[::1]:9092",
+        "kafka..amazonaws.com",
+    ] {
         assert_eq!(region(none), None, "{none}");
     }
 }
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
-    let map: HashMap<String, String> = pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    let map: HashMap<String, String> =
+        pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
     move |name| map.get(name).cloned()
 }
 
@@ -129,7 +153,11 @@ const CREDENTIALS_FILE: &str = "[default]\naws_access_key_id=AKIADEFAULT\naws_se
 
 #[tokio::test]
 async fn chain_reads_the_environment() {
-    let env = env_of(&[("AWS_ACCESS_KEY_ID", "AKIAENV"), ("AWS_SECRET_ACCESS_KEY", "env-secret"), ("AWS_SESSION_TOKEN", "env-token")]);
+    let env = env_of(&[
+        ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+        ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+        ("AWS_SESSION_TOKEN", "env-token"),
+    ]);
     let found = resolve_credentials(&MskIamLogin::default(), &env).await.unwrap_or_else(|error| panic!("{error}"));
     assert_eq!((found.access_key_id.as_str(), found.secret_access_key.as_str()), ("AKIAENV", "env-secret"));
     assert_eq!(found.session_token.as_deref(), Some("env-token"));
@@ -147,7 +175,11 @@ async fn chain_reads_profiles() {
     assert_eq!((dev.access_key_id.as_str(), dev.session_token.as_deref()), ("AKIADEV", Some("dev-token")));
 
     // An explicit awsProfileName comes before the environment, as in aws-msk-iam-auth.
-    let env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", file.path()), ("AWS_ACCESS_KEY_ID", "AKIAENV"), ("AWS_SECRET_ACCESS_KEY", "e")]);
+    let env = env_of(&[
+        ("AWS_SHARED_CREDENTIALS_FILE", file.path()),
+        ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+        ("AWS_SECRET_ACCESS_KEY", "e"),
+    ]);
     let login = MskIamLogin { profile: Some("dev".into()), ..MskIamLogin::default() };
     let explicit = resolve_credentials(&login, &env).await.unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(explicit.access_key_id, "AKIADEV");
@@ -165,7 +197,11 @@ async fn chain_reads_profiles() {
 #[tokio::test]
 async fn chain_failure_lists_the_sources_without_secrets() {
     let file = TempFile::new(CREDENTIALS_FILE);
-    let env = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", file.path()), ("AWS_SECRET_ACCESS_KEY", "env-secret"), ("AWS_PROFILE", "prod")]);
+    let env = env_of(&[
+        ("AWS_SHARED_CREDENTIALS_FILE", file.path()),
+        ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+        ("AWS_PROFILE", "prod"),
+    ]);
     let login = MskIamLogin { profile: Some("staging".into()), ..MskIamLogin::default() };
     let error = resolve_credentials(&login, &env).await.err().map(|error| error.to_string()).unwrap_or_default();
     assert!(error.contains("profile `staging` (no [staging] section in"), "{error}");
@@ -221,7 +257,9 @@ async fn sts_server(status: &'static str, body: &'static str) -> (String, tokio:
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
                 let length = head
                     .lines()
-                    .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().parse().unwrap_or(0)))
+                    .find_map(|line| {
+                        line.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().parse().unwrap_or(0))
+                    })
                     .unwrap_or(0);
                 if body.len() >= length {
                     break;
@@ -266,7 +304,10 @@ async fn assume_role_with_the_role_keys() {
     assert!(request.starts_with("post / http/1.1\r\n"), "{request}");
     assert!(request.contains("content-type: application/x-www-form-urlencoded; charset=utf-8\r\n"), "{request}");
     assert!(request.contains("authorization: aws4-hmac-sha256 credential=akiaiosfodnn7example/"), "{request}");
-    assert!(request.contains("/eu-west-1/sts/aws4_request, signedheaders=content-type;host;x-amz-date, signature="), "{request}");
+    assert!(
+        request.contains("/eu-west-1/sts/aws4_request, signedheaders=content-type;host;x-amz-date, signature="),
+        "{request}"
+    );
     assert!(!request.contains("x-amz-security-token"), "{request}");
     assert!(request.ends_with(
         "\r\n\r\naction=assumerole&rolearn=arn%3aaws%3aiam%3a%3a123456789012%3arole%2fmsk_client_role&rolesessionname=kafka-edge&version=2011-06-15"
@@ -277,7 +318,11 @@ async fn assume_role_with_the_role_keys() {
 async fn assume_role_signs_like_botocore() {
     let (url, server) = sts_server("200 OK", ASSUME_ROLE_RESPONSE).await;
     let endpoint = sts::Endpoint::new(Some("eu-west-1"), Some(&url)).unwrap_or_else(|error| panic!("{error}"));
-    let request = sts::AssumeRole { role_arn: "arn:aws:iam::123456789012:role/msk_client_role", session_name: "kafka-edge", external_id: None };
+    let request = sts::AssumeRole {
+        role_arn: "arn:aws:iam::123456789012:role/msk_client_role",
+        session_name: "kafka-edge",
+        external_id: None,
+    };
     let found = sts::assume_role(&endpoint, &credentials(Some(SESSION_TOKEN)), &request, signed_at()).await;
     assert!(found.is_ok(), "{found:?}");
     let request = server.await.unwrap_or_default();
@@ -287,7 +332,12 @@ async fn assume_role_signs_like_botocore() {
     // so compare everything but the signature, then the signature on botocore's host.
     let (prefix, _) = STS_AUTHORIZATION.split_once("Signature=").unwrap_or_default();
     assert!(request.contains(&format!("authorization: {prefix}Signature=")), "{request}");
-    let scope = sigv4::Scope { credentials: &credentials(Some(SESSION_TOKEN)), region: "eu-west-1", service: "sts", time: signed_at() };
+    let scope = sigv4::Scope {
+        credentials: &credentials(Some(SESSION_TOKEN)),
+        region: "eu-west-1",
+        service: "sts",
+        time: signed_at(),
+    };
     let body = "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fmsk_client_role&RoleSessionName=kafka-edge&Version=2011-06-15";
     let headers = sigv4::authorization_headers(
         &scope,
@@ -331,7 +381,10 @@ async fn sts_refusals_and_failures_keep_secrets_out() {
     let error = resolve_credentials(&role_login(), &env_of(&[("AWS_ENDPOINT_URL_STS", &url)])).await.err();
     let _ = server.await;
     let message = error.map(|error| error.to_string()).unwrap_or_default();
-    assert!(message.contains("HTTP 403 AccessDenied: User: arn:aws:iam::123456789012:user/gw is not authorized"), "{message}");
+    assert!(
+        message.contains("HTTP 403 AccessDenied: User: arn:aws:iam::123456789012:user/gw is not authorized"),
+        "{message}"
+    );
     assert!(message.contains("arn:aws:iam::123456789012:role/msk_client_role"), "{message}");
 
     let (url, server) = sts_server("200 OK", "<AssumeRoleResponse/>").await;
@@ -343,12 +396,15 @@ async fn sts_refusals_and_failures_keep_secrets_out() {
     // A port that was just free: the connection is refused.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.and_then(|listener| listener.local_addr());
     let closed = closed.unwrap_or_else(|error| panic!("{error}"));
-    let error = resolve_credentials(&role_login(), &env_of(&[("AWS_ENDPOINT_URL_STS", &format!("http://{closed}/"))])).await.err();
+    let error = resolve_credentials(&role_login(), &env_of(&[("AWS_ENDPOINT_URL_STS", &format!("http://{closed}/"))]))
+        .await
+        .err();
     let unreachable = error.map(|error| error.to_string()).unwrap_or_default();
     let expected = format!("STS AssumeRole of `arn:aws:iam::123456789012:role/msk_client_role` at {closed} failed: ");
     assert!(unreachable.starts_with(&expected), "{unreachable}");
 
-    let bad = resolve_credentials(&role_login(), &env_of(&[("AWS_ENDPOINT_URL_STS", "http://user:hunter2@")])).await.err();
+    let bad =
+        resolve_credentials(&role_login(), &env_of(&[("AWS_ENDPOINT_URL_STS", "http://user:hunter2@")])).await.err();
     let bad = bad.map(|error| error.to_string()).unwrap_or_default();
     assert_eq!(bad, "AWS_ENDPOINT_URL_STS is not an http(s) URL");
 

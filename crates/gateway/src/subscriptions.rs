@@ -2,9 +2,9 @@
 //! delivery and (with a token) the admin API. Part of the binary, so `anyhow` is fine here.
 
 use anyhow::Context;
-use kafka_edge_definition::ApiDefinition;
-use kafka_edge_gateway::{admin, state, webhook::Webhooks};
+use kafka_edge_gateway::{admin, state, webhook::Webhooks, LoadedApi};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -18,13 +18,20 @@ pub struct Options {
 
 /// Starts delivery and the admin API; the handle ends once every delivery task stopped after
 /// `shutdown`.
-pub async fn start(definitions: &[ApiDefinition], options: Options, shutdown: CancellationToken) -> anyhow::Result<JoinHandle<()>> {
+pub async fn start(
+    apis: &[Arc<LoadedApi>],
+    options: Options,
+    shutdown: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
     let security = options.state_security.as_deref().map(kafka_edge_definition::load_security).transpose()?;
-    let store = state::open_with(&options.state, security.as_ref()).await.with_context(|| match &options.state_security {
-        Some(file) => format!("opening the gateway state {} with the security of {}", options.state, file.display()),
-        None => format!("opening the gateway state {}", options.state),
-    })?;
-    let webhooks = Webhooks::new(definitions, store, shutdown.clone())?;
+    let store =
+        state::open_with(&options.state, security.as_ref()).await.with_context(|| match &options.state_security {
+            Some(file) => {
+                format!("opening the gateway state {} with the security of {}", options.state, file.display())
+            }
+            None => format!("opening the gateway state {}", options.state),
+        })?;
+    let webhooks = Webhooks::new(apis, store, shutdown.clone());
     if let Some(path) = &options.subscriptions {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let count = webhooks.load_static(&bytes).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -32,7 +39,9 @@ pub async fn start(definitions: &[ApiDefinition], options: Options, shutdown: Ca
     }
     match admin::token_from_env() {
         Some(token) => {
-            let listener = tokio::net::TcpListener::bind(&options.admin_listen).await.with_context(|| format!("cannot listen on {} (admin API)", options.admin_listen))?;
+            let listener = tokio::net::TcpListener::bind(&options.admin_listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (admin API)", options.admin_listen))?;
             let webhooks = webhooks.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
@@ -41,7 +50,11 @@ pub async fn start(definitions: &[ApiDefinition], options: Options, shutdown: Ca
                 }
             });
         }
-        None => tracing::info!("Admin API off: set {} to a secret token to serve it on --admin-listen ({}).", admin::TOKEN_ENV, options.admin_listen),
+        None => tracing::info!(
+            "Admin API off: set {} to a secret token to serve it on --admin-listen ({}).",
+            admin::TOKEN_ENV,
+            options.admin_listen
+        ),
     }
     Ok(tokio::spawn(webhooks.run()))
 }

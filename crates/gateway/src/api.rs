@@ -1,0 +1,185 @@
+//! From a definition to a served API, in one place: its flows compiled, its Kafka endpoints built
+//! (TLS stores and static JAAS lines read), its entrypoints and its webhook and DLQ wiring, or
+//! every problem found. `validate` and `run` both build through here, so they refuse the same
+//! things. A [`LoadedApi`] is a value: it can be built while the gateway runs, swapped in and
+//! dropped (its endpoints share the runtime's one producer pool).
+
+use kafka_edge_definition::{
+    ApiDefinition, Endpoint as EndpointDefinition, Entrypoint, EntrypointConfiguration, PlanMode, Problem, Qos,
+    WebhookConfiguration,
+};
+use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
+use kafka_edge_entrypoints::websocket;
+use kafka_edge_message::{ApiInfo, Endpoint};
+use kafka_edge_policies::ApiFlows;
+use std::sync::Arc;
+
+/// One API, ready to serve.
+pub struct LoadedApi {
+    pub id: String,
+    pub info: Arc<ApiInfo>,
+    /// Normalized: no trailing slash, except `/` itself.
+    pub context_paths: Vec<String>,
+    /// The HTTP entrypoints this version serves.
+    pub entrypoints: Vec<Entrypoint>,
+    /// The primary endpoint (first endpoint of the first group).
+    pub endpoint: Arc<dyn Endpoint>,
+    pub flows: ApiFlows,
+    /// Present when the API has a webhook entrypoint.
+    pub webhook: Option<WebhookEntrypoint>,
+    /// The ids of the API's PUSH plans (the plans webhook subscriptions name).
+    pub push_plans: Vec<String>,
+    /// Open WebSocket sessions, which outlive the HTTP server's view of their request.
+    pub websockets: websocket::Sessions,
+}
+
+/// The webhook entrypoint of an API.
+pub struct WebhookEntrypoint {
+    pub qos: Qos,
+    pub configuration: WebhookConfiguration,
+    /// The endpoint `dlq.endpoint` names: where rejected messages are published.
+    pub dlq: Option<Arc<dyn Endpoint>>,
+}
+
+impl WebhookEntrypoint {
+    /// Messages in flight per subscription: 1 for at-most-once and at-least-once (order and
+    /// acknowledgement), else `http.maxConcurrentConnections` (1 to 20).
+    pub fn concurrency(&self) -> usize {
+        match self.qos {
+            Qos::AtMostOnce | Qos::AtLeastOnce => 1,
+            _ => self.configuration.http.max_concurrent_connections.clamp(1, 20) as usize,
+        }
+    }
+}
+
+impl LoadedApi {
+    /// Builds the API; nothing connects to Kafka until a request needs it. Problems carry their
+    /// path below the definition's root (no file: the caller knows it).
+    pub fn build(definition: &ApiDefinition, producers: &Arc<ProducerPool>) -> Result<Self, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let flows = ApiFlows::compile(&definition.flows).map_err(|found| problems.extend(found)).ok();
+        let endpoints = build_endpoints(definition, producers, &mut problems);
+        let primary = endpoints.first().and_then(|endpoint| endpoint.built.clone());
+        if endpoints.is_empty() {
+            problems.push(Problem::new("endpointGroups", "no Kafka endpoint"));
+        }
+        let webhook = webhook_entrypoint(definition, &endpoints, &mut problems);
+        match (flows, primary) {
+            (Some(flows), Some(endpoint)) if problems.is_empty() => Ok(Self {
+                id: definition.id.clone(),
+                info: Arc::new(ApiInfo {
+                    id: definition.id.clone(),
+                    name: definition.name.clone(),
+                    properties: definition.properties.clone(),
+                }),
+                context_paths: definition.context_paths().map(kafka_edge_definition::normalize_context_path).collect(),
+                entrypoints: definition
+                    .http_entrypoints()
+                    .filter(|entrypoint| !matches!(entrypoint.configuration, EntrypointConfiguration::NotImplemented))
+                    .cloned()
+                    .collect(),
+                endpoint,
+                flows,
+                webhook,
+                push_plans: definition
+                    .plans
+                    .iter()
+                    .filter(|p| p.mode == PlanMode::Push)
+                    .map(|p| p.id.clone())
+                    .collect(),
+                websockets: Default::default(),
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    pub fn entrypoint_names(&self) -> Vec<&'static str> {
+        self.entrypoints.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    /// Whether `plan` is one of this API's PUSH plans.
+    pub fn has_push_plan(&self, plan: &str) -> bool {
+        self.push_plans.iter().any(|p| p == plan)
+    }
+}
+
+/// One endpoint of the definition and, when it builds, the endpoint.
+struct BuiltEndpoint<'a> {
+    group: usize,
+    definition: &'a EndpointDefinition,
+    built: Option<Arc<dyn Endpoint>>,
+}
+
+/// Every endpoint of every group, in definition order: stores and static JAAS lines are read here,
+/// once, so a wrong password shows at load.
+fn build_endpoints<'a>(
+    definition: &'a ApiDefinition,
+    producers: &Arc<ProducerPool>,
+    problems: &mut Vec<Problem>,
+) -> Vec<BuiltEndpoint<'a>> {
+    let mut endpoints = Vec::new();
+    for (g, group) in definition.endpoint_groups.iter().enumerate() {
+        for (e, endpoint) in group.endpoints.iter().enumerate() {
+            let endpoint_path = format!("endpointGroups[{g}].endpoints[{e}]");
+            let built = KafkaEndpoint::new(&definition.id, endpoint, producers.clone()).map_err(|problem| {
+                // The endpoint names its properties below the configuration block it reads.
+                if problem.path.starts_with("bootstrapServers") {
+                    problem.under(&format!("{endpoint_path}.configuration"))
+                } else if endpoint.inherits_configuration {
+                    problem.under(&format!("endpointGroups[{g}].sharedConfiguration"))
+                } else {
+                    problem.under(&format!("{endpoint_path}.sharedConfigurationOverride"))
+                }
+            });
+            let built = built.map_err(|problem| problems.push(problem)).ok();
+            endpoints.push(BuiltEndpoint {
+                group: g,
+                definition: endpoint,
+                built: built.map(|endpoint| Arc::new(endpoint) as Arc<dyn Endpoint>),
+            });
+        }
+    }
+    endpoints
+}
+
+/// The endpoint `name` designates: a group (its first endpoint) or else an endpoint.
+fn named<'e, 'a>(
+    definition: &ApiDefinition,
+    endpoints: &'e [BuiltEndpoint<'a>],
+    name: &str,
+) -> Option<&'e BuiltEndpoint<'a>> {
+    let group = definition.endpoint_groups.iter().position(|group| group.name == name);
+    match group {
+        Some(group) => endpoints.iter().find(|endpoint| endpoint.group == group),
+        None => endpoints.iter().find(|endpoint| endpoint.definition.name == name),
+    }
+}
+
+/// The webhook entrypoint, with the endpoint its `dlq.endpoint` names (a group, standing for its
+/// first endpoint, or an endpoint), which must be able to produce.
+fn webhook_entrypoint(
+    definition: &ApiDefinition,
+    endpoints: &[BuiltEndpoint<'_>],
+    problems: &mut Vec<Problem>,
+) -> Option<WebhookEntrypoint> {
+    let (path, entrypoint, configuration) = definition.listeners.iter().enumerate().find_map(|(l, listener)| {
+        listener.entrypoints.iter().enumerate().find_map(|(e, entrypoint)| match &entrypoint.configuration {
+            EntrypointConfiguration::Webhook(configuration) => {
+                Some((format!("listeners[{l}].entrypoints[{e}]"), entrypoint, configuration))
+            }
+            _ => None,
+        })
+    })?;
+    let dlq = entrypoint.dlq_endpoint.as_deref().and_then(|name| {
+        let problem = |message: String| Problem::new("dlq.endpoint", message).under(&path);
+        match named(definition, endpoints, name) {
+            None => problems.push(problem(format!("`{name}` names no endpoint group or endpoint"))),
+            Some(endpoint) if !endpoint.definition.shared_configuration.producer.enabled => {
+                problems.push(problem(format!("`{name}`: its producer is not enabled")))
+            }
+            Some(endpoint) => return endpoint.built.clone(),
+        }
+        None
+    });
+    Some(WebhookEntrypoint { qos: entrypoint.qos, configuration: configuration.clone(), dlq })
+}
