@@ -1,6 +1,8 @@
 //! The Kafka endpoint: turns the message stream of an entrypoint into Kafka produce and consume
 //! operations (DESIGN 4). It knows nothing of HTTP.
 
+mod client;
+mod compacted_topic;
 mod cursor;
 mod failure;
 mod producer;
@@ -8,6 +10,7 @@ mod security;
 mod settings;
 mod subscriber;
 
+pub use compacted_topic::{TopicLog, TopicLogError, TopicRecord};
 pub use cursor::{message_id, Cursor, CursorError};
 pub use producer::ProducerPool;
 /// Trust and key stores (PEM, PKCS12, JKS) read into PEM, for other TLS clients of the gateway.

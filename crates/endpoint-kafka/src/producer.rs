@@ -2,20 +2,16 @@
 //! shared by every request, dropped from the pool when its cluster proved unreachable or when it
 //! has not been used for a while.
 
+use crate::client::{self, Callbacks, Role};
 use crate::failure::{classify_connection_error, probe_cluster, unknown};
-use crate::security::oauth::TokenProvider;
 use crate::settings::{ConnectionProperties, ProducerSettings};
 use bytes::Bytes;
 use futures::future::join_all;
 use kafka_edge_definition::CompressionType;
 use kafka_edge_message::{EndpointFailure, FailureKind, Headers};
-use rdkafka::client::OAuthToken;
-use rdkafka::config::ClientConfig;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientContext;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,7 +91,7 @@ impl Pool {
 struct SharedProducer {
     client_id: String,
     health: Arc<Health>,
-    producer: FutureProducer<HealthContext>,
+    producer: FutureProducer<Callbacks>,
     /// When a publish last started or finished with it.
     last_used: Mutex<Instant>,
 }
@@ -159,40 +155,23 @@ struct Health {
     client_id: String,
 }
 
-/// Receives librdkafka's client-level errors on its polling thread; only records them. Also
-/// hands out OAUTHBEARER tokens, computed without I/O.
-struct HealthContext(Arc<Health>, Option<TokenProvider>);
-
-impl ClientContext for HealthContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        match &self.1 {
-            Some(provider) => Ok(provider.token(std::time::SystemTime::now())?),
-            None => Err("no OAUTHBEARER token source configured".into()),
-        }
-    }
-
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        crate::failure::log_librdkafka(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        let health = &self.0;
-        let ever_connected = health.ever_connected.load(Ordering::Relaxed);
-        match classify_connection_error(&error, ever_connected) {
+impl Health {
+    /// Records a client-level error (on librdkafka's polling thread: quick, never blocking).
+    fn record(&self, error: &KafkaError, reason: &str) {
+        let ever_connected = self.ever_connected.load(Ordering::Relaxed);
+        match classify_connection_error(error, ever_connected) {
             Some(failure) => {
                 // Log once per state change, not once per retry.
-                let changed = health.failure.send_if_modified(|current| {
+                let changed = self.failure.send_if_modified(|current| {
                     let changed = current.as_ref() != Some(&failure);
                     *current = Some(failure.clone());
                     changed
                 });
                 if changed {
-                    tracing::warn!(client_id = %health.client_id, %reason, "Kafka producer cannot reach its cluster.");
+                    tracing::warn!(client_id = %self.client_id, %reason, "Kafka producer cannot reach its cluster.");
                 }
             }
-            None => tracing::debug!(client_id = %health.client_id, %error, %reason, "Kafka producer error."),
+            None => tracing::debug!(client_id = %self.client_id, %error, %reason, "Kafka producer error."),
         }
     }
 }
@@ -289,31 +268,14 @@ impl ProducerPool {
             return Ok(existing);
         }
         let client_id = format!("gio-apim-producer-{}", short_uuid());
-        let mut config = ClientConfig::new();
-        key.0.apply(&mut config);
-        config
-            .set("client.id", &client_id)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("partitioner", "murmur2_random")
-            .set("compression.type", key.1.as_str())
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            .set("socket.connection.setup.timeout.ms", "10000");
+        let config = client::config(&key.0, &client_id, &Role::Producer { compression: key.1 });
         let (failure, _) = watch::channel(None);
         let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: client_id.clone() });
-        let provider = match key.0.token_source() {
-            Some(source) => Some(TokenProvider::prepare(source.clone()).await.map_err(|reason| {
-                tracing::warn!(%reason, "OAUTHBEARER credentials could not be prepared.");
-                EndpointFailure::configuration_invalid("OAUTHBEARER credentials could not be resolved")
-            })?),
-            None => None,
-        };
-        let producer: FutureProducer<HealthContext> =
-            config.create_with_context(HealthContext(health.clone(), provider)).map_err(|error| {
-                tracing::warn!(error = %crate::failure::creation_error(&error), "Kafka producer could not be created.");
-                EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
-            })?;
+        let recorder = health.clone();
+        let callbacks = Callbacks::for_connection(&key.0, client_id.clone())
+            .await?
+            .with_errors(Box::new(move |error, reason| recorder.record(error, reason)));
+        let producer: FutureProducer<Callbacks> = client::create(&config, callbacks)?;
         let shared = Arc::new(SharedProducer { client_id, health, producer, last_used: Mutex::new(Instant::now()) });
         let probing = shared.clone();
         let topic = probe_topic.to_string();
@@ -401,9 +363,8 @@ mod tests {
     fn pooled(pool: &ProducerPool, key: &PoolKey) {
         let (failure, _) = watch::channel(None);
         let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: "test".into() });
-        let mut config = ClientConfig::new();
-        key.0.apply(&mut config);
-        let producer = config.create_with_context(HealthContext(health.clone(), None)).expect("producer");
+        let config = client::config(&key.0, "test", &Role::Producer { compression: key.1 });
+        let producer = client::create(&config, Callbacks::plain("test")).expect("producer");
         let shared = Arc::new(SharedProducer {
             client_id: "test".into(),
             health,

@@ -1,0 +1,195 @@
+//! Every librdkafka client of the gateway is configured and created here: the endpoint's pooled
+//! producers, each subscription's consumer, and the clients of a compacted topic (the gateway
+//! state). One place sets the properties each role needs, one callback context serves them all
+//! (OAUTHBEARER tokens, librdkafka's log lines, client-level errors, rebalances), and one function
+//! turns a refused configuration into a failure that names no value.
+
+use crate::failure::{creation_error, log_librdkafka};
+use crate::security::oauth::TokenProvider;
+use crate::settings::ConnectionProperties;
+use crate::subscriber::Rebalance;
+use kafka_edge_definition::{AutoOffsetReset, CompressionType};
+use kafka_edge_message::EndpointFailure;
+use rdkafka::client::OAuthToken;
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+
+/// What a client is for; each role adds its properties to the connection's.
+pub(crate) enum Role<'a> {
+    /// A pooled producer of the Kafka endpoint (DESIGN 4.3, 6: acks=all, idempotence).
+    Producer { compression: CompressionType },
+    /// The consumer of one subscription (DESIGN 4.4).
+    Consumer { group_id: &'a str, auto_offset_reset: AutoOffsetReset, auto_commit: bool, follows_pattern: bool },
+    /// Reads a compacted topic from the beginning, by assignment (the group is never joined).
+    TopicFollower,
+    /// Writes a compacted topic.
+    TopicWriter,
+    /// Probes the cluster and manages topics; a producer so that polling it serves the error
+    /// callback (an admin client's main queue is not polled).
+    Probe,
+}
+
+/// The librdkafka properties of a client: the connection's, then the role's.
+pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &Role<'_>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    connection.apply(&mut config);
+    config.set("client.id", client_id);
+    match role {
+        Role::Producer { compression } => {
+            config
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                // The Java client's hash, so a key lands where a Java producer would put it.
+                .set("partitioner", "murmur2_random")
+                .set("compression.type", compression.as_str())
+                .set("linger.ms", "5")
+                .set("message.timeout.ms", "30000")
+                .set("socket.connection.setup.timeout.ms", "10000");
+        }
+        Role::Consumer { group_id, auto_offset_reset, auto_commit, follows_pattern } => {
+            let auto_offset_reset = match auto_offset_reset {
+                AutoOffsetReset::Earliest => "earliest",
+                AutoOffsetReset::Latest => "latest",
+                AutoOffsetReset::None => "error",
+            };
+            config
+                .set("group.id", *group_id)
+                .set("auto.offset.reset", auto_offset_reset)
+                .set("enable.auto.commit", if *auto_commit { "true" } else { "false" })
+                // Only what the entrypoint acknowledged is stored, so only that is committed.
+                .set("enable.auto.offset.store", "false")
+                .set("enable.partition.eof", "false")
+                .set("session.timeout.ms", "10000")
+                // A partition with nothing new must not hold a request: the broker parks an empty
+                // fetch this long, and offset lookups for the other partitions wait behind it on
+                // the same connection (with the 500 ms default, short http-get windows came back
+                // empty).
+                .set("fetch.wait.max.ms", "100")
+                .set("queued.max.messages.kbytes", "4096")
+                // With the queue bounded that low, a fast reader empties it before the next
+                // fetch: the 1000 ms default stalled an SSE drain for a second every 4 MiB.
+                .set("fetch.queue.backoff.ms", "50")
+                .set("socket.connection.setup.timeout.ms", "10000")
+                .set("reconnect.backoff.ms", "100");
+            if *follows_pattern {
+                // New topics that match are found on the next metadata refresh (librdkafka: 5 min).
+                config.set("topic.metadata.refresh.interval.ms", "10000");
+            }
+        }
+        Role::TopicFollower => {
+            // Required by librdkafka for a consumer, never joined: partitions are assigned.
+            config
+                .set("group.id", format!("kafka-edge-state-{}", uuid::Uuid::new_v4().simple()))
+                .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "false");
+        }
+        Role::TopicWriter => {
+            config.set("acks", "all").set("enable.idempotence", "true");
+        }
+        Role::Probe => {
+            // A producer asks the broker to auto-create what it looks up, without compaction.
+            config.set("allow.auto.create.topics", "false");
+        }
+    }
+    config
+}
+
+/// Creates a client of type `T` (a producer, a consumer, an admin client) with its callbacks. A
+/// refused configuration is logged by property name only (librdkafka quotes the value, which may
+/// be a password) and answered as an invalid endpoint configuration.
+pub(crate) fn create<T>(config: &ClientConfig, callbacks: Callbacks) -> Result<T, EndpointFailure>
+where
+    T: FromClientConfigAndContext<Callbacks>,
+{
+    T::from_config_and_context(config, callbacks).map_err(|error| {
+        tracing::warn!(error = %creation_error(&error), "Kafka client could not be created.");
+        EndpointFailure::configuration_invalid("the Kafka client configuration was refused")
+    })
+}
+
+/// Client-level errors, as librdkafka reports them on its polling thread: record, never block.
+pub(crate) type ErrorSink = Box<dyn Fn(&KafkaError, &str) + Send + Sync>;
+
+/// The callbacks of one client. They run on the thread that polls the client and must be quick:
+/// tokens are computed from credentials resolved beforehand, errors are only recorded.
+pub(crate) struct Callbacks {
+    pub(crate) client_id: String,
+    tokens: Option<TokenProvider>,
+    errors: Option<ErrorSink>,
+    rebalance: Option<Rebalance>,
+}
+
+impl Callbacks {
+    /// The callbacks of a client that authenticates with `connection`: for OAUTHBEARER, what the
+    /// token callback needs is resolved now (AWS credentials for MSK IAM), off the callback.
+    pub(crate) async fn for_connection(
+        connection: &ConnectionProperties,
+        client_id: impl Into<String>,
+    ) -> Result<Self, EndpointFailure> {
+        let tokens = match connection.token_source() {
+            Some(source) => Some(TokenProvider::prepare(source.clone()).await.map_err(|reason| {
+                tracing::warn!(%reason, "OAUTHBEARER credentials could not be prepared.");
+                EndpointFailure::configuration_invalid("OAUTHBEARER credentials could not be resolved")
+            })?),
+            None => None,
+        };
+        Ok(Self { client_id: client_id.into(), tokens, errors: None, rebalance: None })
+    }
+
+    /// Callbacks without a token source (the connection uses none).
+    pub(crate) fn plain(client_id: impl Into<String>) -> Self {
+        Self { client_id: client_id.into(), tokens: None, errors: None, rebalance: None }
+    }
+
+    /// Client-level errors go to `sink` as well as to the debug log.
+    pub(crate) fn with_errors(mut self, sink: ErrorSink) -> Self {
+        self.errors = Some(sink);
+        self
+    }
+
+    /// Rebalances of a consumer that subscribes (rather than assigns) go to `rebalance`.
+    pub(crate) fn with_rebalance(mut self, rebalance: Rebalance) -> Self {
+        self.rebalance = Some(rebalance);
+        self
+    }
+}
+
+impl ClientContext for Callbacks {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        match &self.tokens {
+            Some(provider) => Ok(provider.token(std::time::SystemTime::now())?),
+            None => Err("no OAUTHBEARER token source configured".into()),
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match &self.errors {
+            Some(sink) => sink(&error, reason),
+            None => tracing::debug!(client_id = %self.client_id, %error, %reason, "Kafka client error."),
+        }
+    }
+}
+
+impl rdkafka::producer::ProducerContext for Callbacks {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+impl ConsumerContext for Callbacks {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, event: RDKafkaRespErr, partitions: &mut TopicPartitionList) {
+        match &self.rebalance {
+            Some(rebalance) => rebalance.apply(&self.client_id, consumer, event, partitions),
+            None => Rebalance::assign_as_told(&self.client_id, consumer, event, partitions),
+        }
+    }
+}

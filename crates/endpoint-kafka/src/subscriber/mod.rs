@@ -1,0 +1,121 @@
+//! One consumer per client connection (DESIGN 4.4, 4.5), split by concern: subscribing (here),
+//! the task that pumps records to the entrypoint (`pump`), acknowledgements turned into offsets
+//! (`offsets`), group rebalances (`rebalance`), and the consumer's explicit lifecycle
+//! (`lifecycle`: created → subscribed → assigned → consuming → closing → closed).
+//!
+//! Offsets are stored only for messages the entrypoint acknowledged, so a message that was
+//! fetched but never delivered is never committed.
+
+mod lifecycle;
+mod offsets;
+mod pump;
+mod rebalance;
+
+pub(crate) use rebalance::Rebalance;
+
+use crate::client::{self, Callbacks, Role};
+use crate::cursor::Cursor;
+use crate::failure::{check_topic_exists, probe_cluster, unknown};
+use crate::producer::short_uuid;
+use crate::settings::{ConsumerSettings, TopicSelection};
+use kafka_edge_message::{EndpointFailure, FailureKind, Qos, Release, Subscription};
+use lifecycle::{Lifecycle, Phase};
+use offsets::{AckChannel, Offsets, TopicIndex};
+use pump::Pump;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages buffered between the consumer task and the entrypoint.
+const CHANNEL_CAPACITY: usize = 32;
+
+/// Longest a request waits for its consumer's final commit and group leave; a cluster that went
+/// away must not hold the client's response. The close goes on in the background.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts a subscription. Fails at once only on a configuration librdkafka refuses; reaching the
+/// cluster is reported through the message stream.
+pub(crate) async fn subscribe(
+    settings: ConsumerSettings,
+    qos: Qos,
+    cursor: Option<Cursor>,
+) -> Result<Subscription, EndpointFailure> {
+    let client_id = format!("gio-apim-consumer-{}", short_uuid());
+    let role = Role::Consumer {
+        group_id: &settings.group_id,
+        auto_offset_reset: settings.auto_offset_reset,
+        auto_commit: qos != Qos::None,
+        follows_pattern: matches!(settings.topics, TopicSelection::Pattern(_)),
+    };
+    let config = client::config(&settings.connection, &client_id, &role);
+    let lifecycle = Arc::new(Lifecycle::default());
+    let callbacks = Callbacks::for_connection(&settings.connection, client_id.clone())
+        .await?
+        .with_rebalance(Rebalance::new(lifecycle.clone(), cursor, qos != Qos::None));
+    let consumer: StreamConsumer<Callbacks> = client::create(&config, callbacks)?;
+    let (subscription, known_topics) = match &settings.topics {
+        TopicSelection::Names(names) => (names.clone(), names.clone()),
+        // librdkafka treats a subscription starting with `^` as a regular expression; anchoring
+        // both ends gives the whole-name match of Java's Pattern.matches.
+        TopicSelection::Pattern(pattern) => (vec![format!("^({pattern})$")], Vec::new()),
+    };
+    let required = if settings.check_topic_existence { known_topics.clone() } else { Vec::new() };
+    // OAUTHBEARER tokens are handed out while the consumer is polled, which the probe would not
+    // do: those consumers report an unreachable or refusing cluster through the stream instead.
+    let consumer = if settings.connection.token_source().is_some() {
+        consumer
+    } else {
+        probe(consumer, known_topics.first().cloned().unwrap_or_default(), required).await?
+    };
+    let topic_names: Vec<&str> = subscription.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_names).map_err(|error| {
+        tracing::warn!(%client_id, %error, "Kafka consumer could not subscribe.");
+        unknown(&error)
+    })?;
+    lifecycle.advance(Phase::Subscribed);
+    tracing::debug!(%client_id, group_id = %settings.group_id, topics = ?subscription, %qos, "Kafka consumer subscribed.");
+
+    let (messages_tx, messages_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let pump = Pump {
+        offsets: Offsets::new(Arc::new(consumer), qos, TopicIndex::new(known_topics)),
+        lifecycle,
+        group_id: settings.group_id,
+        encode_message_id: settings.encode_message_id,
+        remove_confluent_header: settings.remove_confluent_header,
+        acknowledger: Arc::new(AckChannel(ack_tx)),
+        acks: ack_rx,
+        messages: messages_tx,
+    };
+    let task = tokio::spawn(pump.run(stop_rx));
+    Ok(Subscription::new(messages_rx, move |release: Release| {
+        Box::pin(async move {
+            let _ = stop_tx.send(release);
+            match tokio::time::timeout(CLOSE_TIMEOUT, task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "Kafka consumer task failed."),
+                Err(_) => tracing::warn!("Kafka consumer still closing; the request does not wait for it."),
+            }
+        })
+    }))
+}
+
+/// Proves the cluster answers before the consumer joins its group (see `probe_cluster`), and that
+/// every `required` topic exists (`checkTopicExistence`).
+async fn probe(
+    consumer: StreamConsumer<Callbacks>,
+    topic: String,
+    required: Vec<String>,
+) -> Result<StreamConsumer<Callbacks>, EndpointFailure> {
+    tokio::task::spawn_blocking(move || {
+        probe_cluster(consumer.client(), &topic)?;
+        for topic in &required {
+            check_topic_exists(consumer.client(), topic)?;
+        }
+        Ok(consumer)
+    })
+    .await
+    .unwrap_or_else(|_| Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")))
+}

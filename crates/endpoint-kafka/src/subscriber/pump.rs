@@ -1,0 +1,208 @@
+//! The task that owns a subscription's consumer: it pumps records into a bounded channel that the
+//! entrypoint reads (when the channel is full it stops polling, so a slow client holds at most the
+//! channel and librdkafka's small prefetch queue), serves acknowledgements, and on stop commits
+//! what was acknowledged and closes the consumer, which leaves its group.
+
+use super::lifecycle::{Lifecycle, Phase};
+use super::offsets::{AckChannel, AckRequest, Offsets};
+use crate::cursor::message_id;
+use crate::failure::{classify_connection_error, unknown};
+use bytes::Bytes;
+use kafka_edge_message::{
+    AckHandle, AckPosition, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Release,
+};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+pub(super) struct Pump {
+    pub(super) offsets: Offsets,
+    pub(super) lifecycle: Arc<Lifecycle>,
+    pub(super) group_id: String,
+    pub(super) encode_message_id: bool,
+    pub(super) remove_confluent_header: bool,
+    pub(super) acknowledger: Arc<AckChannel>,
+    pub(super) acks: mpsc::UnboundedReceiver<AckRequest>,
+    pub(super) messages: mpsc::Sender<Result<Message, EndpointFailure>>,
+}
+
+enum Step {
+    Continue,
+    Stop,
+}
+
+impl Pump {
+    /// Runs until the subscription is closed (`stop` says how the close waits), the entrypoint
+    /// stops reading, or the consumer fails.
+    pub(super) async fn run(mut self, mut stop: oneshot::Receiver<Release>) {
+        let mut release = Release::Wait;
+        loop {
+            let step = tokio::select! {
+                biased;
+                requested = &mut stop => {
+                    release = requested.unwrap_or(Release::Wait);
+                    Step::Stop
+                }
+                _ = self.messages.closed() => Step::Stop,
+                Some((position, done)) = self.acks.recv() => {
+                    self.offsets.acknowledge(position, done).await;
+                    Step::Continue
+                }
+                received = self.offsets.consumer.recv() => match received {
+                    Ok(record) => {
+                        self.lifecycle.advance(Phase::Consuming);
+                        let message = self.to_message(&record);
+                        drop(record);
+                        self.deliver(Ok(message), &mut stop, &mut release).await
+                    }
+                    Err(error) => match self.on_error(&error) {
+                        Some(failure) => {
+                            self.deliver(Err(failure), &mut stop, &mut release).await;
+                            Step::Stop
+                        }
+                        None => Step::Continue,
+                    },
+                },
+            };
+            if let Step::Stop = step {
+                break;
+            }
+        }
+        self.finish(release).await;
+    }
+
+    /// Hands one item to the entrypoint, serving acknowledgements while the channel is full (an
+    /// entrypoint may be waiting for one before it reads again).
+    async fn deliver(
+        &mut self,
+        item: Result<Message, EndpointFailure>,
+        stop: &mut oneshot::Receiver<Release>,
+        release: &mut Release,
+    ) -> Step {
+        loop {
+            tokio::select! {
+                biased;
+                requested = &mut *stop => {
+                    *release = requested.unwrap_or(Release::Wait);
+                    return Step::Stop;
+                }
+                Some((position, done)) = self.acks.recv() => self.offsets.acknowledge(position, done).await,
+                permit = self.messages.reserve() => {
+                    return match permit {
+                        Ok(permit) => {
+                            permit.send(item);
+                            Step::Continue
+                        }
+                        Err(_) => Step::Stop,
+                    };
+                }
+            }
+        }
+    }
+
+    fn to_message(&self, record: &BorrowedMessage<'_>) -> Message {
+        let topic = record.topic();
+        let partition = record.partition();
+        let offset = record.offset();
+        let mut payload = record.payload().unwrap_or_default();
+        if self.remove_confluent_header && payload.len() >= 5 && payload[0] == 0 {
+            payload = &payload[5..];
+        }
+        let mut headers = Headers::new();
+        if let Some(record_headers) = record.headers() {
+            for header in record_headers.iter() {
+                let value = header.value.map(String::from_utf8_lossy).unwrap_or_default();
+                headers.append(header.key, value);
+            }
+        }
+        let metadata = Metadata {
+            key: record.key().map(|key| String::from_utf8_lossy(key).into_owned()),
+            topic: topic.to_string(),
+            partition,
+            offset,
+            source_timestamp: record.timestamp().to_millis(),
+        };
+        let qos = self.offsets.qos;
+        let id = qos.emits_ids().then(|| message_id(topic, partition, offset, self.encode_message_id));
+        let ack = (qos != Qos::None).then(|| {
+            let position = AckPosition { stream: self.offsets.topics.stream(topic, partition), offset };
+            AckHandle::new(self.acknowledger.clone(), position)
+        });
+        Message {
+            id,
+            content: Bytes::copy_from_slice(payload),
+            headers,
+            metadata: Some(metadata),
+            attributes: Default::default(),
+            ack,
+        }
+    }
+
+    /// Decides what a consumer error means: `Some` ends the subscription with that failure.
+    fn on_error(&self, error: &KafkaError) -> Option<EndpointFailure> {
+        if let Some(failure) = classify_connection_error(error, self.lifecycle.reached_cluster()) {
+            let client_id = &self.offsets.consumer.context().client_id;
+            tracing::warn!(%client_id, %error, "Kafka consumer cannot reach its cluster.");
+            return Some(failure);
+        }
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AutoOffsetReset) => {
+                tracing::info!(group_id = %self.group_id, "No committed offset and autoOffsetReset is none.");
+                Some(EndpointFailure::new(
+                    FailureKind::Unknown,
+                    format!("No committed offset for consumer group `{}` and autoOffsetReset is `none`", self.group_id),
+                ))
+            }
+            // Topics that do not exist (yet) are waited for: they may be created while connected.
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => {
+                tracing::debug!(%error, "Subscribed topic not available yet.");
+                None
+            }
+            _ if matches!(error, KafkaError::MessageConsumptionFatal(_)) => {
+                tracing::warn!(%error, "Kafka consumer failed.");
+                Some(unknown(error))
+            }
+            _ => {
+                tracing::debug!(%error, "Kafka consumer error, retrying.");
+                None
+            }
+        }
+    }
+
+    /// Commits what was acknowledged, then closes the consumer, which leaves its group. With
+    /// `Release::InBackground` it returns once the commit is done: rust-rdkafka's close loop
+    /// notices the consumer closed only at the end of a 100 ms poll, which an http-get answer
+    /// need not wait for (the runtime still waits for it at exit). Blocking librdkafka calls run
+    /// off the async threads.
+    async fn finish(mut self, release: Release) {
+        while let Ok((position, done)) = self.acks.try_recv() {
+            self.offsets.acknowledge(position, done).await;
+        }
+        self.lifecycle.advance(Phase::Closing);
+        let Pump { offsets, lifecycle, .. } = self;
+        let (consumer, qos) = (offsets.consumer, offsets.qos);
+        let (commit_attempt, commit_done) = oneshot::channel::<()>();
+        let closing = tokio::task::spawn_blocking(move || {
+            if qos != Qos::None {
+                match consumer.commit_consumer_state(CommitMode::Sync) {
+                    Ok(()) => {}
+                    Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
+                    Err(error) => tracing::warn!(%error, "Final offset commit failed."),
+                }
+            }
+            let _ = commit_attempt.send(());
+            let client_id = consumer.context().client_id.clone();
+            drop(consumer);
+            lifecycle.advance(Phase::Closed);
+            tracing::debug!(%client_id, "Kafka consumer closed.");
+        });
+        let commit_attempted = commit_done.await.is_ok();
+        if !commit_attempted || release != Release::InBackground {
+            if let Err(error) = closing.await {
+                tracing::error!(%error, "Closing the Kafka consumer failed.");
+            }
+        }
+    }
+}
