@@ -9,8 +9,7 @@ use crate::EntrypointContext;
 use axum::response::{IntoResponse, Response};
 use http::{header, request::Parts, StatusCode};
 use kafka_edge_definition::{HttpGetConfiguration, Qos};
-use kafka_edge_message::{AckHandle, EndpointFailure, Message, SubscribeOptions};
-use std::collections::HashMap;
+use kafka_edge_message::{delivery, EndpointFailure, Message, SubscribeOptions};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -79,19 +78,10 @@ pub async fn handle(
         }
     }
 
-    // Everything in `items` is delivered: acknowledge the last message of each partition (which
-    // covers the earlier ones) and close, which commits synchronously before we answer; the
-    // consumer leaves its group while the answer is on its way.
-    if qos == Qos::AtMostOnce {
-        // A partition whose commit failed went to another consumer, which delivers its messages:
-        // answering them here too could repeat them.
-        let lost = acknowledge_latest_and_wait(&mut items).await;
-        items.retain(|m| {
-            m.metadata.as_ref().is_none_or(|metadata| !lost.contains(&(metadata.topic.clone(), metadata.partition)))
-        });
-    } else {
-        acknowledge_latest(&mut items);
-    }
+    // Everything in `items` is delivered; at at-most-once a partition whose commit failed went to
+    // another consumer, which delivers its messages, so they leave the page. Closing commits
+    // synchronously before we answer; the consumer leaves its group while the answer is on its way.
+    delivery::settle_page(qos, &mut items).await;
     subscription.close_after_commit().await;
 
     let next_cursor = items.iter().rev().find_map(|m| m.id.clone()).or(cursor);
@@ -115,36 +105,6 @@ fn page_response(
         metadata_in_payload: configuration.metadata_in_payload,
     };
     (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], page.render(format)).into_response()
-}
-
-/// The acknowledgement of the last message of each partition in `items` (it covers the earlier
-/// ones); the others are dropped unacknowledged.
-fn latest_per_partition(items: &mut [Message]) -> HashMap<(String, i32), AckHandle> {
-    let mut latest = HashMap::new();
-    for message in items.iter_mut() {
-        if let (Some(ack), Some(metadata)) = (message.ack.take(), &message.metadata) {
-            latest.insert((metadata.topic.clone(), metadata.partition), ack);
-        }
-    }
-    latest
-}
-
-fn acknowledge_latest(items: &mut [Message]) {
-    for ack in latest_per_partition(items).into_values() {
-        ack.ack();
-    }
-}
-
-/// Acknowledges as `acknowledge_latest` and waits for each commit; returns the partitions whose
-/// commit failed.
-async fn acknowledge_latest_and_wait(items: &mut [Message]) -> Vec<(String, i32)> {
-    let mut lost = Vec::new();
-    for (partition, ack) in latest_per_partition(items) {
-        if !ack.ack_and_wait().await {
-            lost.push(partition);
-        }
-    }
-    lost
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, StatusCode};
 use kafka_edge_definition::{Qos, SseConfiguration};
-use kafka_edge_message::{AckHandle, EndpointFailure, Message, SubscribeOptions, Subscription};
+use kafka_edge_message::delivery::{self, Receipt};
+use kafka_edge_message::{EndpointFailure, Message, SubscribeOptions, Subscription};
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::time::Duration;
@@ -72,16 +73,16 @@ struct Events {
     heartbeat: Duration,
     metadata_as_comment: bool,
     headers_as_comment: bool,
-    /// The acknowledgement of the message in the chunk hyper took last.
-    written: Option<AckHandle>,
+    /// The receipt of the message in the chunk hyper took last.
+    written: Option<Receipt>,
     started: bool,
     context: EntrypointContext,
 }
 
 impl Events {
     async fn next_chunk(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
-        if let Some(ack) = self.written.take() {
-            ack.ack();
+        if let Some(receipt) = self.written.take() {
+            receipt.written();
         }
         if !self.started {
             self.started = true;
@@ -118,15 +119,7 @@ impl Events {
     /// The event for `message`; `None` for an at-most-once message whose commit failed (its
     /// partition moved to another consumer, which delivers it: writing it here could repeat it).
     async fn message_event(&mut self, mut message: Message) -> Option<Bytes> {
-        match (self.qos, message.ack.take()) {
-            // Durable before the client can see it: at most once.
-            (Qos::AtMostOnce, Some(ack)) => {
-                if !ack.ack_and_wait().await {
-                    return None;
-                }
-            }
-            (_, ack) => self.written = ack,
-        }
+        self.written = Some(delivery::before_write(self.qos, &mut message).await.ok()?);
         Some(render_event(&message, self.metadata_as_comment, self.headers_as_comment))
     }
 

@@ -28,7 +28,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, StreamExt};
 use http::request::Parts;
 use kafka_edge_definition::{Qos, WebsocketConfiguration};
-use kafka_edge_message::{EndpointFailure, Message, SubscribeOptions, Subscription};
+use kafka_edge_message::{delivery, EndpointFailure, Message, SubscribeOptions, Subscription};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
@@ -85,7 +85,7 @@ pub async fn handle(
     let publisher = configuration.publisher.enabled;
     let session = sessions.0.token();
     upgrade.on_upgrade(move |socket| async move {
-        run(socket, publisher, subscription, context).await;
+        run(socket, qos, publisher, subscription, context).await;
         drop(session);
     })
 }
@@ -104,6 +104,7 @@ enum End {
 
 async fn run(
     socket: WebSocket,
+    qos: Qos,
     publisher: bool,
     subscription: Result<Option<Subscription>, EndpointFailure>,
     context: EntrypointContext,
@@ -123,7 +124,7 @@ async fn run(
                 async {
                     let end = tokio::select! {
                         _ = stop.cancelled() => End::Done,
-                        end = write(&mut sink, subscription.as_mut(), publisher, &liveness) => end,
+                        end = write(&mut sink, subscription.as_mut(), qos, publisher, &liveness) => end,
                     };
                     stop.cancel();
                     end
@@ -216,6 +217,7 @@ fn read_error(error: axum::Error) -> End {
 async fn write(
     sink: &mut SplitSink<WebSocket, Frame>,
     mut subscription: Option<&mut Subscription>,
+    qos: Qos,
     publisher: bool,
     liveness: &Liveness,
 ) -> End {
@@ -255,9 +257,12 @@ async fn write(
         let Some(source) = subscription.as_deref_mut() else { continue };
         let mut written = Vec::new();
         for count in 1.. {
-            written.extend(message.ack.take());
-            if sink.feed(Frame::Binary(message.content)).await.is_err() {
-                return End::ClientGone;
+            // Acknowledged once the batch is flushed to the client (delivery::before_write).
+            if let Ok(receipt) = delivery::before_write(qos, &mut message).await {
+                written.push(receipt);
+                if sink.feed(Frame::Binary(message.content)).await.is_err() {
+                    return End::ClientGone;
+                }
             }
             match source.next().now_or_never() {
                 Some(Some(Ok(more))) if count < WRITE_BATCH => message = more,
@@ -270,7 +275,7 @@ async fn write(
         if sink.flush().await.is_err() {
             return End::ClientGone;
         }
-        written.into_iter().for_each(|ack| ack.ack());
+        written.into_iter().for_each(delivery::Receipt::written);
     }
 }
 

@@ -4,8 +4,11 @@
 
 mod ack;
 mod context;
+pub mod delivery;
 mod endpoint;
 mod failure;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
 mod message;
 mod scope;
 

@@ -10,7 +10,8 @@ use crate::api::LoadedApi;
 use crate::state::model::Retry;
 use crate::state::{StateStore, Subscription, SubscriptionState};
 use futures::stream::{FuturesUnordered, StreamExt};
-use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions};
+use kafka_edge_message::delivery::{self, Receipt};
+use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, FailureKind, Message, Qos, SubscribeOptions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -64,14 +65,13 @@ pub(super) async fn run(
             Ok(mut messages) => {
                 let dead_letters = webhook.dlq.as_ref().map(|endpoint| (endpoint.as_ref(), &context));
                 let concurrency = webhook.concurrency();
-                let at_most_once = webhook.qos == kafka_edge_message::Qos::AtMostOnce;
                 let pumped = pump(
                     &caller,
                     &mut messages,
                     &subscription.configuration.retry,
                     dead_letters,
                     concurrency,
-                    at_most_once,
+                    webhook.qos,
                     &cancel,
                 )
                 .await;
@@ -94,49 +94,50 @@ pub(super) async fn run(
 
 /// Delivers until something ends the subscription. Up to `concurrency` messages are in flight;
 /// with 1 (always for at-most-once and at-least-once) messages go strictly one after the other.
-/// With `at_most_once` each message's offset is committed before its first call,
-/// so no later consumer of the group sends it again, whatever happens to that call.
+/// The QoS rules are `delivery`'s: at at-most-once each message's offset is committed before its
+/// first call, so no later consumer of the group sends it again, whatever happens to that call;
+/// otherwise a message is acknowledged once the callback took it.
 async fn pump(
     caller: &Caller,
     messages: &mut kafka_edge_message::Subscription,
     retry: &Retry,
     dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>,
     concurrency: usize,
-    at_most_once: bool,
+    qos: Qos,
     cancel: &CancellationToken,
 ) -> Pumped {
+    let at_most_once = qos == Qos::AtMostOnce;
     let mut in_flight = FuturesUnordered::new();
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Pumped::Cancelled,
-            Some((mut message, delivered)) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Err(pumped) = settle(&mut message, delivered, dead_letters).await {
+            Some((mut message, receipt, delivered)) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(pumped) = settle(&mut message, receipt, delivered, dead_letters).await {
                     return pumped;
                 }
             }
             next = messages.next(), if in_flight.len() < concurrency => {
                 let mut message = match next {
-                    None => return Pumped::EndpointFailed(EndpointFailure::new(kafka_edge_message::FailureKind::Unknown, "subscription ended")),
+                    None => return Pumped::EndpointFailed(EndpointFailure::new(FailureKind::Unknown, "subscription ended")),
                     Some(Err(failure)) => return Pumped::EndpointFailed(failure),
                     Some(Ok(message)) => message,
                 };
-                if at_most_once {
-                    if let Some(ack) = message.ack.take() {
-                        let committed = tokio::select! {
-                            _ = cancel.cancelled() => return Pumped::Cancelled,
-                            committed = ack.ack_and_wait() => committed,
-                        };
-                        if !committed {
-                            // Its partition moved to another consumer, which will send it: sending
-                            // it here too could repeat it. Subscribe again from the committed offsets.
-                            return Pumped::EndpointFailed(EndpointFailure::new(kafka_edge_message::FailureKind::Unknown, "an offset could not be committed before the call (partitions moved)"));
-                        }
-                    }
-                }
+                let receipt = tokio::select! {
+                    _ = cancel.cancelled() => return Pumped::Cancelled,
+                    receipt = delivery::before_write(qos, &mut message) => receipt,
+                };
+                let Ok(receipt) = receipt else {
+                    // Its partition moved to another consumer, which will send it: sending it
+                    // here too could repeat it. Subscribe again from the committed offsets.
+                    return Pumped::EndpointFailed(EndpointFailure::new(
+                        FailureKind::Unknown,
+                        "an offset could not be committed before the call (partitions moved)",
+                    ));
+                };
                 in_flight.push(async move {
                     let delivered = deliver(caller, &message, retry, at_most_once, cancel).await;
-                    (message, delivered)
+                    (message, receipt, delivered)
                 });
             }
         }
@@ -147,6 +148,7 @@ async fn pump(
 /// subscription ends.
 async fn settle(
     message: &mut Message,
+    receipt: Receipt,
     delivered: Delivered,
     dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>,
 ) -> Result<(), Pumped> {
@@ -172,11 +174,9 @@ async fn settle(
             }));
         }
     }
-    if let Some(ack) = message.ack.take() {
-        // Delivered: a position that could not be recorded can only make it come again, which
-        // the QoS levels that acknowledge after the call allow.
-        let _ = ack.ack_and_wait().await;
-    }
+    // Delivered: a position that could not be recorded can only make it come again, which the QoS
+    // levels that acknowledge after the call allow.
+    let _ = receipt.written_and_recorded().await;
     Ok(())
 }
 
