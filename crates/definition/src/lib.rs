@@ -12,6 +12,7 @@ mod entrypoint;
 mod kafka;
 mod load;
 mod problem;
+pub mod subscription;
 mod validate;
 mod value;
 mod webhook;

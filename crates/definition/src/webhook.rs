@@ -90,8 +90,9 @@ pub struct WebhookHttpOptions {
     /// How long an unused connection to a callback URL is kept, in ms. Default 60000.
     #[serde(default = "default_idle_timeout", deserialize_with = "lenient_u64")]
     pub idle_timeout: u64,
-    /// Most connections kept per callback host. Default 5, at most 20; deliveries are sequential
-    /// per subscription in this version, so one connection is used at a time.
+    /// Most connections kept per callback host, and the most calls in flight per subscription at
+    /// QoS none, auto and at-best. Default 5, at most 20 (at-most-once and at-least-once make one
+    /// call at a time, to keep order).
     #[serde(default = "default_max_concurrent_connections", deserialize_with = "lenient_u64")]
     pub max_concurrent_connections: u64,
 }

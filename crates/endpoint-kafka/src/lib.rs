@@ -13,8 +13,6 @@ mod subscriber;
 pub use compacted_topic::{TopicLog, TopicLogError, TopicRecord};
 pub use cursor::{message_id, Cursor, CursorError};
 pub use producer::ProducerPool;
-/// Trust and key stores (PEM, PKCS12, JKS) read into PEM, for other TLS clients of the gateway.
-pub use security::stores::{client_identity, trusted_certificates, ClientIdentity};
 pub use settings::{
     static_connection, ConnectionProperties, ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX,
     ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED,

@@ -6,20 +6,20 @@
 use crate::security::jaas::{JaasConfig, LoginModule, OAuthBearerLogin};
 use crate::security::msk_iam::region_from_bootstrap;
 use crate::security::oauth::TokenSource;
-use crate::security::stores::{client_identity, trusted_certificates, ClientIdentity};
 use kafka_edge_definition::{
     AutoOffsetReset, CompressionType, Dynamic, Endpoint as EndpointDefinition, KafkaEndpointConfiguration, Problem,
     SaslMechanism, SecurityConfiguration, SecurityProtocol, SharedConfiguration,
 };
 use kafka_edge_el::{ParseError, Template};
 use kafka_edge_message::{EndpointFailure, ExecutionContext, FailureKind, Scope};
+use kafka_edge_stores::{client_identity, trusted_certificates, ClientIdentity};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const ATTR_GROUP_ID: &str = "gravitee.attribute.kafka.groupId";
-pub const ATTR_RECORD_KEY: &str = "gravitee.attribute.kafka.recordKey";
+pub use kafka_edge_message::ATTR_RECORD_KEY;
 pub const ATTR_PRODUCER_TOPICS: &str = "gravitee.attribute.kafka.producer.topics";
 pub const ATTR_CONSUMER_TOPICS: &str = "gravitee.attribute.kafka.consumer.topics";
 pub const ATTR_TOPICS_DEPRECATED: &str = "gravitee.attribute.kafka.topics";

@@ -7,9 +7,18 @@ use kafka_edge_message::{EndpointFailure, FailureKind};
 
 /// A JSON error body with the given status.
 pub fn json_error(status: StatusCode, message: &str, key: Option<&str>) -> Response {
+    json_error_with(status, message, key.map(|key| ("key", key)))
+}
+
+/// As [`json_error`], with the path of the request field at fault (`field`), where there is one.
+pub fn json_error_at(status: StatusCode, message: &str, field: Option<&str>) -> Response {
+    json_error_with(status, message, field.map(|field| ("field", field)))
+}
+
+fn json_error_with(status: StatusCode, message: &str, extra: Option<(&str, &str)>) -> Response {
     let mut body = serde_json::json!({ "message": message, "http_status_code": status.as_u16() });
-    if let Some(key) = key {
-        body["key"] = key.into();
+    if let Some((name, value)) = extra {
+        body[name] = value.into();
     }
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

@@ -4,7 +4,7 @@
 
 use crate::accept::negotiate;
 use crate::error::{failure_response, json_error, rejects_request};
-use crate::render::Page;
+use crate::page::Page;
 use crate::EntrypointContext;
 use axum::response::{IntoResponse, Response};
 use http::{header, request::Parts, StatusCode};

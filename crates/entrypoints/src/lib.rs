@@ -5,9 +5,10 @@ mod accept;
 pub mod error;
 pub mod http_get;
 pub mod http_post;
+mod page;
 pub mod query;
-mod render;
 pub mod sse;
+pub mod webhook;
 pub mod websocket;
 
 use kafka_edge_message::{Endpoint, ExecutionContext};

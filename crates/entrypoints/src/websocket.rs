@@ -28,7 +28,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, StreamExt};
 use http::request::Parts;
 use kafka_edge_definition::{Qos, WebsocketConfiguration};
-use kafka_edge_message::{delivery, EndpointFailure, Message, SubscribeOptions, Subscription};
+use kafka_edge_message::{delivery, EndpointFailure, Message, SubscribeOptions, Subscription, MAX_MESSAGE_BYTES};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
@@ -37,8 +37,6 @@ use tokio_util::task::TaskTracker;
 
 /// How often an otherwise quiet connection is checked with a ping.
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// Largest message a client may send, as for an http-post body.
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Most messages written before one flush.
 const WRITE_BATCH: usize = 64;
 /// Longest wait for the client's side of the closing handshake (some clients answer only once

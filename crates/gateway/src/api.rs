@@ -5,10 +5,10 @@
 //! dropped (its endpoints share the runtime's one producer pool).
 
 use kafka_edge_definition::{
-    ApiDefinition, Endpoint as EndpointDefinition, Entrypoint, EntrypointConfiguration, PlanMode, Problem, Qos,
-    WebhookConfiguration,
+    ApiDefinition, Endpoint as EndpointDefinition, Entrypoint, EntrypointConfiguration, PlanMode, Problem,
 };
 use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
+use kafka_edge_entrypoints::webhook::WebhookEntrypoint;
 use kafka_edge_entrypoints::websocket;
 use kafka_edge_message::{ApiInfo, Endpoint};
 use kafka_edge_policies::ApiFlows;
@@ -31,25 +31,6 @@ pub struct LoadedApi {
     pub push_plans: Vec<String>,
     /// Open WebSocket sessions, which outlive the HTTP server's view of their request.
     pub websockets: websocket::Sessions,
-}
-
-/// The webhook entrypoint of an API.
-pub struct WebhookEntrypoint {
-    pub qos: Qos,
-    pub configuration: WebhookConfiguration,
-    /// The endpoint `dlq.endpoint` names: where rejected messages are published.
-    pub dlq: Option<Arc<dyn Endpoint>>,
-}
-
-impl WebhookEntrypoint {
-    /// Messages in flight per subscription: 1 for at-most-once and at-least-once (order and
-    /// acknowledgement), else `http.maxConcurrentConnections` (1 to 20).
-    pub fn concurrency(&self) -> usize {
-        match self.qos {
-            Qos::AtMostOnce | Qos::AtLeastOnce => 1,
-            _ => self.configuration.http.max_concurrent_connections.clamp(1, 20) as usize,
-        }
-    }
 }
 
 impl LoadedApi {

@@ -21,9 +21,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Largest request body accepted (one http-post message).
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-
 /// How long shutdown waits for queued records to reach the cluster.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -4,7 +4,6 @@
 
 use crate::api::LoadedApi;
 use crate::client_identifier;
-use crate::MAX_BODY_BYTES;
 use axum::extract::Request;
 use axum::response::Response;
 use http::{header, Method, StatusCode};
@@ -12,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use kafka_edge_definition::{Entrypoint, EntrypointConfiguration, EntrypointType};
 use kafka_edge_entrypoints::error::{failure_response, json_error, no_context_path};
 use kafka_edge_entrypoints::{http_get, http_post, sse, websocket, EntrypointContext};
-use kafka_edge_message::{ExecutionContext, Headers, RequestInfo};
+use kafka_edge_message::{ExecutionContext, Headers, RequestInfo, MAX_MESSAGE_BYTES};
 use kafka_edge_policies::{FlowEndpoint, RequestShape, SelectedFlows};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,12 +95,12 @@ pub(crate) async fn dispatch(
             http_get::handle(configuration, entrypoint.qos, context, &parts).await
         }
         EntrypointConfiguration::HttpPost(configuration) => {
-            let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            let body = match axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await {
                 Ok(body) => body,
                 Err(_) => {
                     return json_error(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!("Request body too large or unreadable: at most {MAX_BODY_BYTES} bytes"),
+                        &format!("Request body too large or unreadable: at most {MAX_MESSAGE_BYTES} bytes"),
                         None,
                     )
                 }

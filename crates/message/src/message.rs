@@ -2,6 +2,13 @@ use crate::ack::AckHandle;
 use bytes::Bytes;
 use std::collections::HashMap;
 
+/// Gravitee's attribute that names a message's record key (DESIGN 4.3): set on a published
+/// message to choose its key; set on a dead-lettered copy to keep the consumed record's key.
+pub const ATTR_RECORD_KEY: &str = "gravitee.attribute.kafka.recordKey";
+
+/// Largest message a client may send: an http-post body, a WebSocket frame.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
 /// One message, produced by a client or consumed for one (DESIGN 1).
 #[derive(Debug, Default)]
 pub struct Message {

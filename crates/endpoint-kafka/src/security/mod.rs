@@ -1,8 +1,6 @@
-//! Connecting securely to Kafka (issue 4): trust and key stores turned into PEM for librdkafka,
-//! OAUTHBEARER tokens, JAAS login lines, AWS MSK IAM signing.
+//! Connecting securely to Kafka: OAUTHBEARER tokens, JAAS login lines, AWS MSK IAM signing (trust
+//! and key stores are read by the `kafka-edge-stores` crate).
 
 pub(crate) mod jaas;
-mod jks;
 pub(crate) mod msk_iam;
 pub(crate) mod oauth;
-pub(crate) mod stores;

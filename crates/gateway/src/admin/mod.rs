@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use http::StatusCode;
 use kafka_edge_definition::Problem;
-use serde_json::json;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,12 +77,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Admin answers are the gateway's JSON errors, with the field at fault where there is one.
 fn error(status: StatusCode, message: &str, field: Option<&str>) -> Response {
-    let mut body = json!({"message": message, "http_status_code": status.as_u16()});
-    if let Some(field) = field {
-        body["field"] = json!(field);
-    }
-    (status, Json(body)).into_response()
+    kafka_edge_entrypoints::error::json_error_at(status, message, field)
 }
 
 fn invalid(problem: Problem) -> Response {

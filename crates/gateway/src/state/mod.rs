@@ -7,7 +7,8 @@
 
 mod file;
 mod kafka;
-pub mod model;
+/// The subscription model lives with the other definitions (it is pure data).
+pub use kafka_edge_definition::subscription as model;
 pub mod validate;
 
 pub use file::FileStore;

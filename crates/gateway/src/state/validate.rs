@@ -120,7 +120,7 @@ pub fn check_configuration(base: &str, configuration: &WebhookSubscriptionConfig
         }
     }
     // Unreadable stores and wrong passwords are refused now rather than at the first delivery.
-    crate::webhook::tls::materials(&configuration.ssl).map_err(|problem| problem.under(base))?;
+    kafka_edge_entrypoints::webhook::tls::materials(&configuration.ssl).map_err(|problem| problem.under(base))?;
     Ok(())
 }
 

@@ -2,16 +2,17 @@
 //! the subscription id), POST each message in order, acknowledge after a 2xx, retry 5xx and
 //! network errors per the subscription's policy, and stop the subscription when it cannot go on.
 //! A rejected message (4xx) goes to the `dlq.endpoint` when there is one, else it stops the
-//! subscription. Cancellation (delete, shutdown) closes the endpoint subscription, so the consumer leaves its group.
+//! subscription. Cancellation (delete, shutdown) closes the endpoint subscription, so the
+//! consumer leaves its group.
 
 use super::call::{CallOutcome, Caller};
-use super::delivery_context;
-use crate::api::LoadedApi;
-use crate::state::model::Retry;
-use crate::state::{StateStore, Subscription, SubscriptionState};
+use super::WebhookEntrypoint;
 use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_edge_definition::subscription::{Retry, Subscription};
 use kafka_edge_message::delivery::{self, Receipt};
-use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, FailureKind, Message, Qos, SubscribeOptions};
+use kafka_edge_message::{
+    Endpoint, EndpointFailure, ExecutionContext, FailureKind, Message, Qos, SubscribeOptions, ATTR_RECORD_KEY,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -19,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 /// Wait before subscribing again after the endpoint failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(5);
 
-/// Why delivery ends for good (the subscription's state becomes stopped with this reason).
-struct Stop {
-    reason: &'static str,
-    message: String,
+/// Why delivery ended for good: the subscription's state becomes stopped with this reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// A key such as `WEBHOOK_UNREACHABLE`.
+    pub reason: &'static str,
+    pub message: String,
 }
 
 enum Pumped {
@@ -31,30 +34,23 @@ enum Pumped {
     Stop(Stop),
 }
 
-/// Runs until cancelled or until the subscription stops.
-pub(super) async fn run(
-    api: Arc<LoadedApi>,
-    subscription: Subscription,
-    store: Arc<dyn StateStore>,
+/// Delivers `subscription`'s messages until `cancel` (then `None`) or until it cannot go on
+/// (then why, for the caller to record). `subscribe_through` gives, for each (re)subscription,
+/// the execution context and the endpoint as the API's flows present it.
+pub async fn run(
+    webhook: &WebhookEntrypoint,
+    subscription: &Subscription,
+    subscribe_through: impl Fn() -> (ExecutionContext, Arc<dyn Endpoint>),
     cancel: CancellationToken,
-) {
+) -> Option<Stop> {
     let (api_id, id) = (subscription.api_id.clone(), subscription.id.clone());
-    // Delivery runs only for APIs with a webhook entrypoint (Webhooks::new).
-    let Some(webhook) = api.webhook.as_ref() else { return };
     let caller = match Caller::new(&webhook.configuration, &subscription.configuration) {
         Ok(caller) => caller,
-        Err(error) => {
-            return stop(
-                &*store,
-                &subscription,
-                Stop { reason: "WEBHOOK_CONFIGURATION_INVALID", message: error.to_string() },
-            )
-            .await
-        }
+        Err(error) => return Some(Stop { reason: "WEBHOOK_CONFIGURATION_INVALID", message: error.to_string() }),
     };
     tracing::info!(api = %api_id, subscription = %id, "Webhook delivery started.");
     loop {
-        let (context, endpoint) = delivery_context(&api, &subscription);
+        let (context, endpoint) = subscribe_through();
         let options = SubscribeOptions { qos: webhook.qos, cursor: None };
         let subscribed = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -78,7 +74,7 @@ pub(super) async fn run(
                 messages.close().await;
                 match pumped {
                     Pumped::Cancelled => break,
-                    Pumped::Stop(reason) => return stop(&*store, &subscription, reason).await,
+                    Pumped::Stop(reason) => return Some(reason),
                     Pumped::EndpointFailed(failure) => failure,
                 }
             }
@@ -90,6 +86,7 @@ pub(super) async fn run(
         }
     }
     tracing::info!(api = %api_id, subscription = %id, "Webhook delivery ended.");
+    None
 }
 
 /// Delivers until something ends the subscription. Up to `concurrency` messages are in flight;
@@ -180,9 +177,6 @@ async fn settle(
     Ok(())
 }
 
-/// Gravitee's attribute for the record key of a published message.
-const ATTR_RECORD_KEY: &str = "gravitee.attribute.kafka.recordKey";
-
 /// The copy of a rejected message that goes to the dead-letter queue: content, headers and key.
 fn dead_letter(message: &Message) -> Message {
     let mut copy = Message::new(message.content.clone());
@@ -231,15 +225,5 @@ async fn deliver(
             _ = cancel.cancelled() => return Delivered::Cancelled,
             _ = tokio::time::sleep(delay) => {}
         }
-    }
-}
-
-/// Records the stop in the state (unless the subscription was deleted meanwhile).
-async fn stop(store: &dyn StateStore, subscription: &Subscription, stop: Stop) {
-    tracing::warn!(api = %subscription.api_id, subscription = %subscription.id, reason = stop.reason, message = %stop.message, "Webhook subscription stopped.");
-    let Some(mut current) = store.get(&subscription.api_id, &subscription.id) else { return };
-    current.state = SubscriptionState::Stopped { reason: stop.reason.into(), message: stop.message };
-    if let Err(error) = store.put(current).await {
-        tracing::error!(api = %subscription.api_id, subscription = %subscription.id, %error, "Cannot record the stopped subscription.");
     }
 }

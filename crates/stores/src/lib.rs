@@ -1,9 +1,12 @@
-//! Trust and key stores (`security.ssl.trustStore` / `keyStore`) turned into the PEM text that
-//! librdkafka takes (`ssl.ca.pem`, `ssl.certificate.pem`, `ssl.key.pem`), in memory: librdkafka
-//! reads neither JKS nor PKCS#12 truststores, and a decrypted key is never written to disk.
-//! Errors name the field at fault and never carry key material or passwords.
+//! Trust and key stores turned into PEM text, in memory, for every TLS client of the gateway: the
+//! Kafka endpoint (`security.ssl.trustStore` / `keyStore` → librdkafka's `ssl.ca.pem`,
+//! `ssl.certificate.pem`, `ssl.key.pem`: librdkafka reads neither JKS nor PKCS#12 truststores)
+//! and webhook callbacks (a subscription's `ssl`). A decrypted key is never written to disk.
+//! Problems name the field at fault, below the `ssl` block, and never carry key material or
+//! passwords.
 
-use super::jks;
+mod jks;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use kafka_edge_definition::{KeyStore, Problem, StoreType, TrustStore};

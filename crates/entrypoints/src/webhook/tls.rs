@@ -1,15 +1,16 @@
 //! TLS toward a callback URL from a subscription's `ssl` block: `trustAll`, `hostnameVerifier`,
 //! a trust store (its CAs are added to the system roots) and a client identity. Stores are PEM,
-//! PKCS12 or JKS, read by the Kafka endpoint's store reader so both TLS clients of the gateway
-//! accept the same files; inline `content` is PEM text or base64 of a binary store.
+//! PKCS12 or JKS, read by the same store reader as the Kafka endpoint's (`kafka-edge-stores`), so
+//! both TLS clients of the gateway accept the same files; inline `content` is PEM text or base64
+//! of a binary store.
 
 use super::call::CallerError;
-use crate::state::model::{Ssl, Store};
+use kafka_edge_definition::subscription::{Ssl, Store};
 use kafka_edge_definition::{KeyStore, Problem, StoreType, TrustStore};
-use kafka_edge_endpoint_kafka::{client_identity, trusted_certificates};
+use kafka_edge_stores::{client_identity, trusted_certificates};
 
 /// What the stores of `ssl` hold, as PEM.
-pub(crate) struct Materials {
+pub struct Materials {
     trusted_pem: Option<String>,
     /// Certificate chain and PKCS#8 key.
     identity_pem: Option<(String, String)>,
@@ -18,7 +19,7 @@ pub(crate) struct Materials {
 /// Reads the stores; used when a subscription is created (to answer 400) and when delivery starts.
 /// A store that cannot be used is a problem at its field below the configuration (`ssl.…`),
 /// never with key material or passwords.
-pub(crate) fn materials(ssl: &Ssl) -> Result<Materials, Problem> {
+pub fn materials(ssl: &Ssl) -> Result<Materials, Problem> {
     read_stores(ssl).map_err(|problem| problem.under("ssl"))
 }
 

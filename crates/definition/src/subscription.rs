@@ -1,4 +1,5 @@
-//! A webhook subscription as the admin API, the state file and the state topic spell it
+//! The model of a webhook subscription (DESIGN 5.6), as the admin API, the state file and the
+//! state topic spell it
 //! (Gravitee's `WebhookEntrypointConnectorSubscriptionConfiguration`, camelCase). Unknown fields
 //! are errors. Secrets (passwords, tokens, client secrets) print as `***` in Debug and are replaced
 //! by `***` in admin API answers ([`Subscription::redacted`]); only the state store holds them.

@@ -2,14 +2,11 @@
 //! the running tasks always follow the state store — changes made through the admin API, by a
 //! task that stopped its subscription, or (with a shared store) by another gateway.
 
-mod call;
-mod deliver;
-pub(crate) mod tls;
-
 use crate::api::LoadedApi;
 use crate::state::validate::{self, StaticSubscription};
 use crate::state::{StateStore, Subscription, SubscriptionState};
 use kafka_edge_definition::EntrypointType;
+use kafka_edge_entrypoints::webhook::{self, Stop};
 use kafka_edge_message::{Endpoint, ExecutionContext, RequestInfo};
 use kafka_edge_policies::{FlowEndpoint, RequestShape};
 use std::collections::HashMap;
@@ -176,10 +173,34 @@ impl Webhooks {
             }
             let Some(api) = self.apis.get(&subscription.api_id) else { continue };
             let cancel = self.shutdown.child_token();
-            let task =
-                tokio::spawn(deliver::run(api.clone(), subscription.clone(), self.store.clone(), cancel.clone()));
+            let task = tokio::spawn(deliver(api.clone(), subscription.clone(), self.store.clone(), cancel.clone()));
             running.insert(key, Running { subscription, cancel, task });
         }
+    }
+}
+
+/// One subscription's delivery, until cancelled or until it stops; a stop is recorded in the state.
+async fn deliver(
+    api: Arc<LoadedApi>,
+    subscription: Subscription,
+    store: Arc<dyn StateStore>,
+    cancel: CancellationToken,
+) {
+    // Delivery runs only for APIs with a webhook entrypoint (Webhooks::new).
+    let Some(entrypoint) = api.webhook.as_ref() else { return };
+    let stopped = webhook::run(entrypoint, &subscription, || delivery_context(&api, &subscription), cancel).await;
+    if let Some(stop) = stopped {
+        record_stop(&*store, &subscription, stop).await;
+    }
+}
+
+/// Records the stop in the state (unless the subscription was deleted meanwhile).
+async fn record_stop(store: &dyn StateStore, subscription: &Subscription, stop: Stop) {
+    tracing::warn!(api = %subscription.api_id, subscription = %subscription.id, reason = stop.reason, message = %stop.message, "Webhook subscription stopped.");
+    let Some(mut current) = store.get(&subscription.api_id, &subscription.id) else { return };
+    current.state = SubscriptionState::Stopped { reason: stop.reason.into(), message: stop.message };
+    if let Err(error) = store.put(current).await {
+        tracing::error!(api = %subscription.api_id, subscription = %subscription.id, %error, "Cannot record the stopped subscription.");
     }
 }
 

@@ -3,9 +3,9 @@
 //! authentication (basic, token, or an OAuth 2 client-credentials token cached until it expires
 //! or the callback answers 401).
 
-use crate::state::model::{AuthType, OAuth2Auth, Secret, WebhookSubscriptionConfiguration};
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use kafka_edge_definition::subscription::{AuthType, OAuth2Auth, Secret, WebhookSubscriptionConfiguration};
 use kafka_edge_definition::{ProxyType, WebhookConfiguration, WebhookProxy};
 use kafka_edge_message::Message;
 use std::time::{Duration, Instant};
