@@ -183,7 +183,10 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
             (_, None) | (_, Some(PlanSecurityType::KeyLess)) => {}
             (_, Some(other)) => report(
                 &join(&path, "security.type"),
-                format!("plan security `{other}` is not supported by this version, which serves `key-less` plans only; refusing to serve the API unprotected"),
+                format!(
+                    "plan security `{other}` is not supported by this version, which serves `key-less` plans \
+                     only; refusing to serve the API unprotected"
+                ),
             ),
         }
     }
@@ -223,10 +226,18 @@ fn check_capability(
         _ => ("", ""),
     };
     if needs_producer && !shared.producer.enabled {
-        report(&join(path, "type"), format!("entrypoint `{kind}` publishes, but the endpoint's producer is not enabled (set producer.enabled to true{or_publisher})"));
+        let message = format!(
+            "entrypoint `{kind}` publishes, but the endpoint's producer is not enabled \
+             (set producer.enabled to true{or_publisher})"
+        );
+        report(&join(path, "type"), message);
     }
     if needs_consumer && !shared.consumer.enabled {
-        report(&join(path, "type"), format!("entrypoint `{kind}` subscribes, but the endpoint's consumer is not enabled (set consumer.enabled to true{or_subscriber})"));
+        let message = format!(
+            "entrypoint `{kind}` subscribes, but the endpoint's consumer is not enabled \
+             (set consumer.enabled to true{or_subscriber})"
+        );
+        report(&join(path, "type"), message);
     }
 }
 

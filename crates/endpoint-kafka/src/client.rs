@@ -18,10 +18,13 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 
+/// What a producer allows beyond a record's value: key, headers, batch and protocol framing.
+const RECORD_OVERHEAD_BYTES: usize = 64 * 1024;
+
 /// What a client is for; each role adds its properties to the connection's.
 pub(crate) enum Role<'a> {
     /// A pooled producer of the Kafka endpoint (DESIGN 4.3, 6: acks=all, idempotence).
-    Producer { compression: CompressionType },
+    Producer { compression: CompressionType, max_message_bytes: usize },
     /// The consumer of one subscription (DESIGN 4.4).
     Consumer { group_id: &'a str, auto_offset_reset: AutoOffsetReset, auto_commit: bool, follows_pattern: bool },
     /// Reads a compacted topic from the beginning, by assignment (the group is never joined).
@@ -39,7 +42,10 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
     connection.apply(&mut config);
     config.set("client.id", client_id);
     match role {
-        Role::Producer { compression } => {
+        Role::Producer { compression, max_message_bytes } => {
+            // Room for the record's key, headers and batch framing on top of its value; librdkafka
+            // refuses anything over 1e9. The cluster's own limit still applies.
+            let message_max_bytes = (max_message_bytes + RECORD_OVERHEAD_BYTES).min(1_000_000_000);
             config
                 .set("acks", "all")
                 .set("enable.idempotence", "true")
@@ -48,7 +54,8 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 .set("compression.type", compression.as_str())
                 .set("linger.ms", "5")
                 .set("message.timeout.ms", "30000")
-                .set("socket.connection.setup.timeout.ms", "10000");
+                .set("socket.connection.setup.timeout.ms", "10000")
+                .set("message.max.bytes", message_max_bytes.to_string());
         }
         Role::Consumer { group_id, auto_offset_reset, auto_commit, follows_pattern } => {
             let auto_offset_reset = match auto_offset_reset {

@@ -11,31 +11,33 @@ use std::time::Duration;
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Asks the cluster for the metadata of `topic`: proves that the bootstrap servers answer and
-/// accept our credentials before a request waits on them. Blocking: call off the async threads.
-pub(crate) fn probe_cluster<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<(), EndpointFailure> {
-    let topic = (!topic.is_empty()).then_some(topic);
-    client.fetch_metadata(topic, PROBE_TIMEOUT).map(|_| ()).map_err(|error| {
-        let failure = classify_connection_error(&error, false).unwrap_or_else(|| {
+/// accept our credentials before a request waits on them. Returns whether `topic` exists (true
+/// for an empty name). Blocking: call off the async threads.
+pub(crate) fn probe_cluster<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<bool, EndpointFailure> {
+    let named = (!topic.is_empty()).then_some(topic);
+    let metadata = client.fetch_metadata(named, PROBE_TIMEOUT).map_err(|error| {
+        tracing::debug!(%error, "Kafka cluster probe failed.");
+        classify_connection_error(&error, false).unwrap_or_else(|| {
             EndpointFailure::configuration_invalid("no Kafka broker answered at the bootstrap servers")
-        });
-        tracing::warn!(%error, "Kafka cluster probe failed.");
-        failure
+        })
+    })?;
+    Ok(named.is_none_or(|topic| {
+        metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+    }))
+}
+
+/// Whether the cluster knows `topic`, for a client that already reached it. Blocking.
+pub(crate) fn topic_exists<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<bool, EndpointFailure> {
+    probe_cluster(client, topic).map_err(|failure| match failure.kind {
+        // It answered before: a failure now is a lost connection, not a bad configuration.
+        FailureKind::ConfigurationInvalid => EndpointFailure::new(FailureKind::ConnectionClosed, failure.message),
+        _ => failure,
     })
 }
 
-/// `checkTopicExistence`: the topic must be known to the cluster. Blocking.
-pub(crate) fn check_topic_exists<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<(), EndpointFailure> {
-    let metadata = client
-        .fetch_metadata(Some(topic), PROBE_TIMEOUT)
-        .map_err(|error| classify_connection_error(&error, true).unwrap_or_else(|| unknown(&error)))?;
-    let exists =
-        metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-    if exists {
-        Ok(())
-    } else {
-        tracing::info!(topic, "Subscribed topic does not exist (checkTopicExistence).");
-        Err(EndpointFailure::configuration_invalid(format!("topic `{topic}` does not exist")))
-    }
+/// `checkTopicExistence`: a request on a topic the cluster does not know fails at once.
+pub(crate) fn missing_topic(topic: &str) -> EndpointFailure {
+    EndpointFailure::configuration_invalid(format!("topic `{topic}` does not exist"))
 }
 
 /// librdkafka's own log lines, at debug level: it repeats connection errors on every retry, and

@@ -6,6 +6,7 @@ mod compacted_topic;
 mod cursor;
 mod failure;
 mod producer;
+mod report;
 mod security;
 mod settings;
 mod subscriber;
@@ -53,7 +54,11 @@ impl Endpoint for KafkaEndpoint {
             .get(ATTR_RECORD_KEY)
             .or_else(|| context.attributes.get(ATTR_RECORD_KEY))
             .map(String::as_str);
-        self.producers.publish(&settings, key, &message.content, &message.headers).await
+        let published = self.producers.publish(&settings, key, &message.content, &message.headers).await;
+        if let Err(failure) = &published {
+            report::Origin::new(context, settings.connection.bootstrap_servers()).failure(failure);
+        }
+        published
     }
 
     async fn subscribe(
@@ -69,6 +74,7 @@ impl Endpoint for KafkaEndpoint {
             ),
             None => None,
         };
-        subscriber::subscribe(settings, options.qos, cursor).await
+        let origin = report::Origin::new(context, settings.connection.bootstrap_servers());
+        subscriber::subscribe(settings, options.qos, cursor, origin).await
     }
 }

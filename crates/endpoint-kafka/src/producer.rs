@@ -8,7 +8,7 @@ use crate::settings::{ConnectionProperties, ProducerSettings};
 use bytes::Bytes;
 use futures::future::join_all;
 use kafka_edge_definition::CompressionType;
-use kafka_edge_message::{EndpointFailure, FailureKind, Headers};
+use kafka_edge_message::{EndpointFailure, FailureKind, Headers, DEFAULT_MAX_MESSAGE_BYTES};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -39,6 +39,9 @@ type PoolKey = (ConnectionProperties, CompressionType);
 pub struct ProducerPool {
     pool: Mutex<Pool>,
     idle_timeout: Duration,
+    /// The largest record a client may send; producers accept it (`message.max.bytes`), and the
+    /// cluster decides whether it takes it.
+    max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for ProducerPool {
@@ -185,7 +188,14 @@ impl ProducerPool {
     /// Producers no publish has used for `idle_timeout` are closed (the next publish with their
     /// configuration creates a new one).
     pub fn with_idle_timeout(idle_timeout: Duration) -> Self {
-        Self { pool: Mutex::new(Pool::default()), idle_timeout }
+        Self { pool: Mutex::new(Pool::default()), idle_timeout, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES }
+    }
+
+    /// Producers take records of up to `bytes` (the gateway's `--max-message-bytes`); whether the
+    /// cluster accepts them is its own limit (`message.max.bytes`, a topic's `max.message.bytes`).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
     }
 
     /// Produces `content` once to each topic and waits until the cluster acknowledged every record.
@@ -234,9 +244,10 @@ impl ProducerPool {
     fn delivery_failure(&self, pool_key: &PoolKey, shared: &SharedProducer, error: &KafkaError) -> EndpointFailure {
         let ever_connected = shared.health.ever_connected.load(Ordering::Relaxed);
         match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
-                EndpointFailure::new(FailureKind::PayloadTooLarge, "Message too large for the Kafka cluster")
-            }
+            Some(RDKafkaErrorCode::MessageSizeTooLarge) => EndpointFailure::new(
+                FailureKind::PayloadTooLarge,
+                "Message too large for the Kafka cluster: over the broker's message.max.bytes or the topic's max.message.bytes",
+            ),
             Some(RDKafkaErrorCode::MessageTimedOut) => {
                 self.evict(pool_key, shared);
                 let known = shared.health.failure.borrow().clone();
@@ -268,7 +279,11 @@ impl ProducerPool {
             return Ok(existing);
         }
         let client_id = format!("gio-apim-producer-{}", short_uuid());
-        let config = client::config(&key.0, &client_id, &Role::Producer { compression: key.1 });
+        let config = client::config(
+            &key.0,
+            &client_id,
+            &Role::Producer { compression: key.1, max_message_bytes: self.max_message_bytes },
+        );
         let (failure, _) = watch::channel(None);
         let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: client_id.clone() });
         let recorder = health.clone();
@@ -281,7 +296,7 @@ impl ProducerPool {
         let topic = probe_topic.to_string();
         let probe = tokio::task::spawn_blocking(move || probe_cluster(probing.producer.client(), &topic)).await;
         match probe {
-            Ok(Ok(())) => shared.health.ever_connected.store(true, Ordering::Relaxed),
+            Ok(Ok(_)) => shared.health.ever_connected.store(true, Ordering::Relaxed),
             // The error callback may have told why (authentication, TLS) while the probe waited.
             Ok(Err(failure)) => return Err(shared.health.failure.borrow().clone().unwrap_or(failure)),
             Err(_) => {
@@ -363,7 +378,8 @@ mod tests {
     fn pooled(pool: &ProducerPool, key: &PoolKey) {
         let (failure, _) = watch::channel(None);
         let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: "test".into() });
-        let config = client::config(&key.0, "test", &Role::Producer { compression: key.1 });
+        let role = Role::Producer { compression: key.1, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES };
+        let config = client::config(&key.0, "test", &role);
         let producer = client::create(&config, Callbacks::plain("test")).expect("producer");
         let shared = Arc::new(SharedProducer {
             client_id: "test".into(),

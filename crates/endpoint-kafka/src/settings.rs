@@ -41,6 +41,11 @@ impl ConnectionProperties {
         self.0.insert(name, value.into());
     }
 
+    /// The `bootstrap.servers` in use (never a credential): for logs.
+    pub fn bootstrap_servers(&self) -> &str {
+        self.0.get("bootstrap.servers").map_or("", String::as_str)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
         self.0.iter().map(|(name, value)| (*name, value.as_str()))
     }

@@ -22,4 +22,6 @@ pub struct EntrypointContext {
     pub execution: ExecutionContext,
     /// Cancelled when the gateway stops: long-lived responses end early.
     pub shutdown: CancellationToken,
+    /// The largest message a client may send: an http-post body, a WebSocket frame.
+    pub max_message_bytes: usize,
 }

@@ -28,7 +28,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, StreamExt};
 use http::request::Parts;
 use kafka_edge_definition::{Qos, WebsocketConfiguration};
-use kafka_edge_message::{delivery, EndpointFailure, Message, SubscribeOptions, Subscription, MAX_MESSAGE_BYTES};
+use kafka_edge_message::{delivery, EndpointFailure, Message, SubscribeOptions, Subscription};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
@@ -67,7 +67,7 @@ pub async fn handle(
     sessions: &Sessions,
 ) -> Response {
     let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
-        Ok(upgrade) => upgrade.max_message_size(MAX_MESSAGE_BYTES),
+        Ok(upgrade) => upgrade.max_message_size(context.max_message_bytes).max_frame_size(context.max_message_bytes),
         Err(rejection) => return json_error(rejection.status(), &rejection.body_text(), None),
     };
     // Subscribing before the upgrade lets a request the endpoint refuses get a status.

@@ -20,6 +20,7 @@ fn context(endpoint: &MemoryEndpoint) -> EntrypointContext {
         endpoint: Arc::new(endpoint.clone()),
         execution: ExecutionContext { client_identifier: GROUP.into(), ..Default::default() },
         shutdown: CancellationToken::new(),
+        max_message_bytes: kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES,
     }
 }
 

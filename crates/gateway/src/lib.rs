@@ -15,6 +15,7 @@ use axum::response::Response;
 use axum::serve::ListenerExt;
 use axum::Router;
 use kafka_edge_endpoint_kafka::ProducerPool;
+use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,14 +29,27 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Gateway {
     apis: Vec<Arc<LoadedApi>>,
     shutdown: CancellationToken,
+    /// The largest message a client may send (`--max-message-bytes`).
+    max_message_bytes: usize,
 }
 
 impl Gateway {
+    /// With the default message size limit (8 MiB).
     pub fn new(apis: Vec<Arc<LoadedApi>>, shutdown: CancellationToken) -> Arc<Self> {
+        Self::with_max_message_bytes(apis, shutdown, DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    /// `max_message_bytes` caps an http-post body and a WebSocket frame; the producers of the APIs'
+    /// pool must take records that large (`ProducerPool::with_max_message_bytes`).
+    pub fn with_max_message_bytes(
+        apis: Vec<Arc<LoadedApi>>,
+        shutdown: CancellationToken,
+        max_message_bytes: usize,
+    ) -> Arc<Self> {
         for api in &apis {
             tracing::info!(api = %api.id, paths = ?api.context_paths, entrypoints = ?api.entrypoint_names(), "Serving API.");
         }
-        Arc::new(Self { apis, shutdown })
+        Arc::new(Self { apis, shutdown, max_message_bytes })
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
@@ -75,5 +89,5 @@ async fn dispatch(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    routing::dispatch(&gateway.apis, remote, gateway.shutdown.clone(), request).await
+    routing::dispatch(&gateway.apis, remote, gateway.shutdown.clone(), gateway.max_message_bytes, request).await
 }

@@ -1,10 +1,12 @@
 //! `kafka-edge`: run the gateway, or validate API definitions.
 
 use anyhow::Context;
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_edge_definition::{load_paths, Ignored, Problem};
 use kafka_edge_endpoint_kafka::ProducerPool;
 use kafka_edge_gateway::{Gateway, LoadedApi};
+use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,8 +14,17 @@ use tokio_util::sync::CancellationToken;
 
 mod subscriptions;
 
+/// `0.1.0 (<git revision>)`: the revision is `unknown` for a build outside a git checkout.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KAFKA_EDGE_REVISION"), ")");
+
 #[derive(Parser)]
-#[command(name = "kafka-edge", version, about = "An event-native API gateway that puts Apache Kafka behind HTTP.")]
+#[command(
+    name = "kafka-edge",
+    version = VERSION,
+    about = "An event-native API gateway that puts Apache Kafka behind HTTP.",
+    after_help = "Logs go to stderr. RUST_LOG sets the level, in tracing's filter syntax (default `info`; \
+                  e.g. RUST_LOG=debug, or RUST_LOG=info,librdkafka=debug for librdkafka's own lines)."
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KAFKA_EDGE_LOG_FORMAT")]
@@ -50,9 +61,20 @@ enum Command {
         /// Static webhook subscriptions: a JSON list of {"api","id","plan","configuration"}.
         #[arg(long, value_name = "FILE")]
         subscriptions: Option<PathBuf>,
+        /// Largest message a client may send, in bytes: an http-post body, a WebSocket frame; the
+        /// producers take records this large (the Kafka cluster keeps its own limit).
+        #[arg(
+            long,
+            env = "KAFKA_EDGE_MAX_MESSAGE_BYTES",
+            default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+            value_name = "BYTES",
+            value_parser = clap::value_parser!(u32).range(1024..=900_000_000).map(|bytes| bytes as usize)
+        )]
+        max_message_bytes: usize,
     },
     /// Check API definitions: exit 0 when all are valid, otherwise print one line per problem.
     Validate {
+        /// API definition files (.json, .yaml, .yml) or directories of them, searched recursively.
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
     },
@@ -63,8 +85,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Run { apis, listen, state, state_security, admin_listen, subscriptions } => {
-            run(apis, listen, subscriptions::Options { state, state_security, admin_listen, subscriptions })
+        Command::Run { apis, listen, state, state_security, admin_listen, subscriptions, max_message_bytes } => {
+            let options = subscriptions::Options { state, state_security, admin_listen, subscriptions };
+            run(apis, listen, max_message_bytes, options)
         }
         Command::Validate { paths } => Ok(validate(&paths)),
     };
@@ -140,9 +163,14 @@ fn load(paths: &[PathBuf], producers: &Arc<ProducerPool>) -> Result<Vec<LoadedFi
     }
 }
 
-fn run(paths: Vec<PathBuf>, listen: String, options: subscriptions::Options) -> anyhow::Result<ExitCode> {
+fn run(
+    paths: Vec<PathBuf>,
+    listen: String,
+    max_message_bytes: usize,
+    options: subscriptions::Options,
+) -> anyhow::Result<ExitCode> {
     // One pool for every API, the webhook DLQs included: flushed once, when nothing publishes.
-    let producers = Arc::new(ProducerPool::new());
+    let producers = Arc::new(ProducerPool::new().with_max_message_bytes(max_message_bytes));
     let loaded = match load(&paths, &producers) {
         Ok(loaded) => loaded,
         Err(problems) => {
@@ -164,9 +192,10 @@ fn run(paths: Vec<PathBuf>, listen: String, options: subscriptions::Options) -> 
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let webhooks = subscriptions::start(&apis, options, shutdown.clone()).await?;
-        let gateway = Gateway::new(apis, shutdown.clone());
-        let listener =
-            tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let gateway = Gateway::with_max_message_bytes(apis, shutdown.clone(), max_message_bytes);
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (set by --listen or KAFKA_EDGE_LISTEN)"))?;
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let served = gateway.serve(listener).await;
         shutdown.cancel();

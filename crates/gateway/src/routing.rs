@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use kafka_edge_definition::{Entrypoint, EntrypointConfiguration, EntrypointType};
 use kafka_edge_entrypoints::error::{failure_response, json_error, no_context_path};
 use kafka_edge_entrypoints::{http_get, http_post, sse, websocket, EntrypointContext};
-use kafka_edge_message::{ExecutionContext, Headers, RequestInfo, MAX_MESSAGE_BYTES};
+use kafka_edge_message::{ExecutionContext, Headers, RequestInfo};
 use kafka_edge_policies::{FlowEndpoint, RequestShape, SelectedFlows};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +41,32 @@ fn select<'a>(api: &'a LoadedApi, request: &Request) -> Option<&'a Entrypoint> {
     candidates.iter().filter(|(matches, _)| *matches).find_map(|(_, kind)| find(*kind))
 }
 
+/// An API exists at the path but none of its entrypoints takes this request: 405 with `Allow`
+/// when none takes its method, else (a GET no GET entrypoint accepts) Gravitee's 404.
+fn not_served(api: &LoadedApi, method: &Method) -> Response {
+    let mut allowed: Vec<Method> = Vec::new();
+    for entrypoint in &api.entrypoints {
+        let method = match entrypoint.kind {
+            EntrypointType::HttpPost => Method::POST,
+            _ => Method::GET,
+        };
+        if !allowed.contains(&method) {
+            allowed.push(method);
+        }
+    }
+    allowed.sort_by_key(|method| method.to_string());
+    if allowed.is_empty() || allowed.contains(method) {
+        return no_context_path();
+    }
+    let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    let message = format!("Method {method} is not served by this API; it serves {allow}");
+    let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, &message, None);
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
 /// The API whose context path is the longest prefix (on a segment boundary) of `path`.
 /// With the path below that context path (`/` when the path is the context path).
 fn find_api<'a>(apis: &'a [Arc<LoadedApi>], path: &str) -> Option<(&'a LoadedApi, String)> {
@@ -64,13 +90,15 @@ pub(crate) async fn dispatch(
     apis: &[Arc<LoadedApi>],
     remote: SocketAddr,
     shutdown: CancellationToken,
+    max_message_bytes: usize,
     request: Request,
 ) -> Response {
     let Some((api, path_info)) = find_api(apis, request.uri().path()) else { return no_context_path() };
-    let Some(entrypoint) = select(api, &request) else { return no_context_path() };
+    let Some(entrypoint) = select(api, &request) else { return not_served(api, request.method()) };
     let (mut parts, body) = request.into_parts();
     let mut execution = ExecutionContext {
         api: api.info.clone(),
+        entrypoint: entrypoint.kind.as_str(),
         client_identifier: client_identifier::key_less(remote.ip(), &parts.headers),
         attributes: Default::default(),
         request: Arc::new(request_info(&parts, remote, path_info)),
@@ -88,22 +116,20 @@ pub(crate) async fn dispatch(
     }
     // The response phase needs the context after the entrypoint consumed its copy.
     let response_context = (!flows.is_empty()).then(|| execution.clone());
-    let context =
-        EntrypointContext { endpoint: FlowEndpoint::wrap(api.endpoint.clone(), flows.clone()), execution, shutdown };
+    let context = EntrypointContext {
+        endpoint: FlowEndpoint::wrap(api.endpoint.clone(), flows.clone()),
+        execution,
+        shutdown,
+        max_message_bytes,
+    };
     let response = match &entrypoint.configuration {
         EntrypointConfiguration::HttpGet(configuration) => {
             http_get::handle(configuration, entrypoint.qos, context, &parts).await
         }
         EntrypointConfiguration::HttpPost(configuration) => {
-            let body = match axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await {
+            let body = match read_body(body, max_message_bytes).await {
                 Ok(body) => body,
-                Err(_) => {
-                    return json_error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!("Request body too large or unreadable: at most {MAX_MESSAGE_BYTES} bytes"),
-                        None,
-                    )
-                }
+                Err(response) => return *response,
             };
             http_post::handle(configuration, context, body).await
         }
@@ -120,6 +146,22 @@ pub(crate) async fn dispatch(
         Some(mut context) => apply_response_phase(&flows, &mut context, response),
         None => response,
     }
+}
+
+/// The whole body of one message: over the limit is a 413 that names it; a body that cannot be
+/// read (a malformed chunk) is a 400.
+async fn read_body(body: axum::body::Body, max_message_bytes: usize) -> Result<bytes::Bytes, Box<Response>> {
+    axum::body::to_bytes(body, max_message_bytes).await.map_err(|error| {
+        let too_large = error.into_inner().downcast_ref::<http_body_util::LengthLimitError>().is_some();
+        Box::new(if too_large {
+            let message = format!(
+                "Request body too large: at most {max_message_bytes} bytes (the gateway's --max-message-bytes)"
+            );
+            json_error(StatusCode::PAYLOAD_TOO_LARGE, &message, None)
+        } else {
+            json_error(StatusCode::BAD_REQUEST, "Malformed request body: it could not be read", None)
+        })
+    })
 }
 
 /// The request as flows and expressions see it.

@@ -39,9 +39,12 @@ pub async fn start(
     }
     match admin::token_from_env() {
         Some(token) => {
-            let listener = tokio::net::TcpListener::bind(&options.admin_listen)
-                .await
-                .with_context(|| format!("cannot listen on {} (admin API)", options.admin_listen))?;
+            let listener = tokio::net::TcpListener::bind(&options.admin_listen).await.with_context(|| {
+                format!(
+                    "cannot listen on {} (the admin API's address, set by --admin-listen or KAFKA_EDGE_ADMIN_LISTEN)",
+                    options.admin_listen
+                )
+            })?;
             let webhooks = webhooks.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {

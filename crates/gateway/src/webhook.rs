@@ -29,6 +29,7 @@ fn delivery_context(api: &LoadedApi, subscription: &Subscription) -> (ExecutionC
     };
     let context = ExecutionContext {
         api: api.info.clone(),
+        entrypoint: EntrypointType::Webhook.as_str(),
         client_identifier: subscription.id.clone(),
         attributes: Default::default(),
         request: Arc::new(request),
@@ -196,7 +197,8 @@ async fn deliver(
 
 /// Records the stop in the state (unless the subscription was deleted meanwhile).
 async fn record_stop(store: &dyn StateStore, subscription: &Subscription, stop: Stop) {
-    tracing::warn!(api = %subscription.api_id, subscription = %subscription.id, reason = stop.reason, message = %stop.message, "Webhook subscription stopped.");
+    let (api, id) = (&subscription.api_id, &subscription.id);
+    tracing::warn!(%api, subscription = %id, reason = stop.reason, message = %stop.message, "Webhook subscription stopped.");
     let Some(mut current) = store.get(&subscription.api_id, &subscription.id) else { return };
     current.state = SubscriptionState::Stopped { reason: stop.reason.into(), message: stop.message };
     if let Err(error) = store.put(current).await {

@@ -265,7 +265,7 @@ async fn a_message_larger_than_allowed_closes_with_1009() {
     create_topic(&topic, 1).await;
     let gateway = start(&ApiSpec::new(&topic), "auto", json!({"subscriber": {"enabled": false}})).await;
     let mut socket = connect(&gateway, &unique("c")).await;
-    let too_big = vec![b'x'; kafka_edge_message::MAX_MESSAGE_BYTES + 1];
+    let too_big = vec![b'x'; kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES + 1];
     // The gateway may close before the whole frame was written.
     let _ = socket.send(Message::binary(too_big)).await;
     let (code, _) = close_frame(&mut socket).await;

@@ -36,6 +36,9 @@ pub struct ApiInfo {
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionContext {
     pub api: Arc<ApiInfo>,
+    /// The entrypoint serving the request (`http-get`, `sse`, `webhook`…), for logs; empty when
+    /// no entrypoint is involved.
+    pub entrypoint: &'static str,
     /// Who is calling (DESIGN 5.1); the default consumer group.
     pub client_identifier: String,
     pub attributes: RequestAttributes,

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 /// message to choose its key; set on a dead-lettered copy to keep the consumed record's key.
 pub const ATTR_RECORD_KEY: &str = "gravitee.attribute.kafka.recordKey";
 
-/// Largest message a client may send: an http-post body, a WebSocket frame.
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// Largest message a client may send by default (an http-post body, a WebSocket frame); the
+/// gateway's `--max-message-bytes` changes it.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// One message, produced by a client or consumed for one (DESIGN 1).
 #[derive(Debug, Default)]

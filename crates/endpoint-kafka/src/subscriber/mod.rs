@@ -15,8 +15,9 @@ pub(crate) use rebalance::Rebalance;
 
 use crate::client::{self, Callbacks, Role};
 use crate::cursor::Cursor;
-use crate::failure::{check_topic_exists, probe_cluster, unknown};
+use crate::failure::{missing_topic, probe_cluster, topic_exists, unknown};
 use crate::producer::short_uuid;
+use crate::report::Origin;
 use crate::settings::{ConsumerSettings, TopicSelection};
 use kafka_edge_message::{EndpointFailure, FailureKind, Qos, Release, Subscription};
 use lifecycle::{Lifecycle, Phase};
@@ -34,12 +35,23 @@ const CHANNEL_CAPACITY: usize = 32;
 /// away must not hold the client's response. The close goes on in the background.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts a subscription. Fails at once only on a configuration librdkafka refuses; reaching the
-/// cluster is reported through the message stream.
+/// Starts a subscription. Fails at once on a configuration librdkafka refuses or a cluster that
+/// does not answer; losing the cluster later is reported through the message stream. Either is
+/// logged for `origin` (once a minute per cause).
 pub(crate) async fn subscribe(
     settings: ConsumerSettings,
     qos: Qos,
     cursor: Option<Cursor>,
+    origin: Origin,
+) -> Result<Subscription, EndpointFailure> {
+    start(settings, qos, cursor, origin.clone()).await.inspect_err(|failure| origin.failure(failure))
+}
+
+async fn start(
+    settings: ConsumerSettings,
+    qos: Qos,
+    cursor: Option<Cursor>,
+    origin: Origin,
 ) -> Result<Subscription, EndpointFailure> {
     let client_id = format!("gio-apim-consumer-{}", short_uuid());
     let role = Role::Consumer {
@@ -50,8 +62,10 @@ pub(crate) async fn subscribe(
     };
     let config = client::config(&settings.connection, &client_id, &role);
     let lifecycle = Arc::new(Lifecycle::default());
+    let reporter = origin.clone();
     let callbacks = Callbacks::for_connection(&settings.connection, client_id.clone())
         .await?
+        .with_errors(Box::new(move |error, reason| reporter.client_error(error, reason)))
         .with_rebalance(Rebalance::new(lifecycle.clone(), cursor, qos != Qos::None));
     let consumer: StreamConsumer<Callbacks> = client::create(&config, callbacks)?;
     let (subscription, known_topics) = match &settings.topics {
@@ -60,13 +74,12 @@ pub(crate) async fn subscribe(
         // both ends gives the whole-name match of Java's Pattern.matches.
         TopicSelection::Pattern(pattern) => (vec![format!("^({pattern})$")], Vec::new()),
     };
-    let required = if settings.check_topic_existence { known_topics.clone() } else { Vec::new() };
     // OAUTHBEARER tokens are handed out while the consumer is polled, which the probe would not
     // do: those consumers report an unreachable or refusing cluster through the stream instead.
     let consumer = if settings.connection.token_source().is_some() {
         consumer
     } else {
-        probe(consumer, known_topics.first().cloned().unwrap_or_default(), required).await?
+        probe(consumer, known_topics.clone(), settings.check_topic_existence, &origin).await?
     };
     let topic_names: Vec<&str> = subscription.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_names).map_err(|error| {
@@ -80,6 +93,8 @@ pub(crate) async fn subscribe(
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = oneshot::channel();
     let pump = Pump {
+        origin,
+        subscribed: subscription,
         offsets: Offsets::new(Arc::new(consumer), qos, TopicIndex::new(known_topics)),
         lifecycle,
         group_id: settings.group_id,
@@ -102,20 +117,39 @@ pub(crate) async fn subscribe(
     }))
 }
 
-/// Proves the cluster answers before the consumer joins its group (see `probe_cluster`), and that
-/// every `required` topic exists (`checkTopicExistence`).
+/// Proves the cluster answers before the consumer joins its group (see `probe_cluster`), and finds
+/// which named topics it does not know: with `checkTopicExistence` the request fails on the first,
+/// otherwise they are logged for the operator (the consumer waits for them).
 async fn probe(
     consumer: StreamConsumer<Callbacks>,
-    topic: String,
-    required: Vec<String>,
+    topics: Vec<String>,
+    check_topic_existence: bool,
+    origin: &Origin,
 ) -> Result<StreamConsumer<Callbacks>, EndpointFailure> {
-    tokio::task::spawn_blocking(move || {
-        probe_cluster(consumer.client(), &topic)?;
-        for topic in &required {
-            check_topic_exists(consumer.client(), topic)?;
+    let probed = tokio::task::spawn_blocking(move || {
+        let first = topics.first().map(String::as_str).unwrap_or_default();
+        let mut missing = Vec::new();
+        if !probe_cluster(consumer.client(), first)? {
+            missing.push(first.to_string());
         }
-        Ok(consumer)
+        for topic in topics.iter().skip(1) {
+            if !topic_exists(consumer.client(), topic)? {
+                missing.push(topic.clone());
+            }
+        }
+        Ok((consumer, missing))
     })
     .await
-    .unwrap_or_else(|_| Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed")))
+    .unwrap_or_else(|_| {
+        Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: cluster probe failed"))
+    });
+    let (consumer, missing) = probed?;
+    match missing.first() {
+        Some(topic) if check_topic_existence => Err(missing_topic(topic)),
+        Some(_) => {
+            origin.missing_topics(&missing);
+            Ok(consumer)
+        }
+        None => Ok(consumer),
+    }
 }

@@ -7,6 +7,7 @@ use super::lifecycle::{Lifecycle, Phase};
 use super::offsets::{AckChannel, AckRequest, Offsets};
 use crate::cursor::message_id;
 use crate::failure::{classify_connection_error, unknown};
+use crate::report::Origin;
 use bytes::Bytes;
 use kafka_edge_message::{
     AckHandle, AckPosition, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Release,
@@ -18,6 +19,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) struct Pump {
+    /// Where the subscription meets its cluster, for the logs.
+    pub(super) origin: Origin,
+    /// The topics (or the pattern) subscribed to.
+    pub(super) subscribed: Vec<String>,
     pub(super) offsets: Offsets,
     pub(super) lifecycle: Arc<Lifecycle>,
     pub(super) group_id: String,
@@ -144,7 +149,8 @@ impl Pump {
     fn on_error(&self, error: &KafkaError) -> Option<EndpointFailure> {
         if let Some(failure) = classify_connection_error(error, self.lifecycle.reached_cluster()) {
             let client_id = &self.offsets.consumer.context().client_id;
-            tracing::warn!(%client_id, %error, "Kafka consumer cannot reach its cluster.");
+            tracing::debug!(%client_id, %error, "Kafka consumer cannot reach its cluster.");
+            self.origin.failure(&failure);
             return Some(failure);
         }
         match error.rdkafka_error_code() {
@@ -158,11 +164,13 @@ impl Pump {
             // Topics that do not exist (yet) are waited for: they may be created while connected.
             Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => {
                 tracing::debug!(%error, "Subscribed topic not available yet.");
+                self.origin.missing_topics(&self.subscribed);
                 None
             }
             _ if matches!(error, KafkaError::MessageConsumptionFatal(_)) => {
-                tracing::warn!(%error, "Kafka consumer failed.");
-                Some(unknown(error))
+                let failure = unknown(error);
+                self.origin.failure(&failure);
+                Some(failure)
             }
             _ => {
                 tracing::debug!(%error, "Kafka consumer error, retrying.");

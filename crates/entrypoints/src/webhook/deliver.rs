@@ -79,7 +79,8 @@ pub async fn run(
                 }
             }
         };
-        tracing::warn!(api = %api_id, subscription = %id, key = failure.kind.key(), error = %failure, "Webhook subscription lost its endpoint; subscribing again.");
+        let key = failure.kind.key();
+        tracing::warn!(api = %api_id, subscription = %id, key, error = %failure, "Webhook subscription lost its endpoint; subscribing again.");
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}

@@ -117,9 +117,19 @@ impl TestGateway {
     }
 
     pub async fn start_json(definition: Value, path: &str) -> Self {
+        Self::start_limited(definition, path, kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES).await
+    }
+
+    /// As `kafka-edge run --max-message-bytes <max_message_bytes>` serves the API.
+    pub async fn start_limited(definition: Value, path: &str, max_message_bytes: usize) -> Self {
         let loaded = load_str(&definition.to_string(), Format::Json, "test").expect("valid test definition");
         let shutdown = CancellationToken::new();
-        let gateway = Gateway::new(vec![built(&loaded.api)], shutdown.clone());
+        let producers = std::sync::Arc::new(
+            kafka_edge_endpoint_kafka::ProducerPool::new().with_max_message_bytes(max_message_bytes),
+        );
+        let api = kafka_edge_gateway::LoadedApi::build(&loaded.api, &producers).expect("API builds");
+        let gateway =
+            Gateway::with_max_message_bytes(vec![std::sync::Arc::new(api)], shutdown.clone(), max_message_bytes);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let task = tokio::spawn(async move {
