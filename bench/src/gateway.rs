@@ -65,6 +65,8 @@ pub fn api_definition(bootstrap: &str, produce_topic: &str, consume_topic: &str,
 /// The context paths of the SSE APIs: POST → event latency, and idle streams.
 pub const SSE_LATENCY_CONTEXT_PATH: &str = "/bench-sse";
 pub const SSE_IDLE_CONTEXT_PATH: &str = "/bench-idle";
+/// The context path of the API that takes batches (the bridge's produce format).
+pub const BATCH_CONTEXT_PATH: &str = "/bench-batch";
 
 /// The bench API again on `path`: http-post produces to `topic`, http-get and sse consume it.
 pub fn topic_api_definition(bootstrap: &str, id: &str, path: &str, topic: &str, get_limit: u64) -> Value {

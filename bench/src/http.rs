@@ -138,6 +138,103 @@ pub async fn post(
     })
 }
 
+/// As `post`, with `batch` records per request in the bridge's JSON produce format (http-post's
+/// batch extension): each record's value is the payload as a JSON string. Latency is per request
+/// (request sent → 200 read); a record counts once its offset came back.
+pub async fn post_batch(
+    name: &'static str,
+    address: SocketAddr,
+    context_path: &str,
+    load: &Load,
+    batch: usize,
+    progress: &Progress,
+    cpu: CpuSampler,
+) -> anyhow::Result<RunStats> {
+    let value = serde_json::Value::String(String::from_utf8_lossy(&load.payload).into_owned());
+    let body_of = move |records: usize| {
+        let records: Vec<serde_json::Value> =
+            (0..records).map(|_| serde_json::json!({ "value": value.clone() })).collect();
+        Bytes::from(serde_json::json!({ "records": records }).to_string())
+    };
+    let full = body_of(batch);
+    let host = address.to_string();
+    let mut senders = Vec::with_capacity(load.concurrency);
+    for _ in 0..load.concurrency {
+        senders.push(connect::<Full<Bytes>>(address).await.context("connecting to the gateway")?);
+    }
+    let started = Instant::now();
+    let workers = senders.into_iter().map(|mut sender| {
+        let (uri, host, budget, done) =
+            (context_path.to_string(), host.clone(), load.budget.clone(), progress.counter());
+        let (full, body_of) = (full.clone(), body_of.clone());
+        tokio::spawn(async move {
+            let mut latency = latency_histogram();
+            let (mut ok, mut errors) = (0u64, 0u64);
+            loop {
+                let records = (0..batch).take_while(|_| budget.take()).count();
+                if records == 0 {
+                    break;
+                }
+                let body = if records == batch { full.clone() } else { body_of(records) };
+                let request = Request::builder()
+                    .method(Method::POST)
+                    .uri(&uri)
+                    .header(header::HOST, &host)
+                    .header(header::CONTENT_TYPE, "application/vnd.kafka.json.v2+json")
+                    .body(Full::new(body))?;
+                let sent = Instant::now();
+                match exchange(&mut sender, request).await {
+                    Ok((StatusCode::OK, answer)) => {
+                        record(&mut latency, sent.elapsed());
+                        let answer: BatchAnswer = serde_json::from_slice(&answer).context("batch answer")?;
+                        let delivered = answer.offsets.iter().filter(|o| o.offset.is_some()).count() as u64;
+                        ok += delivered;
+                        errors += records as u64 - delivered;
+                        done.fetch_add(delivered, Ordering::Relaxed);
+                    }
+                    Ok((status, body)) => {
+                        errors += records as u64;
+                        eprintln!("bench: batch POST answered {status}: {}", String::from_utf8_lossy(&body));
+                    }
+                    Err(error) => {
+                        errors += records as u64;
+                        eprintln!("bench: batch POST failed ({error:#}); reconnecting");
+                        sender = connect(address).await?;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((latency, ok, errors))
+        })
+    });
+    let results = futures::future::join_all(workers).await;
+    let elapsed = started.elapsed();
+    let tallies = results.into_iter().map(|r| r.context("client task failed")?).collect::<anyhow::Result<Vec<_>>>()?;
+    let (latency, messages, errors) = merge_tallies(tallies)?;
+    let requests = latency.len();
+    Ok(RunStats {
+        name,
+        messages,
+        bytes: messages * (load.payload.len() as u64 + 2),
+        elapsed,
+        errors,
+        requests: Some(requests),
+        latency: Some(latency),
+        latency_of: "request → 200 (a batch)",
+        cpu: cpu.finish(),
+        stalled: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct BatchAnswer {
+    offsets: Vec<BatchOffset>,
+}
+
+#[derive(Deserialize)]
+struct BatchOffset {
+    offset: Option<i64>,
+}
+
 /// The parts of an http-get JSON page the drain needs.
 #[derive(Deserialize)]
 struct Page {

@@ -56,6 +56,9 @@ struct Args {
     /// `limit` of each http-get request, also the API's messagesLimitCount.
     #[arg(long, default_value_t = 500)]
     get_limit: u64,
+    /// Records per request of the batch produce scenario (the bridge's JSON produce format).
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
     /// Messages POSTed one at a time for the POST → SSE event latency.
     #[arg(long, default_value_t = 2_000)]
     sse_latency_messages: u64,
@@ -93,7 +96,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
-        args.concurrency > 0 && args.message_size > 0 && args.get_limit > 0,
+        args.concurrency > 0 && args.message_size > 0 && args.get_limit > 0 && args.batch_size > 0,
         "sizes and counts must be positive"
     );
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -103,6 +106,8 @@ async fn main() -> anyhow::Result<()> {
         format!("bench-direct-{id}"),
         format!("bench-sse-{id}"),
         format!("bench-idle-{id}"),
+        format!("bench-batch-{id}"),
+        format!("bench-batch-direct-{id}"),
         format!("bench-drain-{id}"),
     ];
     let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -114,8 +119,8 @@ async fn main() -> anyhow::Result<()> {
         "bench: run {id}: creating topics {topic_names:?} ({} partitions, drain {drain_partitions})",
         args.partitions
     );
-    kafka::create_topics(&args.bootstrap, &topic_names[..5], args.partitions).await?;
-    kafka::create_topics(&args.bootstrap, &topic_names[5..], drain_partitions).await?;
+    kafka::create_topics(&args.bootstrap, &topic_names[..7], args.partitions).await?;
+    kafka::create_topics(&args.bootstrap, &topic_names[7..], drain_partitions).await?;
     let result = scenarios(&args, &id, &topics, &temp).await;
     kafka::delete_topics(&args.bootstrap, &topic_names).await;
     if args.keep_temp || result.is_err() {
@@ -132,10 +137,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path::Path) -> anyhow::Result<String> {
-    let [post_topic, flow_topic, direct_topic, sse_topic, idle_topic, drain_topic] = topics;
-    let definitions =
-        [temp.join("api.json"), temp.join("api-flow.json"), temp.join("api-sse.json"), temp.join("api-idle.json")];
+async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path::Path) -> anyhow::Result<String> {
+    let [post_topic, flow_topic, direct_topic, sse_topic, idle_topic, batch_topic, batch_direct_topic, drain_topic] =
+        topics;
+    let definitions = [
+        temp.join("api.json"),
+        temp.join("api-flow.json"),
+        temp.join("api-sse.json"),
+        temp.join("api-idle.json"),
+        temp.join("api-batch.json"),
+    ];
     let apis = [
         gateway::api_definition(&args.bootstrap, post_topic, drain_topic, args.get_limit),
         gateway::flow_api_definition(&args.bootstrap, flow_topic, args.get_limit),
@@ -151,6 +162,13 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
             "kafka-edge-bench-idle",
             gateway::SSE_IDLE_CONTEXT_PATH,
             idle_topic,
+            args.get_limit,
+        ),
+        gateway::topic_api_definition(
+            &args.bootstrap,
+            "kafka-edge-bench-batch",
+            gateway::BATCH_CONTEXT_PATH,
+            batch_topic,
             args.get_limit,
         ),
     ];
@@ -174,9 +192,14 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     let mut runs: Vec<RunStats> = Vec::new();
 
     for (step, path, name, label) in [
-        ("[1/8] produce through the gateway", gateway::CONTEXT_PATH, "produce via gateway (HTTP POST)", "gateway POST"),
         (
-            "[2/8] produce through the gateway, 3-step publish flow",
+            "[1/10] produce through the gateway",
+            gateway::CONTEXT_PATH,
+            "produce via gateway (HTTP POST)",
+            "gateway POST",
+        ),
+        (
+            "[2/10] produce through the gateway, 3-step publish flow",
             gateway::FLOW_CONTEXT_PATH,
             "produce via gateway, 3-step publish flow (HTTP POST)",
             "flow POST",
@@ -194,7 +217,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     }
     let after_produce = gateway.memory();
 
-    eprintln!("bench: [3/8] produce directly: rdkafka FutureProducer, {} sends in flight", args.concurrency);
+    eprintln!("bench: [3/10] produce directly: rdkafka FutureProducer, {} sends in flight", args.concurrency);
     let producer = kafka::gateway_like_producer(&args.bootstrap)?;
     let quiet = Progress::start("warm-up", Some(args.warmup));
     kafka::produce("warm-up", &producer, direct_topic, &load(args.warmup, None), &quiet, cpu()).await?;
@@ -213,6 +236,61 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     );
     drop(progress);
 
+    let batch = args.batch_size;
+    eprintln!(
+        "bench: [4/10] batch produce through the gateway: {batch} records per POST, {} clients",
+        args.concurrency
+    );
+    let quiet = Progress::start("warm-up", Some(args.warmup));
+    http::post_batch(
+        "warm-up",
+        gateway.address,
+        gateway::BATCH_CONTEXT_PATH,
+        &load(args.warmup, None),
+        batch,
+        &quiet,
+        cpu(),
+    )
+    .await?;
+    drop(quiet);
+    let progress = Progress::start("gateway batch POST", total);
+    runs.push(
+        http::post_batch(
+            "produce via gateway, batches (HTTP POST)",
+            gateway.address,
+            gateway::BATCH_CONTEXT_PATH,
+            &load(args.messages, args.duration),
+            batch,
+            &progress,
+            cpu(),
+        )
+        .await?,
+    );
+    drop(progress);
+
+    // The same records (the payload as its JSON text, as the gateway writes it), as many in flight
+    // as the HTTP clients have.
+    eprintln!("bench: [5/10] produce the batches' records directly: {} sends in flight", args.concurrency * batch);
+    let quoted = Bytes::from(serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned()).to_string());
+    let batch_load = |count: u64, duration: Option<u64>| Load {
+        concurrency: args.concurrency * batch,
+        payload: quoted.clone(),
+        ..load(count, duration)
+    };
+    let progress = Progress::start("direct batch records", total);
+    runs.push(
+        kafka::produce(
+            "produce direct, batches' records (rdkafka)",
+            &producer,
+            batch_direct_topic,
+            &batch_load(args.messages, args.duration),
+            &progress,
+            cpu(),
+        )
+        .await?,
+    );
+    drop(progress);
+
     eprintln!("bench: pre-filling {drain_topic} with {} messages", args.drain_messages);
     let progress = Progress::start("pre-fill", Some(args.drain_messages));
     let fill = Load { concurrency: 1024, ..load(args.drain_messages, None) };
@@ -220,7 +298,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     drop(progress);
     anyhow::ensure!(filled.errors == 0, "pre-filling failed for {} messages", filled.errors);
 
-    eprintln!("bench: [4/8] drain through the gateway: HTTP GET ?limit={}, one client identifier", args.get_limit);
+    eprintln!("bench: [6/10] drain through the gateway: HTTP GET ?limit={}, one client identifier", args.get_limit);
     let progress = Progress::start("gateway GET", Some(args.drain_messages));
     let client = format!("bench-{id}");
     runs.push(
@@ -238,7 +316,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     drop(progress);
     let after_drain = gateway.memory();
 
-    eprintln!("bench: [5/8] drain directly: rdkafka StreamConsumer in a fresh group");
+    eprintln!("bench: [7/10] drain directly: rdkafka StreamConsumer in a fresh group");
     let progress = Progress::start("direct consume", Some(args.drain_messages));
     let group = format!("bench-direct-{id}");
     runs.push(
@@ -255,7 +333,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     );
     drop(progress);
 
-    eprintln!("bench: [6/8] drain through the gateway: one SSE stream, a fresh client identifier");
+    eprintln!("bench: [8/10] drain through the gateway: one SSE stream, a fresh client identifier");
     let progress = Progress::start("gateway SSE", Some(args.drain_messages));
     let client = format!("bench-sse-{id}");
     runs.push(
@@ -274,7 +352,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     let after_sse_drain = gateway.memory();
 
     eprintln!(
-        "bench: [7/8] POST → SSE event latency: {} POSTs one at a time, one stream open",
+        "bench: [9/10] POST → SSE event latency: {} POSTs one at a time, one stream open",
         args.sse_latency_messages
     );
     let progress = Progress::start("POST → SSE", Some(args.sse_latency_messages));
@@ -294,7 +372,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
     );
     drop(progress);
 
-    eprintln!("bench: [8/8] idle SSE streams held: {:?} (each its own consumer group)", args.sse_idle_clients);
+    eprintln!("bench: [10/10] idle SSE streams held: {:?} (each its own consumer group)", args.sse_idle_clients);
     let one = Load { concurrency: 1, ..load(1, None) };
     let quiet = Progress::start("idle topic", Some(1));
     kafka::produce("idle topic", &producer, idle_topic, &one, &quiet, cpu()).await?;
@@ -339,6 +417,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
             ("Concurrency", format!("{} (HTTP: one keep-alive HTTP/1.1 connection per client, one request at a time; direct: sends in flight)", args.concurrency)),
             ("Message size", format!("{} B", args.message_size)),
             ("Produce", format!("{produce_amount}, after {} unmeasured warm-up messages; producer acks=all, enable.idempotence=true, linger.ms=5, compression none (gateway and direct)", args.warmup)),
+            ("Batches", format!("{batch} records per POST in the bridge's JSON produce format (`application/vnd.kafka.json.v2+json`), {} clients; each record's value is the payload as a JSON string ({} B once written); direct: the same records with {} sends in flight", args.concurrency, args.message_size + 2, args.concurrency * batch)),
             ("Publish flow", "the second gateway scenario's API runs three publish steps per message: assign-attributes `gravitee.attribute.kafka.recordKey` = `{#request.headers['X-Key'][0]}`, transform-headers adding `X-Content-Length` = `{#message.content.length()}`, assign-attributes of a plain value; both gateway scenarios send the same requests, with an `X-Key` header that differs on every request".into()),
             ("Drain", format!("{} messages pre-filled; http-get qos auto, messagesLimitCount {limit}, messagesLimitDurationMs 1000, `?limit={limit}`, Accept: application/json, one client identifier; direct: subscribe in a fresh group, earliest", args.drain_messages, limit = args.get_limit)),
             ("SSE", format!("sse qos auto, default heartbeat; the SSE drain reads the drain topic through one stream in a fresh group (time includes the request and the group join); the latency scenario POSTs {} messages of {} B one after the other to a topic with one stream open, each payload carrying its send time", args.sse_latency_messages, args.message_size)),
@@ -349,8 +428,9 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 6], temp: &std::path
         ratios: vec![
             ("Produce: gateway / direct", &runs[0], &runs[2]),
             ("Produce: 3-step publish flow / no flow", &runs[1], &runs[0]),
-            ("Drain: gateway / direct", &runs[3], &runs[4]),
-            ("Drain: one SSE stream / direct", &runs[5], &runs[4]),
+            ("Batch produce: gateway / direct", &runs[3], &runs[4]),
+            ("Drain: gateway / direct", &runs[5], &runs[6]),
+            ("Drain: one SSE stream / direct", &runs[7], &runs[6]),
         ],
         runs: &runs,
         memory: vec![("idle", idle), ("after produce", after_produce), ("after drain", after_drain), ("after SSE drain", after_sse_drain)],
@@ -380,6 +460,7 @@ scripts/bench --concurrency 128 --message-size 4096           # more clients, bi
 scripts/bench --duration 60                     # time-boxed produce scenarios
 scripts/bench --drain-partitions 1              # drain a 1-partition topic
 scripts/bench --sse-idle-clients 100,500        # idle SSE streams held (cumulative levels)
+scripts/bench --batch-size 500                  # records per batch POST
 target/release/kafka-edge-bench --help          # every flag
 ```
 
@@ -392,15 +473,20 @@ Scenarios, in order, on fresh topics:
    `X-Key` header, a record header from the message, a plain attribute).
 3. **produce direct**: the same messages through an rdkafka `FutureProducer` configured like the
    gateway's, with C sends in flight; latency is `send()` → delivery acknowledgement.
-4. **drain via gateway**: a topic pre-filled with N messages is read back with successive
+4. **batch produce via gateway**: C clients POST B records per request (`--batch-size`, 100) in
+   the Strimzi bridge's JSON produce format, each value the payload as a JSON string; a record
+   counts once its offset came back; latency is per request.
+5. **batch records direct**: the same records through the direct producer with C × B sends in
+   flight.
+6. **drain via gateway**: a topic pre-filled with N messages is read back with successive
    `GET ?limit=…` requests of one client (one consumer group) until all N arrived.
-5. **drain direct**: the same N messages read by an rdkafka consumer that subscribes in a fresh
+7. **drain direct**: the same N messages read by an rdkafka consumer that subscribes in a fresh
    group (the time includes joining the group, as each GET does).
-6. **drain via one SSE stream**: the same N messages read through one `text/event-stream` GET in
-   a fresh group (the time includes the request and the group join); compare with 5.
-7. **POST → SSE event**: one stream open on a fresh topic; one client POSTs M messages one after
+8. **drain via one SSE stream**: the same N messages read through one `text/event-stream` GET in
+   a fresh group (the time includes the request and the group join); compare with 7.
+9. **POST → SSE event**: one stream open on a fresh topic; one client POSTs M messages one after
    the other, each carrying its send time; latency is POST sent → its event read from the stream.
-8. **idle SSE streams**: streams opened (each its own client identifier, hence its own consumer
+10. **idle SSE streams**: streams opened (each its own client identifier, hence its own consumer
    group and librdkafka consumer) until 50, then 200 are held, each once its first event arrived;
    the gateway's RSS and thread count at each level, per stream.
 ";

@@ -20,7 +20,9 @@ pub use settings::{
 };
 
 use kafka_edge_definition::{Endpoint as EndpointDefinition, Problem};
-use kafka_edge_message::{Endpoint, EndpointFailure, ExecutionContext, Message, SubscribeOptions, Subscription};
+use kafka_edge_message::{
+    Endpoint, EndpointFailure, ExecutionContext, Message, RecordPosition, SubscribeOptions, Subscription,
+};
 use settings::Resolver;
 use std::sync::Arc;
 
@@ -47,14 +49,27 @@ impl KafkaEndpoint {
 
 #[async_trait::async_trait]
 impl Endpoint for KafkaEndpoint {
-    async fn publish(&self, context: &ExecutionContext, message: Message) -> Result<(), EndpointFailure> {
+    async fn publish(
+        &self,
+        context: &ExecutionContext,
+        message: Message,
+    ) -> Result<Vec<RecordPosition>, EndpointFailure> {
         let settings = self.resolver.producer(context, &message.attributes)?;
-        let key = message
-            .attributes
-            .get(ATTR_RECORD_KEY)
-            .or_else(|| context.attributes.get(ATTR_RECORD_KEY))
-            .map(String::as_str);
-        let published = self.producers.publish(&settings, key, &message.content, &message.headers).await;
+        // A flow's attribute wins over the client's choice, which wins over the context's (DESIGN 4.3).
+        let key = match message.attributes.get(ATTR_RECORD_KEY) {
+            Some(key) => Some(key.as_bytes()),
+            None => {
+                message.record.key.as_deref().or_else(|| context.attributes.get(ATTR_RECORD_KEY).map(String::as_bytes))
+            }
+        };
+        if message.record.partition.is_some() && settings.topics.len() != 1 {
+            return Err(EndpointFailure::bad_request(format!(
+                "a partition is honoured only when the API produces to exactly one topic (here {})",
+                settings.topics.len()
+            )));
+        }
+        let published =
+            self.producers.publish(&settings, key, &message.record, &message.content, &message.headers).await;
         if let Err(failure) = &published {
             report::Origin::new(context, settings.connection.bootstrap_servers()).failure(failure);
         }

@@ -8,7 +8,9 @@ use crate::settings::{ConnectionProperties, ProducerSettings};
 use bytes::Bytes;
 use futures::future::join_all;
 use kafka_edge_definition::CompressionType;
-use kafka_edge_message::{EndpointFailure, FailureKind, Headers, DEFAULT_MAX_MESSAGE_BYTES};
+use kafka_edge_message::{
+    EndpointFailure, FailureKind, Headers, RecordChoice, RecordPosition, DEFAULT_MAX_MESSAGE_BYTES,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -198,14 +200,16 @@ impl ProducerPool {
         self
     }
 
-    /// Produces `content` once to each topic and waits until the cluster acknowledged every record.
+    /// Produces `content` once to each topic (to `partition` when given, else by the partitioner)
+    /// and waits until the cluster acknowledged every record; returns where each landed.
     pub(crate) async fn publish(
         &self,
         settings: &ProducerSettings,
-        key: Option<&str>,
+        key: Option<&[u8]>,
+        choice: &RecordChoice,
         content: &Bytes,
         headers: &Headers,
-    ) -> Result<(), EndpointFailure> {
+    ) -> Result<Vec<RecordPosition>, EndpointFailure> {
         let pool_key = (settings.connection.clone(), settings.compression);
         let probe_topic = settings.topics.first().map(String::as_str).unwrap_or_default();
         let shared = self.producer_for(&pool_key, probe_topic).await?;
@@ -220,6 +224,12 @@ impl ProducerPool {
             if let Some(key) = key {
                 record = record.key(key);
             }
+            if let Some(partition) = choice.partition {
+                record = record.partition(partition);
+            }
+            if let Some(timestamp) = choice.timestamp {
+                record = record.timestamp(timestamp);
+            }
             shared.producer.send(record, QUEUE_TIMEOUT)
         });
         let deliveries = join_all(sends);
@@ -232,18 +242,27 @@ impl ProducerPool {
                 return Err(failure);
             }
         };
-        for result in results {
-            if let Err((error, _)) = result {
-                return Err(self.delivery_failure(&pool_key, &shared, &error));
+        let mut positions = Vec::with_capacity(results.len());
+        for (topic, result) in settings.topics.iter().zip(results) {
+            match result {
+                Ok(delivery) => positions.push(RecordPosition {
+                    topic: topic.clone(),
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                }),
+                Err((error, _)) => return Err(self.delivery_failure(&pool_key, &shared, &error)),
             }
         }
         shared.health.ever_connected.store(true, Ordering::Relaxed);
-        Ok(())
+        Ok(positions)
     }
 
     fn delivery_failure(&self, pool_key: &PoolKey, shared: &SharedProducer, error: &KafkaError) -> EndpointFailure {
         let ever_connected = shared.health.ever_connected.load(Ordering::Relaxed);
         match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::UnknownPartition) => {
+                EndpointFailure::bad_request("the chosen partition does not exist in the topic")
+            }
             Some(RDKafkaErrorCode::MessageSizeTooLarge) => EndpointFailure::new(
                 FailureKind::PayloadTooLarge,
                 "Message too large for the Kafka cluster: over the broker's message.max.bytes or the topic's max.message.bytes",

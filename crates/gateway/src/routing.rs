@@ -131,7 +131,7 @@ pub(crate) async fn dispatch(
                 Ok(body) => body,
                 Err(response) => return *response,
             };
-            http_post::handle(configuration, context, body).await
+            http_post::handle(configuration, context, &parts.headers, body).await
         }
         EntrypointConfiguration::Sse(configuration) => {
             sse::handle(configuration, entrypoint.qos, context, &parts.headers).await

@@ -2,7 +2,7 @@
 
 use crate::context::ExecutionContext;
 use crate::failure::EndpointFailure;
-use crate::message::Message;
+use crate::message::{Message, RecordPosition};
 use kafka_edge_definition::Qos;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,8 +11,13 @@ use tokio::sync::mpsc;
 /// A backend that messages are published to and consumed from.
 #[async_trait::async_trait]
 pub trait Endpoint: Send + Sync {
-    /// Publishes one message; returns once the backend acknowledged it.
-    async fn publish(&self, context: &ExecutionContext, message: Message) -> Result<(), EndpointFailure>;
+    /// Publishes one message; returns once the backend acknowledged it, with where its records
+    /// landed (one per topic it went to).
+    async fn publish(
+        &self,
+        context: &ExecutionContext,
+        message: Message,
+    ) -> Result<Vec<RecordPosition>, EndpointFailure>;
 
     /// Starts a subscription for one client connection.
     async fn subscribe(

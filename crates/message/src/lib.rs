@@ -17,5 +17,7 @@ pub use context::{ApiInfo, ExecutionContext, RequestAttributes, RequestInfo};
 pub use endpoint::{Endpoint, Release, SubscribeOptions, Subscription, Transformed};
 pub use failure::{EndpointFailure, FailureKind};
 pub use kafka_edge_definition::Qos;
-pub use message::{Headers, Message, Metadata, ATTR_RECORD_KEY, DEFAULT_MAX_MESSAGE_BYTES};
+pub use message::{
+    Headers, Message, Metadata, RecordChoice, RecordPosition, ATTR_RECORD_KEY, DEFAULT_MAX_MESSAGE_BYTES,
+};
 pub use scope::Scope;

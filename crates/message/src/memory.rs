@@ -13,7 +13,7 @@ use crate::ack::{AckHandle, AckPosition, Acknowledger};
 use crate::context::ExecutionContext;
 use crate::endpoint::{Endpoint, SubscribeOptions, Subscription};
 use crate::failure::EndpointFailure;
-use crate::message::{Message, Metadata};
+use crate::message::{Message, Metadata, RecordPosition};
 use bytes::Bytes;
 use kafka_edge_definition::Qos;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -115,9 +115,15 @@ impl Acknowledger for MemoryAcknowledger {
 
 #[async_trait::async_trait]
 impl Endpoint for MemoryEndpoint {
-    async fn publish(&self, _context: &ExecutionContext, message: Message) -> Result<(), EndpointFailure> {
-        self.state().published.push(message);
-        Ok(())
+    async fn publish(
+        &self,
+        _context: &ExecutionContext,
+        message: Message,
+    ) -> Result<Vec<RecordPosition>, EndpointFailure> {
+        let mut state = self.state();
+        let offset = state.published.len() as i64;
+        state.published.push(message);
+        Ok(vec![RecordPosition { topic: "published".into(), partition: 0, offset }])
     }
 
     async fn subscribe(

@@ -23,6 +23,27 @@ pub struct Message {
     pub attributes: HashMap<String, String>,
     /// Tells the endpoint the client received the message (QoS commit behaviour).
     pub ack: Option<AckHandle>,
+    /// Published messages only: the key and partition a client chose for the record.
+    pub record: RecordChoice,
+}
+
+/// What a client may choose for the record a published message becomes (http-post's batch format
+/// takes these from each element). The `gravitee.attribute.kafka.recordKey` attribute, which flows
+/// set, wins over `key`; without a partition the partitioner decides (DESIGN 4.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordChoice {
+    pub key: Option<Bytes>,
+    pub partition: Option<i32>,
+    /// Milliseconds since the epoch; the producer's clock when `None`.
+    pub timestamp: Option<i64>,
+}
+
+/// Where one record of a published message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 impl Message {

@@ -4,7 +4,8 @@ use crate::policy::{self, template, Outcome, Phase, Policy};
 use kafka_edge_definition::{EntrypointType, Flow, PathOperator, Problem, Selector, Step};
 use kafka_edge_el::Template;
 use kafka_edge_message::{
-    Endpoint, EndpointFailure, ExecutionContext, Headers, Message, Scope, SubscribeOptions, Subscription, Transformed,
+    Endpoint, EndpointFailure, ExecutionContext, Headers, Message, RecordPosition, Scope, SubscribeOptions,
+    Subscription, Transformed,
 };
 use std::sync::Arc;
 
@@ -270,7 +271,11 @@ impl FlowEndpoint {
 
 #[async_trait::async_trait]
 impl Endpoint for FlowEndpoint {
-    async fn publish(&self, context: &ExecutionContext, mut message: Message) -> Result<(), EndpointFailure> {
+    async fn publish(
+        &self,
+        context: &ExecutionContext,
+        mut message: Message,
+    ) -> Result<Vec<RecordPosition>, EndpointFailure> {
         self.flows.on_publish(context, &mut message)?;
         self.inner.publish(context, message).await
     }

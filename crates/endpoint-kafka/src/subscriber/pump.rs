@@ -142,6 +142,7 @@ impl Pump {
             metadata: Some(metadata),
             attributes: Default::default(),
             ack,
+            record: Default::default(),
         }
     }
 
