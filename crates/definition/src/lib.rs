@@ -21,6 +21,6 @@ pub use api::*;
 pub use entrypoint::*;
 pub use kafka::*;
 pub use load::{load_definition, load_paths, load_security, load_str, normalize_context_path, Format, Ignored, Loaded};
-pub use problem::{join as join_path, under, Problem};
+pub use problem::Problem;
 pub use value::Dynamic;
 pub use webhook::{ProxyType, WebhookConfiguration, WebhookHttpOptions, WebhookProxy};

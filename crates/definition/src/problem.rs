@@ -37,11 +37,6 @@ impl Problem {
         self
     }
 
-    /// `path: message`, without the file: what a client-facing answer (admin API) shows.
-    pub fn describe(&self) -> String {
-        format!("{}: {}", self.shown_path(), self.message)
-    }
-
     fn shown_path(&self) -> &str {
         if self.path.is_empty() {
             "(root)"
@@ -61,11 +56,6 @@ impl fmt::Display for Problem {
 }
 
 impl std::error::Error for Problem {}
-
-/// Places every problem of a list under `prefix`.
-pub fn under(problems: Vec<Problem>, prefix: &str) -> Vec<Problem> {
-    problems.into_iter().map(|problem| problem.under(prefix)).collect()
-}
 
 /// `base.field`, or `base[0]` when the field is an index; either side may be empty.
 pub fn join(base: &str, field: &str) -> String {

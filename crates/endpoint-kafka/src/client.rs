@@ -45,7 +45,7 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
         Role::Producer { compression, max_message_bytes } => {
             // Room for the record's key, headers and batch framing on top of its value; librdkafka
             // refuses anything over 1e9. The cluster's own limit still applies.
-            let message_max_bytes = (max_message_bytes + RECORD_OVERHEAD_BYTES).min(1_000_000_000);
+            let message_max_bytes = max_message_bytes.saturating_add(RECORD_OVERHEAD_BYTES).min(1_000_000_000);
             config
                 .set("acks", "all")
                 .set("enable.idempotence", "true")
@@ -182,7 +182,8 @@ impl ClientContext for Callbacks {
     fn error(&self, error: KafkaError, reason: &str) {
         match &self.errors {
             Some(sink) => sink(&error, reason),
-            None => tracing::debug!(client_id = %self.client_id, %error, %reason, "Kafka client error."),
+            // The gateway's own clients (the state topic): librdkafka retries, so this repeats.
+            None => tracing::warn!(client_id = %self.client_id, %error, %reason, "Kafka client error."),
         }
     }
 }

@@ -55,13 +55,13 @@ impl Endpoint for KafkaEndpoint {
         message: Message,
     ) -> Result<Vec<RecordPosition>, EndpointFailure> {
         let settings = self.resolver.producer(context, &message.attributes)?;
-        // A flow's attribute wins over the client's choice, which wins over the context's (DESIGN 4.3).
-        let key = match message.attributes.get(ATTR_RECORD_KEY) {
-            Some(key) => Some(key.as_bytes()),
-            None => {
-                message.record.key.as_deref().or_else(|| context.attributes.get(ATTR_RECORD_KEY).map(String::as_bytes))
-            }
-        };
+        // The flows' attribute (message, then context: DESIGN 4.3) wins over the client's choice.
+        let key = message
+            .attributes
+            .get(ATTR_RECORD_KEY)
+            .or_else(|| context.attributes.get(ATTR_RECORD_KEY))
+            .map(String::as_bytes)
+            .or(message.record.key.as_deref());
         if message.record.partition.is_some() && settings.topics.len() != 1 {
             return Err(EndpointFailure::bad_request(format!(
                 "a partition is honoured only when the API produces to exactly one topic (here {})",

@@ -64,6 +64,9 @@ impl Default for ProducerPool {
 #[derive(Default)]
 struct Pool {
     producers: HashMap<PoolKey, Arc<SharedProducer>>,
+    /// One creation at a time per configuration: the publishes that find no producer wait for the
+    /// one being created (a batch would otherwise start a producer, and a probe, per record).
+    creating: HashMap<PoolKey, Arc<tokio::sync::Mutex<()>>>,
     last_sweep: Option<Instant>,
 }
 
@@ -288,15 +291,31 @@ impl ProducerPool {
     /// The pooled producer for `key`, created (and its cluster probed) on first use. Also closes
     /// idle producers; the one asked for is lent first, so it is never among them.
     async fn producer_for(&self, key: &PoolKey, probe_topic: &str) -> Result<Lease, EndpointFailure> {
-        let (existing, idle) = {
+        let (existing, idle, creating) = {
             let mut pool = self.lock()?;
             let existing = pool.producers.get(key).cloned().map(Lease::new);
-            (existing, pool.take_idle(self.idle_timeout, Instant::now()))
+            let creating = existing.is_none().then(|| pool.creating.entry(key.clone()).or_default().clone());
+            (existing, pool.take_idle(self.idle_timeout, Instant::now()), creating)
         };
         close_idle(idle);
         if let Some(existing) = existing {
             return Ok(existing);
         }
+        let Some(creating) = creating else { return Err(pool_unavailable()) };
+        let _creating = creating.lock().await;
+        // Created by the publish this one waited for?
+        if let Some(existing) = self.lock()?.producers.get(key).cloned() {
+            return Ok(Lease::new(existing));
+        }
+        let created = self.create(key, probe_topic).await;
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.creating.remove(key);
+        }
+        created
+    }
+
+    /// Creates the producer for `key`, probes its cluster and pools it.
+    async fn create(&self, key: &PoolKey, probe_topic: &str) -> Result<Lease, EndpointFailure> {
         let client_id = format!("gio-apim-producer-{}", short_uuid());
         let config = client::config(
             &key.0,
@@ -332,9 +351,7 @@ impl ProducerPool {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Pool>, EndpointFailure> {
-        self.pool.lock().map_err(|_| {
-            EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: producer pool unavailable")
-        })
+        self.pool.lock().map_err(|_| pool_unavailable())
     }
 
     /// Forgets a broken producer so the next request builds a fresh one (in-flight requests keep
@@ -375,6 +392,10 @@ fn to_record_headers(headers: &Headers) -> OwnedHeaders {
     headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |record_headers, (name, value)| {
         record_headers.insert(Header { key: name, value: Some(value.as_bytes()) })
     })
+}
+
+fn pool_unavailable() -> EndpointFailure {
+    EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: producer pool unavailable")
 }
 
 /// The first 8 hex characters of a random UUID, as Gravitee names its clients.

@@ -3,7 +3,7 @@
 //! however many requests meet it. Each request still gets its answer; the log says why.
 
 use crate::failure::classify_connection_error;
-use kafka_edge_message::{EndpointFailure, ExecutionContext};
+use kafka_edge_message::{EndpointFailure, ExecutionContext, FailureKind};
 use rdkafka::error::KafkaError;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, PoisonError};
@@ -36,9 +36,14 @@ impl Origin {
         }
     }
 
-    /// A failure a request ended with (its key names the cause).
+    /// A failure a request ended with. The client's own mistakes (a bad request, a record too
+    /// large, a flow's interrupt) are the client's answer, not trouble with Kafka: not logged here.
     pub(crate) fn failure(&self, failure: &EndpointFailure) {
-        if self.first_in_a_while(failure.kind.key()) {
+        let clients_own = matches!(
+            failure.kind,
+            FailureKind::BadRequest | FailureKind::PayloadTooLarge | FailureKind::Interrupted { .. }
+        );
+        if !clients_own && self.first_in_a_while(&failure.message) {
             tracing::warn!(
                 api = %self.api,
                 entrypoint = self.entrypoint,
@@ -69,7 +74,15 @@ impl Origin {
     /// its reason names the cause, never a credential. Other errors go to the debug log only.
     pub(crate) fn client_error(&self, error: &KafkaError, reason: &str) {
         let Some(failure) = classify_connection_error(error, true) else {
-            tracing::debug!(api = %self.api, %error, %reason, "Kafka client error.");
+            if self.first_in_a_while(&format!("client {error}")) {
+                tracing::warn!(
+                    api = %self.api,
+                    entrypoint = self.entrypoint,
+                    bootstrap_servers = %self.bootstrap_servers,
+                    %reason,
+                    "Kafka consumer error: {error}"
+                );
+            }
             return;
         };
         if self.first_in_a_while(&format!("client {}", failure.message)) {
@@ -88,6 +101,11 @@ impl Origin {
         let mut logged = LAST_LOGGED.lock().unwrap_or_else(PoisonError::into_inner);
         if logged.len() >= MAX_REMEMBERED {
             logged.retain(|_, at| now.duration_since(*at) < QUIET_FOR);
+            if logged.len() >= MAX_REMEMBERED {
+                // Many causes within a minute (topics from requests): forget them all rather than
+                // grow; the worst case is a line per new cause.
+                logged.clear();
+            }
         }
         let key = (format!("{}\u{0}{}", self.api, self.bootstrap_servers), self.entrypoint, cause.to_string());
         match logged.get(&key) {

@@ -16,10 +16,14 @@ use tokio_util::sync::CancellationToken;
 const GROUP: &str = "client-1";
 
 fn context(endpoint: &MemoryEndpoint) -> EntrypointContext {
+    context_until(endpoint, CancellationToken::new())
+}
+
+fn context_until(endpoint: &MemoryEndpoint, shutdown: CancellationToken) -> EntrypointContext {
     EntrypointContext {
         endpoint: Arc::new(endpoint.clone()),
         execution: ExecutionContext { client_identifier: GROUP.into(), ..Default::default() },
-        shutdown: CancellationToken::new(),
+        shutdown,
         max_message_bytes: kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES,
     }
 }
@@ -28,9 +32,15 @@ fn sse_configuration() -> SseConfiguration {
     serde_json::from_value(json!({"heartbeatIntervalInMs": 60000})).expect("sse configuration")
 }
 
-/// The SSE body, chunk by chunk, as hyper pulls it for a client.
-async fn sse_stream(endpoint: &MemoryEndpoint, qos: Qos) -> impl futures::Stream<Item = String> + Unpin {
-    let response = sse::handle(&sse_configuration(), qos, context(endpoint), &HeaderMap::new()).await;
+/// The SSE body, chunk by chunk, as hyper pulls it for a client; it ends when `shutdown` is
+/// cancelled (after a goaway event).
+async fn sse_stream(
+    endpoint: &MemoryEndpoint,
+    qos: Qos,
+    shutdown: CancellationToken,
+) -> impl futures::Stream<Item = String> + Unpin {
+    let context = context_until(endpoint, shutdown);
+    let response = sse::handle(&sse_configuration(), qos, context, &HeaderMap::new()).await;
     let chunks = Body::into_data_stream(response.into_body());
     Box::pin(chunks.map(|chunk| String::from_utf8_lossy(&chunk.expect("chunk")).into_owned()))
 }
@@ -40,7 +50,7 @@ async fn sse_acknowledges_a_message_once_the_client_took_its_event() {
     let endpoint = MemoryEndpoint::with_partitions(1);
     endpoint.append(0, "first");
     endpoint.append(0, "second");
-    let mut events = sse_stream(&endpoint, Qos::AtLeastOnce).await;
+    let mut events = sse_stream(&endpoint, Qos::AtLeastOnce, CancellationToken::new()).await;
     assert!(events.next().await.expect("retry").starts_with("retry: "));
     assert!(events.next().await.expect("event").contains("data: first"));
     assert_eq!(endpoint.committed(GROUP, 0), None, "written but not yet taken by the client");
@@ -51,16 +61,22 @@ async fn sse_acknowledges_a_message_once_the_client_took_its_event() {
 #[tokio::test]
 async fn sse_at_most_once_commits_before_the_event_and_skips_what_another_consumer_owns() {
     let endpoint = MemoryEndpoint::with_partitions(2);
-    endpoint.append(0, "mine");
-    endpoint.append(1, "moved");
-    endpoint.revoke(1);
-    let mut events = sse_stream(&endpoint, Qos::AtMostOnce).await;
+    // The stream gets partition 0's message first: the one another consumer owns now.
+    endpoint.append(0, "moved");
+    endpoint.append(1, "mine");
+    endpoint.revoke(0);
+    let shutdown = CancellationToken::new();
+    let mut events = sse_stream(&endpoint, Qos::AtMostOnce, shutdown.clone()).await;
     events.next().await.expect("retry");
     let event = events.next().await.expect("event");
-    assert!(event.contains("data: mine"), "{event}");
-    assert_eq!(endpoint.committed(GROUP, 0), Some(1), "committed before the client could read it");
-    let next = tokio::time::timeout(std::time::Duration::from_millis(200), events.next()).await;
-    assert!(next.is_err(), "the message of the revoked partition is never written: {next:?}");
+    assert!(event.contains("data: mine"), "the revoked partition's message was skipped: {event}");
+    assert_eq!(endpoint.committed(GROUP, 1), Some(1), "committed before the client could read it");
+    assert_eq!(endpoint.committed(GROUP, 0), None);
+    // Ending the stream shows it wrote nothing else.
+    shutdown.cancel();
+    let rest: Vec<String> = events.collect().await;
+    assert_eq!(rest.len(), 1, "only the goaway: {rest:?}");
+    assert!(rest[0].starts_with("event: goaway"), "the revoked partition's message is never written: {rest:?}");
 }
 
 async fn get_page(endpoint: &MemoryEndpoint, qos: Qos) -> serde_json::Value {
@@ -85,7 +101,9 @@ async fn http_get_commits_the_latest_of_each_partition_before_answering() {
     }
     let page = get_page(&endpoint, Qos::Auto).await;
     assert_eq!(contents(&page), ["a", "c", "b"]);
-    assert_eq!(endpoint.acknowledged(GROUP), vec![(0, 1), (1, 0)]);
+    let mut acknowledgements = endpoint.acknowledgements(GROUP);
+    acknowledgements.sort();
+    assert_eq!(acknowledgements, vec![(0, 1), (1, 0)], "one acknowledgement per partition, the latest");
     assert!(contents(&get_page(&endpoint, Qos::Auto).await).is_empty(), "the next GET continues after it");
 }
 

@@ -1,8 +1,9 @@
 //! From a definition to a served API, in one place: its flows compiled, its Kafka endpoints built
 //! (TLS stores and static JAAS lines read), its entrypoints and its webhook and DLQ wiring, or
 //! every problem found. `validate` and `run` both build through here, so they refuse the same
-//! things. A [`LoadedApi`] is a value: it can be built while the gateway runs, swapped in and
-//! dropped (its endpoints share the runtime's one producer pool).
+//! things. A [`LoadedApi`] is a value, shared by the router and webhook delivery and dropped with
+//! them: a reload can build a new one beside it (its endpoints share the runtime's one producer
+//! pool).
 
 use kafka_edge_definition::{
     ApiDefinition, Endpoint as EndpointDefinition, Entrypoint, EntrypointConfiguration, PlanMode, Problem,

@@ -119,9 +119,11 @@ impl Subscription {
     }
 
     async fn close_with(mut self, release: Release) {
+        // The endpoint hears how to close before it sees the channel closed.
+        let closing = self.close.take().map(|close| close(release));
         self.messages.close();
-        if let Some(close) = self.close.take() {
-            close(release).await;
+        if let Some(closing) = closing {
+            closing.await;
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::failure::EndpointFailure;
 use crate::message::{Message, Metadata, RecordPosition};
 use bytes::Bytes;
 use kafka_edge_definition::Qos;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,6 +29,8 @@ struct State {
     committed: HashMap<(String, i32), i64>,
     revoked: HashSet<i32>,
     published: Vec<Message>,
+    /// Every acknowledgement received, in order: (group, partition, offset).
+    acknowledgements: Vec<(String, i32, i64)>,
 }
 
 #[derive(Clone, Default)]
@@ -59,16 +61,10 @@ impl MemoryEndpoint {
         self.state().committed.get(&(group.to_string(), partition)).copied()
     }
 
-    /// The last acknowledged offset of each partition for `group`, in partition order.
-    pub fn acknowledged(&self, group: &str) -> Vec<(i32, i64)> {
+    /// Every acknowledgement `group` sent, in order, as (partition, offset), recorded or not.
+    pub fn acknowledgements(&self, group: &str) -> Vec<(i32, i64)> {
         let state = self.state();
-        let found: BTreeMap<i32, i64> = state
-            .committed
-            .iter()
-            .filter(|((g, _), _)| g == group)
-            .map(|((_, partition), next)| (*partition, next - 1))
-            .collect();
-        found.into_iter().collect()
+        state.acknowledgements.iter().filter(|(g, _, _)| g == group).map(|(_, p, o)| (*p, *o)).collect()
     }
 
     /// From now on, acknowledgements for `partition` fail (it moved to another consumer).
@@ -99,6 +95,7 @@ impl Acknowledger for MemoryAcknowledger {
         let partition = position.stream as i32;
         let recorded = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.acknowledgements.push((self.group.clone(), partition, position.offset));
             if state.revoked.contains(&partition) {
                 false
             } else {

@@ -9,8 +9,6 @@
 //! tokens or `"…"`/`'…'` strings with backslash escapes, whitespace and newlines anywhere, and one
 //! login module per line (Kafka refuses more).
 
-// Until the SASL settings of issue 4 use this module, only its tests do.
-
 mod login;
 #[cfg(test)]
 mod tests;

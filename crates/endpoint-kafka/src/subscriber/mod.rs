@@ -106,8 +106,10 @@ async fn start(
     };
     let task = tokio::spawn(pump.run(stop_rx));
     Ok(Subscription::new(messages_rx, move |release: Release| {
+        // Sent now, before the subscription closes its end of the channel: the pump must learn
+        // how to close from this, not from seeing the channel closed (which means "wait").
+        let _ = stop_tx.send(release);
         Box::pin(async move {
-            let _ = stop_tx.send(release);
             match tokio::time::timeout(CLOSE_TIMEOUT, task).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::error!(%error, "Kafka consumer task failed."),
@@ -117,9 +119,12 @@ async fn start(
     }))
 }
 
-/// Proves the cluster answers before the consumer joins its group (see `probe_cluster`), and finds
-/// which named topics it does not know: with `checkTopicExistence` the request fails on the first,
-/// otherwise they are logged for the operator (the consumer waits for them).
+/// Proves the cluster answers before the consumer joins its group (see `probe_cluster`, which
+/// looks up the first topic), and finds which named topics it does not know. With
+/// `checkTopicExistence` every topic is looked up and the request fails on the first missing one;
+/// otherwise only the first topic's answer is used (no request more than the probe), a missing
+/// one is logged for the operator, and the consumer waits for it (the others are reported when the
+/// consumer learns they are missing).
 async fn probe(
     consumer: StreamConsumer<Callbacks>,
     topics: Vec<String>,
@@ -132,7 +137,7 @@ async fn probe(
         if !probe_cluster(consumer.client(), first)? {
             missing.push(first.to_string());
         }
-        for topic in topics.iter().skip(1) {
+        for topic in topics.iter().skip(1).filter(|_| check_topic_existence) {
             if !topic_exists(consumer.client(), topic)? {
                 missing.push(topic.clone());
             }

@@ -9,11 +9,16 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
-use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use http::{header, HeaderMap, StatusCode};
-use kafka_edge_message::{EndpointFailure, Message, RecordChoice, RecordPosition};
+use kafka_edge_message::{EndpointFailure, FailureKind, Message, RecordChoice, RecordPosition};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// Records of one batch handed to the producer at a time: far below librdkafka's queue (100,000
+/// messages), so queueing keeps the body's order, and a huge body does not start a future per
+/// record at once.
+const IN_FLIGHT: usize = 1024;
 
 /// The content type of the answer, as the bridge and the REST Proxy send it.
 pub const RESPONSE_CONTENT_TYPE: &str = "application/vnd.kafka.v2+json";
@@ -62,7 +67,7 @@ struct Record {
     #[serde(default)]
     key: Option<Value>,
     value: Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "partition")]
     partition: Option<i32>,
     /// Milliseconds since the epoch; the producer's clock when absent.
     #[serde(default)]
@@ -104,14 +109,23 @@ pub(super) async fn handle(
         let context = &context;
         async move { context.endpoint.publish(&context.execution, message).await }
     };
-    let mut results = Vec::with_capacity(messages.len());
+    // The first one alone creates the producer if needed; the others are then queued in order (at
+    // most IN_FLIGHT at a time), so records for one partition keep the body's order, and go out
+    // in librdkafka's batches. A cluster the first could not reach fails the rest unsent.
     let mut messages = messages.into_iter();
-    // The first one alone creates the producer if needed; the others are then queued in order, so
-    // records for one partition keep the body's order, and go out in librdkafka's batches.
+    let mut results = Vec::with_capacity(messages.len());
     if let Some(first) = messages.next() {
-        results.push(publish(first).await);
+        let first = publish(first).await;
+        let unreachable = first.as_ref().err().filter(|failure| {
+            matches!(failure.kind, FailureKind::ConfigurationInvalid | FailureKind::ConnectionClosed)
+        });
+        let rest: Vec<_> = match unreachable.cloned() {
+            Some(failure) => messages.map(|_| Err(failure.clone())).collect(),
+            None => stream::iter(messages).map(publish).buffered(IN_FLIGHT).collect().await,
+        };
+        results.push(first);
+        results.extend(rest);
     }
-    results.extend(join_all(messages.map(publish)).await);
     let offsets: Vec<Value> = results.iter().map(entry).collect();
     (StatusCode::OK, [(header::CONTENT_TYPE, RESPONSE_CONTENT_TYPE)], json!({ "offsets": offsets }).to_string())
         .into_response()
@@ -169,6 +183,16 @@ fn message(format: Format, index: usize, element: Value) -> Result<Message, Stri
     Ok(message)
 }
 
+/// A partition is a number from 0 (librdkafka reads -1 as "let the partitioner choose").
+fn partition<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
+    match Option::<i32>::deserialize(deserializer)? {
+        Some(partition) if partition < 0 => {
+            Err(serde::de::Error::custom(format!("invalid partition {partition}, expected 0 or more")))
+        }
+        partition => Ok(partition),
+    }
+}
+
 fn bytes_of(format: Format, value: Value, path: &str) -> Result<Bytes, String> {
     match (format, value) {
         (Format::Json, value) => Ok(Bytes::from(value.to_string())),
@@ -212,6 +236,7 @@ mod tests {
             .starts_with("records[0].headers[0].value: not base64"));
         assert!(problem(r#"{"records":[{"key":"k"}]}"#, Format::Json).contains("missing field `value`"));
         assert!(problem(r#"{"records":[{"value":1,"offset":3}]}"#, Format::Json).contains("unknown field `offset`"));
+        assert!(problem(r#"{"records":[{"value":1,"partition":-1}]}"#, Format::Json).contains("invalid partition -1"));
         assert!(problem(r#"{"records":[],"extra":1}"#, Format::Json).contains("unknown field `extra`"));
         assert!(parse(Format::Json, br#"{"records":[],"value_schema":"{}"}"#).is_ok_and(|m| m.is_empty()));
         assert!(problem("[1]", Format::Json).starts_with("expected {\"records\": [...]}"));
