@@ -1,7 +1,7 @@
 //! The HTTP side: keep-alive HTTP/1.1 clients on raw hyper connections (one connection per client,
 //! no pool), so the client costs as little CPU as possible on a machine it shares with the gateway.
 
-use crate::run::{latency_histogram, merge_tallies, record, CpuSampler, Load, Progress, RunStats};
+use crate::run::{latency_histogram, merge_tallies, record, CpuSampler, Load, Progress, RunStats, WorkerTally};
 use anyhow::Context;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -51,6 +51,23 @@ where
     Ok(tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.context("no response in time")??)
 }
 
+/// `count` keep-alive connections to the gateway, one per client.
+async fn connect_clients(address: SocketAddr, count: usize) -> anyhow::Result<Vec<SendRequest<Full<Bytes>>>> {
+    let mut senders = Vec::with_capacity(count);
+    for _ in 0..count {
+        senders.push(connect::<Full<Bytes>>(address).await.context("connecting to the gateway")?);
+    }
+    Ok(senders)
+}
+
+/// Waits for every client task and adds up what they measured.
+async fn join_clients(
+    workers: impl IntoIterator<Item = tokio::task::JoinHandle<anyhow::Result<WorkerTally>>>,
+) -> anyhow::Result<WorkerTally> {
+    let results = futures::future::join_all(workers).await;
+    merge_tallies(results.into_iter().map(|r| r.context("client task failed")?).collect::<anyhow::Result<Vec<_>>>()?)
+}
+
 /// True once the gateway answers any HTTP request.
 pub async fn probe(address: SocketAddr) -> bool {
     let Ok(mut sender) = connect::<Empty<Bytes>>(address).await else { return false };
@@ -75,10 +92,7 @@ pub async fn post(
 ) -> anyhow::Result<RunStats> {
     let uri = format!("{context_path}/produce");
     let host = address.to_string();
-    let mut senders = Vec::with_capacity(load.concurrency);
-    for _ in 0..load.concurrency {
-        senders.push(connect::<Full<Bytes>>(address).await.context("connecting to the gateway")?);
-    }
+    let senders = connect_clients(address, load.concurrency).await?;
     let started = Instant::now();
     let clients = load.concurrency as u64;
     let workers = senders.into_iter().zip(0..).map(|(mut sender, client)| {
@@ -120,10 +134,8 @@ pub async fn post(
             Ok::<_, anyhow::Error>((latency, ok, errors))
         })
     });
-    let results = futures::future::join_all(workers).await;
+    let (latency, messages, errors) = join_clients(workers).await?;
     let elapsed = started.elapsed();
-    let tallies = results.into_iter().map(|r| r.context("client task failed")?).collect::<anyhow::Result<Vec<_>>>()?;
-    let (latency, messages, errors) = merge_tallies(tallies)?;
     Ok(RunStats {
         name,
         messages,
@@ -158,10 +170,7 @@ pub async fn post_batch(
     };
     let full = body_of(batch);
     let host = address.to_string();
-    let mut senders = Vec::with_capacity(load.concurrency);
-    for _ in 0..load.concurrency {
-        senders.push(connect::<Full<Bytes>>(address).await.context("connecting to the gateway")?);
-    }
+    let senders = connect_clients(address, load.concurrency).await?;
     let started = Instant::now();
     let workers = senders.into_iter().map(|mut sender| {
         let (uri, host, budget, done) =
@@ -206,10 +215,8 @@ pub async fn post_batch(
             Ok::<_, anyhow::Error>((latency, ok, errors))
         })
     });
-    let results = futures::future::join_all(workers).await;
+    let (latency, messages, errors) = join_clients(workers).await?;
     let elapsed = started.elapsed();
-    let tallies = results.into_iter().map(|r| r.context("client task failed")?).collect::<anyhow::Result<Vec<_>>>()?;
-    let (latency, messages, errors) = merge_tallies(tallies)?;
     let requests = latency.len();
     Ok(RunStats {
         name,
