@@ -1,6 +1,7 @@
 //! Message ids and cursors (DESIGN 4.4): `topic@partition#offset` for one message, and
 //! `t1@p#o,p#o;t2@p#o` for a position across partitions; base64 (standard, padded) unless the
-//! consumer's `encodeMessageId` is false.
+//! consumer's `encodeMessageId` is false. An offset names the last delivered record; -1 names the
+//! position before a partition's first record.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -57,7 +58,9 @@ impl Cursor {
                 let (partition, offset) = position.split_once('#').ok_or_else(malformed)?;
                 let partition: i32 = partition.parse().map_err(|_| malformed())?;
                 let offset: i64 = offset.parse().map_err(|_| malformed())?;
-                if partition < 0 || offset < 0 {
+                // -1: before the partition's first record (a position kafka-edge hands out for a
+                // partition nothing was read from yet).
+                if partition < 0 || offset < -1 {
                     return Err(malformed());
                 }
                 positions.insert(partition, offset);
@@ -122,11 +125,18 @@ mod tests {
     }
 
     #[test]
+    fn minus_one_is_the_position_before_the_first_record() {
+        let cursor = Cursor::parse("topic@0#-1", false).expect("valid");
+        assert_eq!(cursor.resume_offset("topic", 0), Some(0));
+        assert_eq!(cursor.render(false), "topic@0#-1");
+    }
+
+    #[test]
     fn malformed_cursors_are_refused_with_the_reason() {
         assert_eq!(Cursor::parse("%%%", true), Err(CursorError::NotBase64));
         assert!(matches!(Cursor::parse("topic", false), Err(CursorError::Malformed(_))));
         assert!(matches!(Cursor::parse("topic@x#1", false), Err(CursorError::Malformed(_))));
-        assert!(matches!(Cursor::parse("topic@0#-1", false), Err(CursorError::Malformed(_))));
+        assert!(matches!(Cursor::parse("topic@0#-2", false), Err(CursorError::Malformed(_))));
         assert!(matches!(Cursor::parse("", false), Err(CursorError::Malformed(_))));
         assert!(matches!(Cursor::parse("@0#1", false), Err(CursorError::Malformed(_))));
     }

@@ -82,9 +82,17 @@ pub async fn handle(
     // another consumer, which delivers its messages, so they leave the page. Closing commits
     // synchronously before we answer; the consumer leaves its group while the answer is on its way.
     delivery::settle_page(qos, &mut items).await;
-    subscription.close_after_commit().await;
+    // An empty page still gets a cursor where ids exist, so a client looping on nextCursor goes on:
+    // the endpoint's position after everything delivered (following it neither skips nor repeats).
+    let wants_position = items.is_empty() && failure.is_none() && cursor.is_none() && qos.emits_ids();
+    let position = if wants_position {
+        subscription.close_after_commit_with_position().await
+    } else {
+        subscription.close_after_commit().await;
+        None
+    };
 
-    let next_cursor = items.iter().rev().find_map(|m| m.id.clone()).or(cursor);
+    let next_cursor = items.iter().rev().find_map(|m| m.id.clone()).or(cursor).or(position);
     page_response(format, configuration, items, failure, next_cursor, limit.map(|l| l.0))
 }
 

@@ -254,3 +254,65 @@ async fn repeated_gets_drain_every_partition() {
     assert_eq!(received, expected, "every record exactly once, in at most 20 calls of 5");
     gateway.stop().await;
 }
+
+/// A cursor as a query parameter (base64 holds `+`, `/` and `=`).
+fn cursor_query(cursor: &str) -> String {
+    let encoded: String = cursor
+        .chars()
+        .map(|c| match c {
+            '+' => "%2B".to_string(),
+            '/' => "%2F".to_string(),
+            '=' => "%3D".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    format!("?cursor={encoded}")
+}
+
+fn decoded(cursor: &str) -> String {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(cursor).expect("a base64 cursor");
+    String::from_utf8(bytes).expect("UTF-8")
+}
+
+#[tokio::test]
+async fn an_empty_page_on_an_empty_topic_keeps_a_cursor_that_misses_nothing() {
+    let topic = unique("empty-page");
+    create_topic(&topic, 2).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get_qos = "at-least-once";
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 3000});
+    let gateway = TestGateway::start(&spec).await;
+
+    let empty = gateway.get_json(&unique("reader"), "").await;
+    assert_eq!(empty["items"], json!([]));
+    let cursor = empty["pagination"]["nextCursor"].as_str().expect("an empty page keeps a cursor").to_string();
+    assert_eq!(decoded(&cursor), format!("{topic}@0#-1,1#-1"), "before the first record of each partition");
+
+    produce(&topic, &[(None, "first record")]).await;
+    let resumed = gateway.get_json(&unique("another-reader"), &cursor_query(&cursor)).await;
+    assert_eq!(contents(&resumed), ["first record"], "following the cursor skips nothing");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_page_after_the_last_record_keeps_a_cursor_that_repeats_nothing() {
+    let topic = unique("drained-page");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "one"), (None, "two")]).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get_qos = "at-least-once";
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 2000});
+    let gateway = TestGateway::start(&spec).await;
+    let client = unique("reader");
+
+    assert_eq!(contents(&gateway.get_json(&client, "").await), ["one", "two"]);
+    let empty = gateway.get_json(&client, "").await;
+    assert_eq!(empty["items"], json!([]));
+    let cursor = empty["pagination"]["nextCursor"].as_str().expect("an empty page keeps a cursor").to_string();
+    assert_eq!(decoded(&cursor), format!("{topic}@0#1"), "the last delivered record");
+
+    produce(&topic, &[(None, "three")]).await;
+    let resumed = gateway.get_json(&unique("another-reader"), &cursor_query(&cursor)).await;
+    assert_eq!(contents(&resumed), ["three"], "following the cursor repeats nothing");
+    gateway.stop().await;
+}

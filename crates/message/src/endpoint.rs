@@ -35,7 +35,8 @@ pub struct SubscribeOptions {
     pub cursor: Option<String>,
 }
 
-type CloseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Resolves once the subscription is closed as asked; with the resume position when asked for it.
+type CloseFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
 /// What a subscribe-phase transformation decided for one message.
 pub enum Transformed {
@@ -57,11 +58,21 @@ pub enum Release {
     InBackground,
 }
 
+/// How a subscription is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub release: Release,
+    /// Also answer, once committed, the position after everything delivered, for every partition
+    /// the subscription read, as the endpoint's cursor (what a client sends to continue exactly
+    /// there).
+    pub resume_position: bool,
+}
+
 /// A live subscription: a stream of messages (or one final failure), and a way to end it cleanly.
 /// Dropping it also ends it, without waiting for the end.
 pub struct Subscription {
     messages: mpsc::Receiver<Result<Message, EndpointFailure>>,
-    close: Option<Box<dyn FnOnce(Release) -> CloseFuture + Send>>,
+    close: Option<Box<dyn FnOnce(Close) -> CloseFuture + Send>>,
     transform: Option<Transform>,
     failed: bool,
 }
@@ -69,7 +80,7 @@ pub struct Subscription {
 impl Subscription {
     pub fn new(
         messages: mpsc::Receiver<Result<Message, EndpointFailure>>,
-        close: impl FnOnce(Release) -> CloseFuture + Send + 'static,
+        close: impl FnOnce(Close) -> CloseFuture + Send + 'static,
     ) -> Self {
         Self { messages, close: Some(Box::new(close)), transform: None, failed: false }
     }
@@ -109,21 +120,28 @@ impl Subscription {
     /// Ends the subscription and waits until the endpoint committed what the QoS requires and
     /// released its resources (the consumer left its group).
     pub async fn close(self) {
-        self.close_with(Release::Wait).await
+        self.close_with(Close { release: Release::Wait, resume_position: false }).await;
     }
 
     /// Ends the subscription and waits only until the endpoint committed what the QoS requires;
     /// the consumer leaves its group right after.
     pub async fn close_after_commit(self) {
-        self.close_with(Release::InBackground).await
+        self.close_with(Close { release: Release::InBackground, resume_position: false }).await;
     }
 
-    async fn close_with(mut self, release: Release) {
+    /// As [`Subscription::close_after_commit`], and answers where a client continues exactly
+    /// after what was delivered (the endpoint's cursor), when the endpoint can tell.
+    pub async fn close_after_commit_with_position(self) -> Option<String> {
+        self.close_with(Close { release: Release::InBackground, resume_position: true }).await
+    }
+
+    async fn close_with(mut self, close: Close) -> Option<String> {
         // The endpoint hears how to close before it sees the channel closed.
-        let closing = self.close.take().map(|close| close(release));
+        let closing = self.close.take().map(|close_subscription| close_subscription(close));
         self.messages.close();
-        if let Some(closing) = closing {
-            closing.await;
+        match closing {
+            Some(closing) => closing.await,
+            None => None,
         }
     }
 }

@@ -14,7 +14,7 @@ mod scope;
 
 pub use ack::{AckHandle, AckPosition, Acknowledger};
 pub use context::{ApiInfo, ExecutionContext, RequestAttributes, RequestInfo};
-pub use endpoint::{Endpoint, Release, SubscribeOptions, Subscription, Transformed};
+pub use endpoint::{Close, Endpoint, Release, SubscribeOptions, Subscription, Transformed};
 pub use failure::{EndpointFailure, FailureKind};
 pub use kafka_edge_definition::Qos;
 pub use message::{

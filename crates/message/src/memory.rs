@@ -156,6 +156,11 @@ impl Endpoint for MemoryEndpoint {
             let _ = sender.try_send(Ok(message));
         }
         // The sender lives until the subscription closes, so the stream waits rather than ends.
-        Ok(Subscription::new(receiver, move |_release| Box::pin(async move { drop(sender) })))
+        Ok(Subscription::new(receiver, move |_close| {
+            Box::pin(async move {
+                drop(sender);
+                None
+            })
+        }))
     }
 }

@@ -19,7 +19,7 @@ use crate::failure::{missing_topic, probe_cluster, topic_exists, unknown};
 use crate::producer::short_uuid;
 use crate::report::Origin;
 use crate::settings::{ConsumerSettings, TopicSelection};
-use kafka_edge_message::{EndpointFailure, FailureKind, Qos, Release, Subscription};
+use kafka_edge_message::{Close, EndpointFailure, FailureKind, Qos, Subscription};
 use lifecycle::{Lifecycle, Phase};
 use offsets::{AckChannel, Offsets, TopicIndex};
 use pump::Pump;
@@ -99,21 +99,28 @@ async fn start(
         lifecycle,
         group_id: settings.group_id,
         encode_message_id: settings.encode_message_id,
+        auto_offset_reset: settings.auto_offset_reset,
         remove_confluent_header: settings.remove_confluent_header,
         acknowledger: Arc::new(AckChannel(ack_tx)),
         acks: ack_rx,
         messages: messages_tx,
     };
     let task = tokio::spawn(pump.run(stop_rx));
-    Ok(Subscription::new(messages_rx, move |release: Release| {
+    Ok(Subscription::new(messages_rx, move |close: Close| {
         // Sent now, before the subscription closes its end of the channel: the pump must learn
         // how to close from this, not from seeing the channel closed (which means "wait").
-        let _ = stop_tx.send(release);
+        let _ = stop_tx.send(close);
         Box::pin(async move {
             match tokio::time::timeout(CLOSE_TIMEOUT, task).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::error!(%error, "Kafka consumer task failed."),
-                Err(_) => tracing::warn!("Kafka consumer still closing; the request does not wait for it."),
+                Ok(Ok(position)) => position,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "Kafka consumer task failed.");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!("Kafka consumer still closing; the request does not wait for it.");
+                    None
+                }
             }
         })
     }))

@@ -5,18 +5,24 @@
 
 use super::lifecycle::{Lifecycle, Phase};
 use super::offsets::{AckChannel, AckRequest, Offsets};
-use crate::cursor::message_id;
+use crate::client::Callbacks;
+use crate::cursor::{message_id, Cursor};
 use crate::failure::{classify_connection_error, unknown};
 use crate::report::Origin;
 use bytes::Bytes;
+use kafka_edge_definition::AutoOffsetReset;
 use kafka_edge_message::{
-    AckHandle, AckPosition, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Release,
+    AckHandle, AckPosition, Close, EndpointFailure, FailureKind, Headers, Message, Metadata, Qos, Release,
 };
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::topic_partition_list::Offset;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+
+/// Longest wait for the committed offsets or watermarks of a resume position.
+const POSITION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) struct Pump {
     /// Where the subscription meets its cluster, for the logs.
@@ -27,6 +33,7 @@ pub(super) struct Pump {
     pub(super) lifecycle: Arc<Lifecycle>,
     pub(super) group_id: String,
     pub(super) encode_message_id: bool,
+    pub(super) auto_offset_reset: AutoOffsetReset,
     pub(super) remove_confluent_header: bool,
     pub(super) acknowledger: Arc<AckChannel>,
     pub(super) acks: mpsc::UnboundedReceiver<AckRequest>,
@@ -41,13 +48,14 @@ enum Step {
 impl Pump {
     /// Runs until the subscription is closed (`stop` says how the close waits), the entrypoint
     /// stops reading, or the consumer fails.
-    pub(super) async fn run(mut self, mut stop: oneshot::Receiver<Release>) {
-        let mut release = Release::Wait;
+    /// Returns the resume position when the close asked for it.
+    pub(super) async fn run(mut self, mut stop: oneshot::Receiver<Close>) -> Option<String> {
+        let mut close = WAIT;
         loop {
             let step = tokio::select! {
                 biased;
                 requested = &mut stop => {
-                    release = requested.unwrap_or(Release::Wait);
+                    close = requested.unwrap_or(WAIT);
                     Step::Stop
                 }
                 _ = self.messages.closed() => Step::Stop,
@@ -60,11 +68,11 @@ impl Pump {
                         self.lifecycle.advance(Phase::Consuming);
                         let message = self.to_message(&record);
                         drop(record);
-                        self.deliver(Ok(message), &mut stop, &mut release).await
+                        self.deliver(Ok(message), &mut stop, &mut close).await
                     }
                     Err(error) => match self.on_error(&error) {
                         Some(failure) => {
-                            self.deliver(Err(failure), &mut stop, &mut release).await;
+                            self.deliver(Err(failure), &mut stop, &mut close).await;
                             Step::Stop
                         }
                         None => Step::Continue,
@@ -75,7 +83,7 @@ impl Pump {
                 break;
             }
         }
-        self.finish(release).await;
+        self.finish(close).await
     }
 
     /// Hands one item to the entrypoint, serving acknowledgements while the channel is full (an
@@ -83,14 +91,14 @@ impl Pump {
     async fn deliver(
         &mut self,
         item: Result<Message, EndpointFailure>,
-        stop: &mut oneshot::Receiver<Release>,
-        release: &mut Release,
+        stop: &mut oneshot::Receiver<Close>,
+        close: &mut Close,
     ) -> Step {
         loop {
             tokio::select! {
                 biased;
                 requested = &mut *stop => {
-                    *release = requested.unwrap_or(Release::Wait);
+                    *close = requested.unwrap_or(WAIT);
                     return Step::Stop;
                 }
                 Some((position, done)) = self.acks.recv() => self.offsets.acknowledge(position, done).await,
@@ -184,15 +192,15 @@ impl Pump {
     /// `Release::InBackground` it returns once the commit is done: rust-rdkafka's close loop
     /// notices the consumer closed only at the end of a 100 ms poll, which an http-get answer
     /// need not wait for (the runtime still waits for it at exit). Blocking librdkafka calls run
-    /// off the async threads.
-    async fn finish(mut self, release: Release) {
+    /// off the async threads. The resume position, when asked for, is read after the commit.
+    async fn finish(mut self, close: Close) -> Option<String> {
         while let Ok((position, done)) = self.acks.try_recv() {
             self.offsets.acknowledge(position, done).await;
         }
         self.lifecycle.advance(Phase::Closing);
-        let Pump { offsets, lifecycle, .. } = self;
+        let Pump { offsets, lifecycle, encode_message_id, auto_offset_reset, .. } = self;
         let (consumer, qos) = (offsets.consumer, offsets.qos);
-        let (commit_attempt, commit_done) = oneshot::channel::<()>();
+        let (commit_attempt, commit_done) = oneshot::channel::<Option<String>>();
         let closing = tokio::task::spawn_blocking(move || {
             if qos != Qos::None {
                 match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -201,17 +209,55 @@ impl Pump {
                     Err(error) => tracing::warn!(%error, "Final offset commit failed."),
                 }
             }
-            let _ = commit_attempt.send(());
+            let position = close
+                .resume_position
+                .then(|| resume_position(&consumer, auto_offset_reset))
+                .flatten()
+                .map(|cursor| cursor.render(encode_message_id));
+            let _ = commit_attempt.send(position);
             let client_id = consumer.context().client_id.clone();
             drop(consumer);
             lifecycle.advance(Phase::Closed);
             tracing::debug!(%client_id, "Kafka consumer closed.");
         });
-        let commit_attempted = commit_done.await.is_ok();
-        if !commit_attempted || release != Release::InBackground {
+        let position = commit_done.await;
+        if position.is_err() || close.release != Release::InBackground {
             if let Err(error) = closing.await {
                 tracing::error!(%error, "Closing the Kafka consumer failed.");
             }
         }
+        position.ok().flatten()
     }
+}
+
+/// How a pump closes unless told otherwise: waiting for the group leave, no position.
+const WAIT: Close = Close { release: Release::Wait, resume_position: false };
+
+/// Where a client continues exactly after what this consumer delivered, for every partition it
+/// was assigned: the last committed record, or for a partition without a committed offset the
+/// record before where `autoOffsetReset` starts (-1 on an empty partition read from the earliest).
+/// Blocking: broker round trips.
+fn resume_position(consumer: &StreamConsumer<Callbacks>, auto_offset_reset: AutoOffsetReset) -> Option<Cursor> {
+    let assignment = consumer.assignment().ok()?;
+    if assignment.count() == 0 {
+        return None;
+    }
+    let committed = consumer.committed_offsets(assignment, POSITION_TIMEOUT).ok()?;
+    let mut cursor = Cursor::default();
+    for element in committed.elements() {
+        let (topic, partition) = (element.topic(), element.partition());
+        let last_delivered = match element.offset() {
+            Offset::Offset(next) => next - 1,
+            _ => {
+                let (low, high) = consumer.fetch_watermarks(topic, partition, POSITION_TIMEOUT).ok()?;
+                match auto_offset_reset {
+                    AutoOffsetReset::Earliest => low - 1,
+                    AutoOffsetReset::Latest => high - 1,
+                    AutoOffsetReset::None => continue,
+                }
+            }
+        };
+        cursor.positions.entry(topic.to_string()).or_default().insert(partition, last_delivered);
+    }
+    (!cursor.positions.is_empty()).then_some(cursor)
 }
