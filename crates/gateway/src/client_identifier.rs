@@ -1,6 +1,8 @@
-//! Who is calling (DESIGN 5.1). With a key-less plan: a hash of the remote address, suffixed with
-//! `X-Gravitee-Client-Identifier` when the client sends one. It is the default consumer group, so
-//! repeated calls from one client continue where the previous one stopped.
+//! Who is calling (DESIGN 5.1). With a key-less plan: a hash of the API and the remote address,
+//! suffixed with `X-Gravitee-Client-Identifier` when the client sends one. It is the default
+//! consumer group, so repeated calls from one client to one API continue where the previous one
+//! stopped. The API is part of it so that one client's calls to two APIs are two groups: a GET on
+//! one API does not rebalance a stream on another, and two APIs on one topic keep their own offsets.
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -8,8 +10,13 @@ use std::net::IpAddr;
 
 pub const CLIENT_IDENTIFIER_HEADER: &str = "x-gravitee-client-identifier";
 
-pub fn key_less(remote: IpAddr, headers: &HeaderMap) -> String {
-    let digest = Sha256::digest(remote.to_string().as_bytes());
+pub fn key_less(api_id: &str, remote: IpAddr, headers: &HeaderMap) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(api_id.as_bytes());
+    // API ids cannot hold a NUL, so the two parts cannot run into each other.
+    hasher.update([0]);
+    hasher.update(remote.to_string().as_bytes());
+    let digest = hasher.finalize();
     let inferred: String = digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect();
     match headers.get(CLIENT_IDENTIFIER_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
         Some(provided) if !provided.is_empty() => format!("{inferred}-{provided}"),
@@ -26,10 +33,11 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         let none = HeaderMap::new();
-        assert_eq!(key_less(ip, &none), key_less(ip, &none));
-        assert_ne!(key_less(ip, &none), key_less(other, &none));
+        assert_eq!(key_less("api", ip, &none), key_less("api", ip, &none));
+        assert_ne!(key_less("api", ip, &none), key_less("api", other, &none));
         let mut headers = HeaderMap::new();
         headers.insert(CLIENT_IDENTIFIER_HEADER, "mobile-1".parse().unwrap());
-        assert_eq!(key_less(ip, &headers), format!("{}-mobile-1", key_less(ip, &none)));
+        assert_eq!(key_less("api", ip, &headers), format!("{}-mobile-1", key_less("api", ip, &none)));
+        assert_ne!(key_less("api", ip, &none), key_less("another-api", ip, &none), "one group per API");
     }
 }

@@ -99,7 +99,7 @@ pub(crate) async fn dispatch(
     let mut execution = ExecutionContext {
         api: api.info.clone(),
         entrypoint: entrypoint.kind.as_str(),
-        client_identifier: client_identifier::key_less(remote.ip(), &parts.headers),
+        client_identifier: client_identifier::key_less(&api.id, remote.ip(), &parts.headers),
         attributes: Default::default(),
         request: Arc::new(request_info(&parts, remote, path_info)),
     };

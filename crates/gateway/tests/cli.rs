@@ -93,7 +93,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
         http.get(&url).header("Accept", "application/json").header("X-Gravitee-Client-Identifier", &client).send();
     let terminate = async {
         // The GET is being served once its consumer joined the client's group.
-        let group = group_of(&client);
+        let group = group_of(&spec.id, &client);
         assert!(eventually(|| group_members(&group) == 1).await, "the GET is in flight");
         let status = Command::new("kill").args(["-TERM", &gateway.id().to_string()]).status().unwrap();
         assert!(status.success());

@@ -244,7 +244,7 @@ async fn a_pattern_subscription_picks_up_a_topic_created_while_connected() {
         .send()
         .await
         .unwrap();
-    assert!(eventually(|| group_members(&group_of(&client)) == 1).await, "subscribed");
+    assert!(eventually(|| group_members(&gateway.group_of(&client)) == 1).await, "subscribed");
     let later = format!("{prefix}-b");
     create_topic(&later, 1).await;
     produce(&later, &[(None, "from the new topic")]).await;

@@ -211,7 +211,7 @@ async fn the_consumer_is_a_group_member_during_the_request_and_leaves_when_it_en
     spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 4000});
     let gateway = TestGateway::start(&spec).await;
     let client = unique("member");
-    let group = group_of(&client);
+    let group = gateway.group_of(&client);
 
     let request = gateway.get_json(&client, "");
     let watcher = async {
@@ -315,4 +315,21 @@ async fn an_empty_page_after_the_last_record_keeps_a_cursor_that_repeats_nothing
     let resumed = gateway.get_json(&unique("another-reader"), &cursor_query(&cursor)).await;
     assert_eq!(contents(&resumed), ["three"], "following the cursor repeats nothing");
     gateway.stop().await;
+}
+
+#[tokio::test]
+async fn one_client_on_two_apis_of_one_topic_has_a_group_per_api() {
+    let topic = unique("two-apis");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[(None, "shared")]).await;
+    let orders = TestGateway::start(&ApiSpec::new(&topic)).await;
+    let audit = TestGateway::start(&ApiSpec::new(&topic)).await;
+    let client = unique("client");
+    assert_ne!(orders.group_of(&client), audit.group_of(&client));
+
+    assert_eq!(contents(&orders.get_json(&client, "").await), ["shared"]);
+    assert_eq!(contents(&audit.get_json(&client, "").await), ["shared"], "the other API kept its own offsets");
+    assert!(contents(&orders.get_json(&client, "").await).is_empty(), "each API continues where it stopped");
+    orders.stop().await;
+    audit.stop().await;
 }

@@ -106,7 +106,7 @@ async fn at_least_once_loses_nothing_across_a_reconnect() {
         .collect()
         .await;
     assert_eq!(first.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(), ["1", "2", "3", "4", "5"]);
-    assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the first connection is gone");
+    assert!(eventually(|| group_members(&gateway.group_of(&client)) == 0).await, "the first connection is gone");
 
     // Reconnecting as EventSource does, with the last id it processed: nothing is skipped.
     let last_id = first[4].id.clone();
@@ -141,7 +141,7 @@ async fn a_disconnected_client_leaves_its_group() {
     create_topic(&topic, 1).await;
     let gateway = TestGateway::start(&ApiSpec::new(&topic)).await;
     let client = unique("c");
-    let group = group_of(&client);
+    let group = gateway.group_of(&client);
     let response = connect(&gateway, &client, None).await;
     assert!(eventually(|| group_members(&group) == 1).await, "joined");
     drop(response);
@@ -159,7 +159,7 @@ async fn shutdown_says_goaway() {
     let gateway = TestGateway::start(&ApiSpec::new(&topic)).await;
     let client = unique("c");
     let mut response = connect(&gateway, &client, None).await;
-    assert!(eventually(|| group_members(&group_of(&client)) == 1).await, "streaming");
+    assert!(eventually(|| group_members(&gateway.group_of(&client)) == 1).await, "streaming");
     let mut text = String::new();
     let (_, ()) = tokio::join!(
         gateway.stop(),
@@ -214,8 +214,8 @@ async fn qos_none_never_commits() {
     let gateway = TestGateway::start(&spec).await;
     let client = unique("c");
     assert_eq!(read_numbers(&gateway, &client, 3).await, [1, 2, 3]);
-    assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the connection is gone");
-    assert_eq!(committed_offset(&group_of(&client), &topic, 0), None, "nothing committed");
+    assert!(eventually(|| group_members(&gateway.group_of(&client)) == 0).await, "the connection is gone");
+    assert_eq!(committed_offset(&gateway.group_of(&client), &topic, 0), None, "nothing committed");
     // So the next connection starts again from autoOffsetReset.
     assert_eq!(read_numbers(&gateway, &client, 1).await, [1]);
     gateway.stop().await;
@@ -232,10 +232,10 @@ async fn qos_auto_commits_periodically_while_connected() {
     }
     // Still connected: the periodic commit (every 5 s) records what was delivered.
     assert!(
-        eventually(|| committed_offset(&group_of(&client), &topic, 0).is_some_and(|o| o >= 9)).await,
+        eventually(|| committed_offset(&gateway.group_of(&client), &topic, 0).is_some_and(|o| o >= 9)).await,
         "committed while connected"
     );
-    assert_eq!(group_members(&group_of(&client)), 1, "the stream is still open");
+    assert_eq!(group_members(&gateway.group_of(&client)), 1, "the stream is still open");
     drop(events);
     gateway.stop().await;
 }
@@ -250,7 +250,7 @@ async fn at_most_once_never_repeats_a_message_across_reconnects() {
     let mut seen: Vec<u32> = Vec::new();
     for session in 1..=3u32 {
         seen.extend(read_numbers(&gateway, &client, 2).await);
-        assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the connection is gone");
+        assert!(eventually(|| group_members(&gateway.group_of(&client)) == 0).await, "the connection is gone");
         // What was written to the dropped connection counts as delivered (0 or 1 times): new
         // records give the next session something to read.
         let next: Vec<String> = (0..3).map(|i| (100 * session + i).to_string()).collect();

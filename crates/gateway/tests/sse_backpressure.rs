@@ -155,7 +155,7 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
     let baseline = rss_kib(pid);
 
     let client = unique("slow");
-    let group = group_of(&client);
+    let group = group_of(&spec.id, &client);
     let reader = stalled_client(port, &spec.path, &client).await;
     // The stream has delivered (and committed) something: the gateway works and commits.
     assert!(eventually(|| committed(&group, &topic).is_some_and(|o| o > 0)).await, "no commit while streaming");

@@ -123,7 +123,7 @@ async fn read_abc_and_close(prefix: &str, qos: &str) -> (TestGateway, String, St
     socket.close(None).await.expect("test setup");
     assert!(matches!(next_frame(&mut socket).await, Message::Close(_)));
     // Leaving the group is where auto makes its final commit.
-    assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the consumer left");
+    assert!(eventually(|| group_members(&gateway.group_of(&client)) == 0).await, "the consumer left");
     produce(&topic, &[(None, "d")]).await;
     (gateway, client, topic)
 }
@@ -139,7 +139,7 @@ async fn auto_commits_what_was_written_so_the_client_continues_after_it() {
 #[tokio::test]
 async fn qos_none_never_commits_so_the_client_starts_again_from_the_beginning() {
     let (gateway, client, topic) = read_abc_and_close("ws-none", "none").await;
-    assert_eq!(committed_offset(&group_of(&client), &topic, 0), None, "nothing committed");
+    assert_eq!(committed_offset(&gateway.group_of(&client), &topic, 0), None, "nothing committed");
     // So the same client identity starts again from autoOffsetReset (earliest).
     let mut socket = connect(&gateway, &client).await;
     assert_eq!(binary_frames(&mut socket, 4).await, ["a", "b", "c", "d"]);
@@ -181,11 +181,12 @@ async fn gateway_shutdown_closes_with_1013() {
     let gateway = start(&ApiSpec::new(&topic), "auto", json!({})).await;
     let client = unique("c");
     let mut socket = connect(&gateway, &client).await;
-    assert!(eventually(|| group_members(&group_of(&client)) == 1).await, "subscribed");
+    let group = gateway.group_of(&client);
+    assert!(eventually(|| group_members(&group) == 1).await, "subscribed");
 
     let (_, (code, reason)) = tokio::join!(gateway.stop(), close_frame(&mut socket));
     assert_eq!((code, reason.as_str()), (1013, "Try Again Later"));
-    assert!(eventually(|| group_members(&group_of(&client)) == 0).await, "the consumer left");
+    assert!(eventually(|| group_members(&group) == 0).await, "the consumer left");
 }
 
 #[tokio::test]
@@ -196,20 +197,20 @@ async fn a_client_that_closes_or_vanishes_leaves_its_group() {
 
     let polite = unique("c");
     let mut socket = connect(&gateway, &polite).await;
-    assert!(eventually(|| group_members(&group_of(&polite)) == 1).await, "joined");
+    assert!(eventually(|| group_members(&gateway.group_of(&polite)) == 1).await, "joined");
     socket.close(None).await.unwrap();
     assert!(matches!(next_frame(&mut socket).await, Message::Close(_)));
     assert!(
-        eventually_within(Duration::from_secs(1), || group_members(&group_of(&polite)) == 0).await,
+        eventually_within(Duration::from_secs(1), || group_members(&gateway.group_of(&polite)) == 0).await,
         "left within a second of the close frame"
     );
 
     let rude = unique("c");
     let socket = connect(&gateway, &rude).await;
-    assert!(eventually(|| group_members(&group_of(&rude)) == 1).await, "joined");
+    assert!(eventually(|| group_members(&gateway.group_of(&rude)) == 1).await, "joined");
     drop(socket);
     assert!(
-        eventually_within(Duration::from_secs(1), || group_members(&group_of(&rude)) == 0).await,
+        eventually_within(Duration::from_secs(1), || group_members(&gateway.group_of(&rude)) == 0).await,
         "left within a second of the TCP connection's end"
     );
     gateway.stop().await;

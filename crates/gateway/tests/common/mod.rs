@@ -11,16 +11,17 @@ pub use kafka_edge_testkit::*;
 
 pub mod webhook;
 
-/// The consumer group the gateway uses for `client` (X-Gravitee-Client-Identifier) calling from
-/// loopback.
-pub fn group_of(client: &str) -> String {
+/// The consumer group the gateway uses for `client` (X-Gravitee-Client-Identifier) calling API
+/// `api_id` from loopback.
+pub fn group_of(api_id: &str, client: &str) -> String {
     let mut headers = http::HeaderMap::new();
     headers.insert("x-gravitee-client-identifier", client.parse().expect("header value"));
-    kafka_edge_gateway::client_identifier::key_less("127.0.0.1".parse().expect("address"), &headers)
+    kafka_edge_gateway::client_identifier::key_less(api_id, "127.0.0.1".parse().expect("address"), &headers)
 }
 
 /// What the test API looks like.
 pub struct ApiSpec {
+    pub id: String,
     pub path: String,
     pub producer_topics: Vec<String>,
     pub consumer_topics: Vec<String>,
@@ -40,6 +41,7 @@ pub struct ApiSpec {
 impl ApiSpec {
     pub fn new(topic: &str) -> Self {
         Self {
+            id: unique("api"),
             path: format!("/{}", unique("api")),
             producer_topics: vec![topic.to_string()],
             consumer_topics: vec![topic.to_string()],
@@ -62,7 +64,7 @@ impl ApiSpec {
         let mut producer = json!({"enabled": true, "topics": self.producer_topics});
         merge(&mut producer, &self.producer_extra);
         json!({
-            "id": unique("api"),
+            "id": self.id,
             "name": "test",
             "definitionVersion": "4.0.0",
             "type": "message",
@@ -99,6 +101,7 @@ fn merge(target: &mut Value, extra: &Value) {
 /// A gateway serving one API, in this process, on a random loopback port.
 pub struct TestGateway {
     pub base: String,
+    pub api_id: String,
     pub path: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -128,6 +131,7 @@ impl TestGateway {
             kafka_edge_endpoint_kafka::ProducerPool::new().with_max_message_bytes(max_message_bytes),
         );
         let api = kafka_edge_gateway::LoadedApi::build(&loaded.api, &producers).expect("API builds");
+        let api_id = api.id.clone();
         let gateway =
             Gateway::with_max_message_bytes(vec![std::sync::Arc::new(api)], shutdown.clone(), max_message_bytes);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -135,7 +139,12 @@ impl TestGateway {
         let task = tokio::spawn(async move {
             gateway.serve(listener).await.expect("serve");
         });
-        Self { base, path: path.to_string(), shutdown, task, http: reqwest::Client::new() }
+        Self { base, api_id, path: path.to_string(), shutdown, task, http: reqwest::Client::new() }
+    }
+
+    /// The consumer group this gateway uses for `client` calling from loopback.
+    pub fn group_of(&self, client: &str) -> String {
+        group_of(&self.api_id, client)
     }
 
     pub fn url(&self) -> String {
