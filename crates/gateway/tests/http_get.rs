@@ -269,6 +269,20 @@ fn cursor_query(cursor: &str) -> String {
     format!("?cursor={encoded}")
 }
 
+/// A gateway whose http-get gives ids (at-least-once) and answers after `window_ms`.
+async fn gateway_with_ids(topic: &str, window_ms: u64) -> TestGateway {
+    let mut spec = ApiSpec::new(topic);
+    spec.http_get_qos = "at-least-once";
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": window_ms});
+    TestGateway::start(&spec).await
+}
+
+/// The `nextCursor` of a page that must be empty.
+fn empty_page_cursor(page: &Value) -> String {
+    assert_eq!(page["items"], json!([]));
+    page["pagination"]["nextCursor"].as_str().expect("an empty page keeps a cursor").to_string()
+}
+
 fn decoded(cursor: &str) -> String {
     let bytes = base64::engine::general_purpose::STANDARD.decode(cursor).expect("a base64 cursor");
     String::from_utf8(bytes).expect("UTF-8")
@@ -278,14 +292,9 @@ fn decoded(cursor: &str) -> String {
 async fn an_empty_page_on_an_empty_topic_keeps_a_cursor_that_misses_nothing() {
     let topic = unique("empty-page");
     create_topic(&topic, 2).await;
-    let mut spec = ApiSpec::new(&topic);
-    spec.http_get_qos = "at-least-once";
-    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 3000});
-    let gateway = TestGateway::start(&spec).await;
+    let gateway = gateway_with_ids(&topic, 3000).await;
 
-    let empty = gateway.get_json(&unique("reader"), "").await;
-    assert_eq!(empty["items"], json!([]));
-    let cursor = empty["pagination"]["nextCursor"].as_str().expect("an empty page keeps a cursor").to_string();
+    let cursor = empty_page_cursor(&gateway.get_json(&unique("reader"), "").await);
     assert_eq!(decoded(&cursor), format!("{topic}@0#-1,1#-1"), "before the first record of each partition");
 
     produce(&topic, &[(None, "first record")]).await;
@@ -299,16 +308,11 @@ async fn an_empty_page_after_the_last_record_keeps_a_cursor_that_repeats_nothing
     let topic = unique("drained-page");
     create_topic(&topic, 1).await;
     produce(&topic, &[(None, "one"), (None, "two")]).await;
-    let mut spec = ApiSpec::new(&topic);
-    spec.http_get_qos = "at-least-once";
-    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 2000});
-    let gateway = TestGateway::start(&spec).await;
+    let gateway = gateway_with_ids(&topic, 2000).await;
     let client = unique("reader");
 
     assert_eq!(contents(&gateway.get_json(&client, "").await), ["one", "two"]);
-    let empty = gateway.get_json(&client, "").await;
-    assert_eq!(empty["items"], json!([]));
-    let cursor = empty["pagination"]["nextCursor"].as_str().expect("an empty page keeps a cursor").to_string();
+    let cursor = empty_page_cursor(&gateway.get_json(&client, "").await);
     assert_eq!(decoded(&cursor), format!("{topic}@0#1"), "the last delivered record");
 
     produce(&topic, &[(None, "three")]).await;
