@@ -2,6 +2,7 @@
 
 use crate::entrypoint::EntrypointConfiguration;
 use crate::kafka::{KafkaEndpointConfiguration, SharedConfiguration};
+use crate::plan::Plan;
 use crate::value::string_enum;
 use serde::Deserialize;
 use serde_json::Value;
@@ -203,25 +204,4 @@ pub struct Step {
 
 fn enabled_by_default() -> bool {
     true
-}
-
-string_enum!(
-    /// `plans[].security.type`.
-    PlanSecurityType { KeyLess => "key-less" | "keyless", ApiKey => "api-key", Jwt => "jwt", OAuth2 => "oauth2", Mtls => "mtls" }
-);
-
-string_enum!(
-    /// `plans[].mode`.
-    PlanMode { Standard => "STANDARD", Push => "PUSH" }
-);
-
-/// `plans[]`: who may call the API.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub id: String,
-    pub name: String,
-    /// `None` for PUSH plans, which have no security block.
-    pub security: Option<PlanSecurityType>,
-    pub mode: PlanMode,
-    pub status: Option<String>,
 }

@@ -4,6 +4,7 @@
 use crate::api::*;
 use crate::entrypoint::*;
 use crate::kafka::{KafkaEndpointConfiguration, SharedConfiguration};
+use crate::plan::*;
 use crate::problem::{join, Problem};
 use crate::validate::validate;
 use crate::value::lenient_u64;
@@ -340,6 +341,7 @@ fn lenient_optional_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> R
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawPlan {
     id: String,
     name: String,
@@ -348,7 +350,11 @@ struct RawPlan {
     #[serde(default)]
     mode: Option<PlanMode>,
     #[serde(default)]
-    status: Option<String>,
+    status: PlanStatus,
+    #[serde(default)]
+    selection_rule: Option<String>,
+    #[serde(default)]
+    flows: Vec<Flow>,
 }
 
 #[derive(Deserialize)]
@@ -356,8 +362,52 @@ struct RawPlanSecurity {
     #[serde(rename = "type")]
     kind: PlanSecurityType,
     #[serde(default)]
-    #[allow(dead_code)]
     configuration: Value,
+}
+
+impl RawPlan {
+    fn into_plan(self, base: &str, origin: &str, problems: &mut Vec<Problem>, ignored: &mut Vec<Ignored>) -> Plan {
+        let mode = self.mode.unwrap_or(PlanMode::Standard);
+        let security = match (mode, self.security) {
+            // A PUSH plan's callers are its subscriptions: its security block is not read.
+            (PlanMode::Push, _) | (_, None) => None,
+            (PlanMode::Standard, Some(security)) => {
+                let path = join(base, "security.configuration");
+                let value = security.configuration;
+                match security.kind {
+                    PlanSecurityType::KeyLess => Some(PlanSecurity::KeyLess),
+                    PlanSecurityType::Mtls => Some(PlanSecurity::Mtls),
+                    PlanSecurityType::ApiKey => {
+                        parse_into(value, &path, origin, problems, ignored).map(PlanSecurity::ApiKey)
+                    }
+                    PlanSecurityType::Jwt => parse_into(value, &path, origin, problems, ignored).map(PlanSecurity::Jwt),
+                    PlanSecurityType::OAuth2 => {
+                        parse_into(value, &path, origin, problems, ignored).map(PlanSecurity::OAuth2)
+                    }
+                }
+            }
+        };
+        Plan {
+            id: self.id,
+            name: self.name,
+            security,
+            mode,
+            status: self.status,
+            selection_rule: self.selection_rule.filter(|rule| !rule.trim().is_empty()),
+            flows: self.flows,
+        }
+    }
+}
+
+/// [`parse`] for a block inside the definition: its problem is collected, its ignored fields too.
+fn parse_into<T: DeserializeOwned>(
+    value: Value,
+    base: &str,
+    origin: &str,
+    problems: &mut Vec<Problem>,
+    ignored: &mut Vec<Ignored>,
+) -> Option<T> {
+    parse(value, base, origin, ignored).map_err(|problem| problems.push(problem)).ok()
 }
 
 impl RawApi {
@@ -390,13 +440,8 @@ impl RawApi {
         let plans = self
             .plans
             .into_iter()
-            .map(|plan| Plan {
-                id: plan.id,
-                name: plan.name,
-                security: plan.security.map(|security| security.kind),
-                mode: plan.mode.unwrap_or(PlanMode::Standard),
-                status: plan.status,
-            })
+            .enumerate()
+            .map(|(index, plan)| plan.into_plan(&format!("plans[{index}]"), origin, problems, ignored))
             .collect();
         ApiDefinition {
             id: self.id,

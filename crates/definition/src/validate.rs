@@ -5,6 +5,7 @@ use crate::api::*;
 use crate::entrypoint::EntrypointConfiguration;
 use crate::kafka::{SaslMechanism, SecurityProtocol, SharedConfiguration};
 use crate::load::{problem, Ignored};
+use crate::plan::{KeyResolver, PlanSecurity};
 use crate::problem::{join, Problem};
 use crate::value::{is_expression, Dynamic};
 
@@ -178,17 +179,66 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
 
     for (index, plan) in api.plans.iter().enumerate() {
         let path = format!("plans[{index}]");
-        match (plan.mode, plan.security) {
-            (PlanMode::Push, _) => {}
-            (_, None) | (_, Some(PlanSecurityType::KeyLess)) => {}
-            (_, Some(other)) => report(
-                &join(&path, "security.type"),
-                format!(
-                    "plan security `{other}` is not supported by this version, which serves `key-less` plans \
-                     only; refusing to serve the API unprotected"
-                ),
-            ),
+        if api.plans[..index].iter().any(|other| other.id == plan.id) {
+            report(&join(&path, "id"), format!("plan id `{}` is used by another plan of the API", plan.id));
         }
+        if let Some(security) = &plan.security {
+            check_plan_security(security, &join(&path, "security.configuration"), &mut report);
+        }
+    }
+}
+
+fn check_plan_security(security: &PlanSecurity, path: &str, report: &mut impl FnMut(&str, String)) {
+    match security {
+        PlanSecurity::Jwt(jwt) => {
+            if jwt.public_key_resolver == KeyResolver::GatewayKeys {
+                report(
+                    &join(path, "publicKeyResolver"),
+                    "`GATEWAY_KEYS` (keys in the gateway's own configuration) is not supported; use `GIVEN_KEY` or `JWKS_URL`".into(),
+                );
+            }
+            let parameter = jwt.resolver_parameter.as_deref().map(str::trim).unwrap_or_default();
+            match jwt.public_key_resolver {
+                _ if is_expression(parameter) => report(
+                    &join(path, "resolverParameter"),
+                    "expressions are not supported here: write the key or the JWKS URL itself".into(),
+                ),
+                KeyResolver::GivenKey if parameter.is_empty() => report(
+                    &join(path, "resolverParameter"),
+                    "required with GIVEN_KEY: the HMAC secret or the PEM public key".into(),
+                ),
+                KeyResolver::JwksUrl if !(parameter.starts_with("http://") || parameter.starts_with("https://")) => {
+                    report(
+                        &join(path, "resolverParameter"),
+                        "required with JWKS_URL: an http:// or https:// URL".into(),
+                    )
+                }
+                _ => {}
+            }
+            let certificate_bound = jwt
+                .confirmation_method_validation
+                .as_ref()
+                .and_then(|v| v.pointer("/certificateBoundThumbprint/enabled"))
+                .is_some_and(|enabled| enabled == true || enabled == "true");
+            if certificate_bound {
+                report(
+                    &join(path, "confirmationMethodValidation.certificateBoundThumbprint.enabled"),
+                    "certificate-bound tokens are not checked by kafka-edge; refusing to serve the plan without the check".into(),
+                );
+            }
+            if jwt.token_typ_validation.enabled && jwt.token_typ_validation.expected_values.is_empty() {
+                report(&join(path, "tokenTypValidation.expectedValues"), "at least one value is required".into());
+            }
+        }
+        PlanSecurity::OAuth2(_) => report(
+            path,
+            "plan security `oauth2` is not supported by this version; refusing to serve the API unprotected".into(),
+        ),
+        PlanSecurity::Mtls => report(
+            path,
+            "plan security `mtls` is not supported by this version; refusing to serve the API unprotected".into(),
+        ),
+        PlanSecurity::KeyLess | PlanSecurity::ApiKey(_) => {}
     }
 }
 

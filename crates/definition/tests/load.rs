@@ -208,14 +208,44 @@ fn enabled_clients_need_topics_and_bootstrap_servers_need_ports() {
 }
 
 #[test]
-fn plans_that_would_need_credentials_are_refused() {
+fn plans_load_typed_and_unserved_kinds_are_refused() {
     let mut value = definition();
-    value["plans"] = json!([{"id": "k", "name": "Key", "security": {"type": "api-key"}, "mode": "STANDARD"}]);
-    assert!(
-        only_problem(&value).starts_with("api.json: plans[0].security.type: plan security `api-key` is not supported")
-    );
-    value["plans"] = json!([{"id": "f", "name": "Free", "security": {"type": "key-less"}}]);
-    assert!(load(&value).is_ok());
+    value["plans"] = json!([
+        {"id": "k", "name": "Key", "security": {"type": "api-key", "configuration": {"propagateApiKey": "true"}}, "status": "published"},
+        {"id": "j", "name": "JWT", "security": {"type": "jwt", "configuration": {"signature": "HMAC_HS512", "resolverParameter": "s3cret"}},
+         "status": "CLOSED", "selectionRule": "#request.headers['x'] != null", "flows": [{"name": "f"}]},
+        {"id": "f", "name": "Free"}
+    ]);
+    let loaded = load(&value).expect("loads");
+    let plans = &loaded.api.plans;
+    assert!(matches!(&plans[0].security, Some(PlanSecurity::ApiKey(key)) if key.propagate_api_key));
+    assert!(matches!(&plans[1].security, Some(PlanSecurity::Jwt(jwt))
+        if jwt.signature == JwtSignature::HmacHs512 && jwt.propagate_auth_header && jwt.client_id_claim.is_none()));
+    assert_eq!((plans[1].status, plans[1].flows.len()), (PlanStatus::Closed, 1));
+    assert!(plans[2].security.is_none() && plans[2].status.serves());
+
+    value["plans"] =
+        json!([{"id": "o", "name": "OAuth", "security": {"type": "oauth2", "configuration": {"oauthResource": "am"}}}]);
+    assert!(only_problem(&value)
+        .starts_with("api.json: plans[0].security.configuration: plan security `oauth2` is not supported"));
+    value["plans"] = json!([{"id": "j", "name": "JWT", "security": {"type": "jwt", "configuration": {"publicKeyResolver": "GATEWAY_KEYS"}}}]);
+    assert!(only_problem(&value).contains("plans[0].security.configuration.publicKeyResolver: `GATEWAY_KEYS`"));
+    value["plans"] = json!([{"id": "j", "name": "JWT", "security": {"type": "jwt", "configuration": {"publicKeyResolver": "JWKS_URL", "resolverParameter": "ftp://x"}}}]);
+    assert!(only_problem(&value).contains("resolverParameter: required with JWKS_URL"));
+    value["plans"] = json!([{"id": "a", "name": "A"}, {"id": "a", "name": "B"}]);
+    assert!(only_problem(&value).contains("plans[1].id: plan id `a` is used by another plan"));
+    value["plans"] = json!([{"id": "j", "name": "JWT", "security": {"type": "jwt", "configuration": {
+        "resolverParameter": "k", "confirmationMethodValidation": {"certificateBoundThumbprint": {"enabled": true}}}}}]);
+    assert!(only_problem(&value).contains("certificate-bound tokens are not checked"));
+}
+
+#[test]
+fn unknown_plan_configuration_fields_are_reported_as_ignored() {
+    let mut value = definition();
+    value["plans"] = json!([{"id": "k", "name": "Key", "security": {"type": "api-key", "configuration": {"apiKeyHeader": "X-Key"}}}]);
+    let loaded = load(&value).expect("loads");
+    assert_eq!(loaded.ignored.len(), 1, "{:?}", loaded.ignored);
+    assert_eq!(loaded.ignored[0].path, "plans[0].security.configuration.apiKeyHeader");
 }
 
 #[test]

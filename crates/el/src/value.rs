@@ -196,7 +196,7 @@ impl Value {
 
     /// A JSON document as a value: objects become maps, arrays lists. serde_json's own nesting
     /// limit (128) bounds the recursion.
-    pub(crate) fn from_json(json: &serde_json::Value) -> Value {
+    pub fn from_json(json: &serde_json::Value) -> Value {
         match json {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(*b),

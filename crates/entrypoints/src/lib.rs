@@ -22,6 +22,9 @@ pub struct EntrypointContext {
     pub execution: ExecutionContext,
     /// Cancelled when the gateway stops: long-lived responses end early.
     pub shutdown: CancellationToken,
+    /// Cancelled when the credential that admitted the request is revoked: streams end with a
+    /// reason. Never cancelled for requests no credential admitted.
+    pub revoked: CancellationToken,
     /// The largest message a client may send: an http-post body, a WebSocket frame.
     pub max_message_bytes: usize,
 }

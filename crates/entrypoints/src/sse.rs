@@ -96,6 +96,10 @@ impl Events {
                     self.end().await;
                     Bytes::from_static(b"event: goaway\ndata: Stopping, please reconnect\n\n")
                 }
+                _ = self.context.revoked.cancelled() => {
+                    self.end().await;
+                    Bytes::from_static(b"event: error\ndata: Unauthorized: the credential of this stream was revoked\n:key: CREDENTIAL_REVOKED\n\n")
+                }
                 next = subscription.next() => match next {
                     Some(Ok(message)) => match self.message_event(message).await {
                         Some(event) => event,

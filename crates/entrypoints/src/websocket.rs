@@ -122,6 +122,9 @@ async fn run(
                 async {
                     let end = tokio::select! {
                         _ = stop.cancelled() => End::Done,
+                        _ = context.revoked.cancelled() => {
+                            End::Close(close_code::POLICY, "Unauthorized: the credential of this session was revoked".into())
+                        }
                         end = write(&mut sink, subscription.as_mut(), qos, publisher, &liveness) => end,
                     };
                     stop.cancel();

@@ -24,6 +24,7 @@ fn context_until(endpoint: &MemoryEndpoint, shutdown: CancellationToken) -> Entr
         endpoint: Arc::new(endpoint.clone()),
         execution: ExecutionContext { client_identifier: GROUP.into(), ..Default::default() },
         shutdown,
+        revoked: CancellationToken::new(),
         max_message_bytes: kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES,
     }
 }

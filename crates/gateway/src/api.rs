@@ -5,6 +5,7 @@
 //! them: a reload can build a new one beside it (its endpoints share the runtime's one producer
 //! pool).
 
+use crate::plan::Plans;
 use kafka_edge_definition::{
     ApiDefinition, Endpoint as EndpointDefinition, Entrypoint, EntrypointConfiguration, PlanMode, Problem,
 };
@@ -26,6 +27,8 @@ pub struct LoadedApi {
     /// The primary endpoint (first endpoint of the first group).
     pub endpoint: Arc<dyn Endpoint>,
     pub flows: ApiFlows,
+    /// The plans that take requests.
+    pub plans: Plans,
     /// Present when the API has a webhook entrypoint.
     pub webhook: Option<WebhookEntrypoint>,
     /// The ids of the API's PUSH plans (the plans webhook subscriptions name).
@@ -40,14 +43,15 @@ impl LoadedApi {
     pub fn build(definition: &ApiDefinition, producers: &Arc<ProducerPool>) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let flows = ApiFlows::compile(&definition.flows).map_err(|found| problems.extend(found)).ok();
+        let plans = Plans::build(definition).map_err(|found| problems.extend(found)).ok();
         let endpoints = build_endpoints(definition, producers, &mut problems);
         let primary = endpoints.first().and_then(|endpoint| endpoint.built.clone());
         if endpoints.is_empty() {
             problems.push(Problem::new("endpointGroups", "no Kafka endpoint"));
         }
         let webhook = webhook_entrypoint(definition, &endpoints, &mut problems);
-        match (flows, primary) {
-            (Some(flows), Some(endpoint)) if problems.is_empty() => Ok(Self {
+        match (flows, plans, primary) {
+            (Some(flows), Some(plans), Some(endpoint)) if problems.is_empty() => Ok(Self {
                 id: definition.id.clone(),
                 info: Arc::new(ApiInfo {
                     id: definition.id.clone(),
@@ -62,6 +66,7 @@ impl LoadedApi {
                     .collect(),
                 endpoint,
                 flows,
+                plans,
                 webhook,
                 push_plans: definition
                     .plans

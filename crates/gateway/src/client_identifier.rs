@@ -1,8 +1,9 @@
-//! Who is calling (DESIGN 5.1). With a key-less plan: a hash of the API and the remote address,
-//! suffixed with `X-Gravitee-Client-Identifier` when the client sends one. It is the default
-//! consumer group, so repeated calls from one client to one API continue where the previous one
-//! stopped. The API is part of it so that one client's calls to two APIs are two groups: a GET on
-//! one API does not rebalance a stream on another, and two APIs on one topic keep their own offsets.
+//! Who is calling (DESIGN 5.1, docs/plans.md): what the plan found (the subscription of an API key,
+//! the client of a JWT; for key-less plans a hash of the API and the remote address), suffixed with
+//! `X-Gravitee-Client-Identifier` when the client sends one. It is the default consumer group, so
+//! repeated calls from one client to one API continue where the previous one stopped. The API is
+//! part of the key-less hash so that one client's calls to two APIs are two groups: a GET on one
+//! API does not rebalance a stream on another, and two APIs on one topic keep their own offsets.
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -10,14 +11,24 @@ use std::net::IpAddr;
 
 pub const CLIENT_IDENTIFIER_HEADER: &str = "x-gravitee-client-identifier";
 
+/// The client identifier of a key-less request.
 pub fn key_less(api_id: &str, remote: IpAddr, headers: &HeaderMap) -> String {
+    with_sent(anonymous(api_id, remote), headers)
+}
+
+/// Who a caller without credentials is: a hash of the API and the address.
+pub fn anonymous(api_id: &str, remote: IpAddr) -> String {
     let mut hasher = Sha256::new();
     hasher.update(api_id.as_bytes());
     // API ids cannot hold a NUL, so the two parts cannot run into each other.
     hasher.update([0]);
     hasher.update(remote.to_string().as_bytes());
     let digest = hasher.finalize();
-    let inferred: String = digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect();
+    digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// `inferred`, with the value of `X-Gravitee-Client-Identifier` appended when the client sends one.
+pub fn with_sent(inferred: String, headers: &HeaderMap) -> String {
     match headers.get(CLIENT_IDENTIFIER_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
         Some(provided) if !provided.is_empty() => format!("{inferred}-{provided}"),
         _ => inferred,

@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod api;
 pub mod client_identifier;
+pub mod keys;
+pub mod plan;
 mod routing;
 pub mod state;
 pub mod webhook;
@@ -16,6 +18,8 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use kafka_edge_endpoint_kafka::ProducerPool;
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
+use plan::Revocations;
+use state::StateStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,27 +33,39 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Gateway {
     apis: Vec<Arc<LoadedApi>>,
     shutdown: CancellationToken,
-    /// The largest message a client may send (`--max-message-bytes`).
-    max_message_bytes: usize,
+    options: Options,
+    revocations: Arc<Revocations>,
+}
+
+/// How the gateway serves, beyond its APIs.
+#[derive(Clone)]
+pub struct Options {
+    /// The largest message a client may send (`--max-message-bytes`): an http-post body, a
+    /// WebSocket frame. The producers of the APIs' pool must take records that large
+    /// (`ProducerPool::with_max_message_bytes`).
+    pub max_message_bytes: usize,
+    /// Where API keys are looked up; without it, every API key is refused.
+    pub state: Option<Arc<dyn StateStore>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, state: None }
+    }
 }
 
 impl Gateway {
-    /// With the default message size limit (8 MiB).
+    /// With the default options: 8 MiB messages, no state (API keys refused).
     pub fn new(apis: Vec<Arc<LoadedApi>>, shutdown: CancellationToken) -> Arc<Self> {
-        Self::with_max_message_bytes(apis, shutdown, DEFAULT_MAX_MESSAGE_BYTES)
+        Self::with_options(apis, shutdown, Options::default())
     }
 
-    /// `max_message_bytes` caps an http-post body and a WebSocket frame; the producers of the APIs'
-    /// pool must take records that large (`ProducerPool::with_max_message_bytes`).
-    pub fn with_max_message_bytes(
-        apis: Vec<Arc<LoadedApi>>,
-        shutdown: CancellationToken,
-        max_message_bytes: usize,
-    ) -> Arc<Self> {
+    pub fn with_options(apis: Vec<Arc<LoadedApi>>, shutdown: CancellationToken, options: Options) -> Arc<Self> {
         for api in &apis {
-            tracing::info!(api = %api.id, paths = ?api.context_paths, entrypoints = ?api.entrypoint_names(), "Serving API.");
+            let plans: Vec<&str> = api.plans.kinds().iter().map(|kind| kind.as_str()).collect();
+            tracing::info!(api = %api.id, paths = ?api.context_paths, entrypoints = ?api.entrypoint_names(), ?plans, "Serving API.");
         }
-        Arc::new(Self { apis, shutdown, max_message_bytes })
+        Arc::new(Self { apis, shutdown, options, revocations: Default::default() })
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
@@ -57,6 +73,9 @@ impl Gateway {
     /// producers are the runtime's: [`flush`] them once everything that publishes has ended.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         let shutdown = self.shutdown.clone();
+        if let Some(state) = &self.options.state {
+            tokio::spawn(self.revocations.clone().follow(state.clone(), shutdown.clone()));
+        }
         let app = Router::new().fallback(dispatch).with_state(self.clone());
         tracing::info!(address = %listener.local_addr()?, "Gateway listening.");
         // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds one back until the
@@ -89,5 +108,5 @@ async fn dispatch(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    routing::dispatch(&gateway.apis, remote, gateway.shutdown.clone(), gateway.max_message_bytes, request).await
+    routing::dispatch(&gateway, remote, request).await
 }

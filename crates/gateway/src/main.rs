@@ -5,7 +5,7 @@ use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_edge_definition::{load_paths, Ignored, Problem};
 use kafka_edge_endpoint_kafka::ProducerPool;
-use kafka_edge_gateway::{Gateway, LoadedApi};
+use kafka_edge_gateway::{Gateway, LoadedApi, Options as GatewayOptions};
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +61,10 @@ enum Command {
         /// Static webhook subscriptions: a JSON list of {"api","id","plan","configuration"}.
         #[arg(long, value_name = "FILE")]
         subscriptions: Option<PathBuf>,
+        /// API keys of api-key plans: a JSON list of {"api","key","plan","subscription"?}, put
+        /// into the state (by hash) at start.
+        #[arg(long, env = "KAFKA_EDGE_API_KEYS", value_name = "FILE")]
+        api_keys: Option<PathBuf>,
         /// Largest message a client may send, in bytes: an http-post body, a WebSocket frame; the
         /// producers take records this large (the Kafka cluster keeps its own limit).
         #[arg(
@@ -85,8 +89,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Run { apis, listen, state, state_security, admin_listen, subscriptions, max_message_bytes } => {
-            let options = subscriptions::Options { state, state_security, admin_listen, subscriptions };
+        Command::Run {
+            apis,
+            listen,
+            state,
+            state_security,
+            admin_listen,
+            subscriptions,
+            api_keys,
+            max_message_bytes,
+        } => {
+            let options = subscriptions::Options { state, state_security, admin_listen, subscriptions, api_keys };
             run(apis, listen, max_message_bytes, options)
         }
         Command::Validate { paths } => Ok(validate(&paths)),
@@ -191,15 +204,16 @@ fn run(
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        let webhooks = subscriptions::start(&apis, options, shutdown.clone()).await?;
-        let gateway = Gateway::with_max_message_bytes(apis, shutdown.clone(), max_message_bytes);
+        let started = subscriptions::start(&apis, options, shutdown.clone()).await?;
+        let options = GatewayOptions { max_message_bytes, state: Some(started.store) };
+        let gateway = Gateway::with_options(apis, shutdown.clone(), options);
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (set by --listen or KAFKA_EDGE_LISTEN)"))?;
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let served = gateway.serve(listener).await;
         shutdown.cancel();
-        webhooks.await.ok();
+        started.delivery.await.ok();
         kafka_edge_gateway::flush(producers).await;
         tracing::info!("Gateway stopped.");
         served?;

@@ -3,12 +3,13 @@
 //! `text/event-stream` → sse, GET → http-get, POST → http-post; otherwise the exact 404.
 
 use crate::api::LoadedApi;
-use crate::client_identifier;
+use crate::plan::{self, Presented};
+use crate::Gateway;
 use axum::extract::Request;
 use axum::response::Response;
 use http::{header, Method, StatusCode};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use kafka_edge_definition::{Entrypoint, EntrypointConfiguration, EntrypointType};
+use kafka_edge_definition::{Entrypoint, EntrypointConfiguration, EntrypointType, PlanSecurityType};
 use kafka_edge_entrypoints::error::{failure_response, json_error, no_context_path};
 use kafka_edge_entrypoints::{http_get, http_post, sse, websocket, EntrypointContext};
 use kafka_edge_message::{ExecutionContext, Headers, RequestInfo};
@@ -86,40 +87,57 @@ fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &st
         .max_by_key(|(_, context)| context.len())
 }
 
-pub(crate) async fn dispatch(
-    apis: &[Arc<LoadedApi>],
-    remote: SocketAddr,
-    shutdown: CancellationToken,
-    max_message_bytes: usize,
-    request: Request,
-) -> Response {
-    let Some((api, path_info)) = find_api(apis, request.uri().path()) else { return no_context_path() };
+pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Request) -> Response {
+    let Some((api, path_info)) = find_api(&gateway.apis, request.uri().path()) else { return no_context_path() };
     let Some(entrypoint) = select(api, &request) else { return not_served(api, request.method()) };
     let (mut parts, body) = request.into_parts();
     let mut execution = ExecutionContext {
         api: api.info.clone(),
         entrypoint: entrypoint.kind.as_str(),
-        client_identifier: client_identifier::key_less(&api.id, remote.ip(), &parts.headers),
+        client_identifier: String::new(),
         attributes: Default::default(),
+        structured_attributes: Default::default(),
         request: Arc::new(request_info(&parts, remote, path_info)),
     };
-    let flows = api.flows.select(
-        &RequestShape {
-            path_info: &execution.request.path_info,
-            method: parts.method.as_str(),
-            entrypoint: entrypoint.kind,
-        },
-        &execution,
-    );
+    let state = gateway.options.state.as_deref();
+    let presented = Presented::read(&parts);
+    let admission = match api.plans.admit(&presented, &execution, &parts.headers, remote.ip(), state).await {
+        Ok(admission) => admission,
+        Err(refusal) => return refusal.into_response(),
+    };
+    execution.client_identifier = admission.client_identifier;
+    execution.attributes.extend(admission.attributes);
+    if let Some(claims) = admission.claims {
+        execution.structured_attributes = Arc::new([("jwt.claims".to_string(), claims)].into());
+    }
+    if let Some(plan) = admission.plan.filter(|plan| !plan.propagates_credential()) {
+        remove_credential(plan.kind(), &mut parts, Arc::make_mut(&mut execution.request));
+    }
+    let revoked = match (admission.revocable, state) {
+        (Some(key), Some(state)) => gateway.revocations.token(&key, state),
+        _ => CancellationToken::new(),
+    };
+    let shape = RequestShape {
+        path_info: &execution.request.path_info,
+        method: parts.method.as_str(),
+        entrypoint: entrypoint.kind,
+    };
+    let api_flows = api.flows.select(&shape, &execution);
+    let flows = match admission.plan {
+        Some(plan) => plan.flows.select(&shape, &execution).then(api_flows),
+        None => api_flows,
+    };
     if let Err(failure) = flows.on_request(&mut execution) {
         return failure_response(&failure);
     }
     // The response phase needs the context after the entrypoint consumed its copy.
     let response_context = (!flows.is_empty()).then(|| execution.clone());
+    let max_message_bytes = gateway.options.max_message_bytes;
     let context = EntrypointContext {
         endpoint: FlowEndpoint::wrap(api.endpoint.clone(), flows.clone()),
         execution,
-        shutdown,
+        shutdown: gateway.shutdown.clone(),
+        revoked,
         max_message_bytes,
     };
     let response = match &entrypoint.configuration {
@@ -146,6 +164,32 @@ pub(crate) async fn dispatch(
         Some(mut context) => apply_response_phase(&flows, &mut context, response),
         None => response,
     }
+}
+
+/// Takes a credential the plan does not propagate off the request, so that flows, expressions,
+/// record headers and logs never see it.
+fn remove_credential(kind: PlanSecurityType, parts: &mut http::request::Parts, info: &mut RequestInfo) {
+    let (header, parameter) = match kind {
+        PlanSecurityType::ApiKey => (plan::API_KEY_HEADER, plan::API_KEY_QUERY),
+        PlanSecurityType::Jwt | PlanSecurityType::OAuth2 => (header::AUTHORIZATION.as_str(), plan::ACCESS_TOKEN_QUERY),
+        PlanSecurityType::KeyLess | PlanSecurityType::Mtls => return,
+    };
+    parts.headers.remove(header);
+    info.headers.remove(header);
+    info.params.retain(|(name, _)| name != parameter);
+    let Some(query) = parts.uri.query() else { return };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            kafka_edge_entrypoints::query::parse(Some(name)).first().is_none_or(|(name, _)| name != parameter)
+        })
+        .collect();
+    let path_and_query =
+        if kept.is_empty() { parts.uri.path().to_owned() } else { format!("{}?{}", parts.uri.path(), kept.join("&")) };
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = path_and_query.parse().ok();
+    parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
 }
 
 /// The whole body of one message: over the limit is a 413 that names it; a body that cannot be

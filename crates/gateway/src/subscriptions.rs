@@ -1,7 +1,10 @@
-//! `kafka-edge run`'s webhook side: open the state store, load static subscriptions, start
-//! delivery and (with a token) the admin API. Part of the binary, so `anyhow` is fine here.
+//! `kafka-edge run`'s state side: open the state store, load static subscriptions and API keys,
+//! start webhook delivery and (with a token) the admin API. Part of the binary, so `anyhow` is
+//! fine here.
 
 use anyhow::Context;
+use kafka_edge_gateway::keys::ApiKeys;
+use kafka_edge_gateway::state::StateStore;
 use kafka_edge_gateway::{admin, state, webhook::Webhooks, LoadedApi};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,15 +17,18 @@ pub struct Options {
     pub state_security: Option<PathBuf>,
     pub admin_listen: String,
     pub subscriptions: Option<PathBuf>,
+    pub api_keys: Option<PathBuf>,
 }
 
-/// Starts delivery and the admin API; the handle ends once every delivery task stopped after
-/// `shutdown`.
-pub async fn start(
-    apis: &[Arc<LoadedApi>],
-    options: Options,
-    shutdown: CancellationToken,
-) -> anyhow::Result<JoinHandle<()>> {
+/// The running state side.
+pub struct Started {
+    pub store: Arc<dyn StateStore>,
+    /// Ends once every delivery task stopped after `shutdown`.
+    pub delivery: JoinHandle<()>,
+}
+
+/// Starts delivery and the admin API.
+pub async fn start(apis: &[Arc<LoadedApi>], options: Options, shutdown: CancellationToken) -> anyhow::Result<Started> {
     let security = options.state_security.as_deref().map(kafka_edge_definition::load_security).transpose()?;
     let store =
         state::open_with(&options.state, security.as_ref()).await.with_context(|| match &options.state_security {
@@ -31,7 +37,13 @@ pub async fn start(
             }
             None => format!("opening the gateway state {}", options.state),
         })?;
-    let webhooks = Webhooks::new(apis, store, shutdown.clone());
+    let webhooks = Webhooks::new(apis, store.clone(), shutdown.clone());
+    let keys = Arc::new(ApiKeys::new(apis, store.clone()));
+    if let Some(path) = &options.api_keys {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let count = keys.load_static(&bytes).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        tracing::info!(count, file = %path.display(), "API keys loaded.");
+    }
     if let Some(path) = &options.subscriptions {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let count = webhooks.load_static(&bytes).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -48,7 +60,7 @@ pub async fn start(
             let webhooks = webhooks.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                if let Err(error) = admin::serve(listener, webhooks, &token, shutdown).await {
+                if let Err(error) = admin::serve(listener, webhooks, keys, &token, shutdown).await {
                     tracing::error!(%error, "Admin API stopped.");
                 }
             });
@@ -59,5 +71,5 @@ pub async fn start(
             options.admin_listen
         ),
     }
-    Ok(tokio::spawn(webhooks.run()))
+    Ok(Started { store, delivery: tokio::spawn(webhooks.run()) })
 }

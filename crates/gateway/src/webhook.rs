@@ -32,6 +32,7 @@ fn delivery_context(api: &LoadedApi, subscription: &Subscription) -> (ExecutionC
         entrypoint: EntrypointType::Webhook.as_str(),
         client_identifier: subscription.id.clone(),
         attributes: Default::default(),
+        structured_attributes: Default::default(),
         request: Arc::new(request),
     };
     let flows = api

@@ -42,6 +42,8 @@ pub struct ExecutionContext {
     /// Who is calling (DESIGN 5.1); the default consumer group.
     pub client_identifier: String,
     pub attributes: RequestAttributes,
+    /// Context attributes that are not text (a JWT's claims as `jwt.claims`), for expressions.
+    pub structured_attributes: Arc<BTreeMap<String, kafka_edge_el::Value>>,
     pub request: Arc<RequestInfo>,
 }
 

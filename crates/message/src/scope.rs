@@ -29,7 +29,16 @@ impl EvalContext for Scope<'_> {
             "request" => self.request_value(path),
             "context" => match path.split_first() {
                 Some((key, rest)) if name(key) == Some("attributes") => {
-                    string_map_value(self.context.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())), rest)
+                    let structured = rest.split_first().and_then(|(attribute, below)| {
+                        Some((self.context.structured_attributes.get(name(attribute)?)?, below))
+                    });
+                    match structured {
+                        Some((value, below)) => value.navigate(below),
+                        None => string_map_value(
+                            self.context.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                            rest,
+                        ),
+                    }
                 }
                 _ => Value::Null,
             },

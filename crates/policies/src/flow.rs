@@ -183,6 +183,12 @@ impl SelectedFlows {
         self.flows.is_empty()
     }
 
+    /// These flows, then `later`'s (a plan's flows run before the API's).
+    pub fn then(mut self, later: SelectedFlows) -> SelectedFlows {
+        self.flows.extend(later.flows);
+        self
+    }
+
     fn has_message_steps(&self) -> bool {
         self.flows.iter().any(|flow| !flow.publish.is_empty() || !flow.subscribe.is_empty())
     }

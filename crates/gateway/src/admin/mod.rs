@@ -1,7 +1,9 @@
-//! The admin API (docs/admin-api.md): webhook subscriptions of PUSH plans, on a listener of its own.
+//! The admin API (docs/admin-api.md): webhook subscriptions of PUSH plans and API keys of
+//! `api-key` plans, on a listener of its own.
 //! Every call needs `Authorization: Bearer <KAFKA_EDGE_ADMIN_TOKEN>`; without a configured token
 //! the listener is not started at all. Answers never contain a secret (they are `***`).
 
+use crate::keys::{ApiKeys, CreateKey, KeyError};
 use crate::state::validate::{self, CreateSubscription};
 use crate::state::{StateError, Subscription, SubscriptionState};
 use crate::webhook::{NotSubscribable, Webhooks};
@@ -27,15 +29,18 @@ const MAX_BODY: usize = 1024 * 1024;
 #[derive(Clone)]
 struct Admin {
     webhooks: Arc<Webhooks>,
+    keys: Arc<ApiKeys>,
     token: Arc<str>,
 }
 
 /// The admin routes; every one checks the bearer token first.
-pub fn router(webhooks: Arc<Webhooks>, token: &str) -> Router {
-    let admin = Admin { webhooks, token: token.into() };
+pub fn router(webhooks: Arc<Webhooks>, keys: Arc<ApiKeys>, token: &str) -> Router {
+    let admin = Admin { webhooks, keys, token: token.into() };
     Router::new()
         .route("/apis/{api}/subscriptions", get(list).post(create))
         .route("/apis/{api}/subscriptions/{id}", get(read).delete(remove))
+        .route("/apis/{api}/keys", get(list_keys).post(create_key))
+        .route("/apis/{api}/keys/{key}", get(read_key).delete(revoke_key))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "No such admin resource", None) })
         .layer(middleware::from_fn_with_state(admin.clone(), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -46,11 +51,12 @@ pub fn router(webhooks: Arc<Webhooks>, token: &str) -> Router {
 pub async fn serve(
     listener: TcpListener,
     webhooks: Arc<Webhooks>,
+    keys: Arc<ApiKeys>,
     token: &str,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "Admin API listening.");
-    axum::serve(listener, router(webhooks, token))
+    axum::serve(listener, router(webhooks, keys, token))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
@@ -160,5 +166,52 @@ async fn remove(State(admin): State<Admin>, Path((api, id)): Path<(String, Strin
         }
         Ok(false) => error(StatusCode::NOT_FOUND, &format!("subscription `{id}` of API `{api}` not found"), None),
         Err(failure) => state_failure(failure),
+    }
+}
+
+fn key_failure(failure: KeyError) -> Response {
+    match failure {
+        KeyError::UnknownApi(_) => error(StatusCode::NOT_FOUND, &failure.to_string(), None),
+        KeyError::Invalid(problem) => {
+            let path = (!problem.path.is_empty()).then_some(problem.path.as_str());
+            error(StatusCode::BAD_REQUEST, &format!("Invalid API key request: {problem}"), path)
+        }
+        KeyError::Conflict(problem) => error(StatusCode::CONFLICT, &problem.to_string(), Some(problem.path.as_str())),
+        KeyError::State(failure) => state_failure(failure),
+    }
+}
+
+async fn create_key(State(admin): State<Admin>, Path(api): Path<String>, body: Bytes) -> Response {
+    let request: CreateKey = match validate::parse(&body) {
+        Ok(request) => request,
+        Err(problem) => return key_failure(KeyError::Invalid(problem)),
+    };
+    match admin.keys.create(&api, request).await {
+        Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        Err(failure) => key_failure(failure),
+    }
+}
+
+async fn list_keys(State(admin): State<Admin>, Path(api): Path<String>) -> Response {
+    match admin.keys.list(&api) {
+        Ok(keys) => Json(keys).into_response(),
+        Err(failure) => key_failure(failure),
+    }
+}
+
+async fn read_key(State(admin): State<Admin>, Path((api, key)): Path<(String, String)>) -> Response {
+    match admin.keys.find(&api, &key) {
+        Ok(Some(found)) => Json(found).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no such API key for API `{api}`"), None),
+        Err(failure) => key_failure(failure),
+    }
+}
+
+/// Revokes the key: every gateway following the state refuses it within its fetch latency.
+async fn revoke_key(State(admin): State<Admin>, Path((api, key)): Path<(String, String)>) -> Response {
+    match admin.keys.revoke(&api, &key).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, &format!("no such API key for API `{api}`"), None),
+        Err(failure) => key_failure(failure),
     }
 }

@@ -1,8 +1,9 @@
-//! `file:PATH`: the state of a single gateway in one JSON file (a list of subscriptions, secrets
-//! included, so the file is created with mode 0600). Every change rewrites it atomically: write a
-//! temporary file beside it, sync, rename.
+//! `file:PATH`: the state of a single gateway in one JSON file (a list of records, secrets included,
+//! so the file is created with mode 0600). Every change rewrites it atomically: write a temporary
+//! file beside it, sync, rename. Files written before records had kinds (a list of subscriptions)
+//! read unchanged.
 
-use super::{Cache, StateError, StateStore, Subscription};
+use super::{Cache, Record, StateError, StateStore};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,9 +23,15 @@ impl FileStore {
         let shown = path.display().to_string();
         let entries = match std::fs::read(&path) {
             Ok(bytes) => {
-                let list: Vec<Subscription> = serde_json::from_slice(&bytes)
-                    .map_err(|e| StateError::Corrupt { path: shown, message: e.to_string() })?;
-                list.into_iter().map(|s| (s.key(), s)).collect()
+                let corrupt = |message: String| StateError::Corrupt { path: shown.clone(), message };
+                let list: Vec<serde_json::Value> =
+                    serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not a JSON list: {e}")))?;
+                let mut entries = BTreeMap::new();
+                for (index, value) in list.into_iter().enumerate() {
+                    let record = Record::from_json(None, value).map_err(|e| corrupt(format!("entry {index}: {e}")))?;
+                    entries.insert(record.key(), record);
+                }
+                entries
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(StateError::File { path: shown, source }),
@@ -33,7 +40,7 @@ impl FileStore {
     }
 
     /// Undoes a change the file did not take, so memory never holds what a restart would lose.
-    fn restore(&self, key: String, previous: Option<Subscription>) {
+    fn restore(&self, key: String, previous: Option<Record>) {
         self.cache.update(|map| match previous {
             Some(previous) => map.insert(key, previous),
             None => map.remove(&key),
@@ -42,7 +49,8 @@ impl FileStore {
 
     async fn persist(&self) -> Result<(), StateError> {
         let _guard = self.write.lock().await;
-        let bytes = serde_json::to_vec_pretty(&self.cache.list())
+        let list: Vec<serde_json::Value> = self.cache.records().iter().map(Record::to_json).collect();
+        let bytes = serde_json::to_vec_pretty(&list)
             .map_err(|e| StateError::Corrupt { path: self.path.display().to_string(), message: e.to_string() })?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
@@ -69,28 +77,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 
 #[async_trait::async_trait]
 impl StateStore for FileStore {
-    fn list(&self) -> Vec<Subscription> {
-        self.cache.list()
+    fn records(&self) -> Vec<Record> {
+        self.cache.records()
     }
 
-    fn get(&self, api: &str, id: &str) -> Option<Subscription> {
-        self.cache.get(api, id)
+    fn record(&self, key: &str) -> Option<Record> {
+        self.cache.record(key)
     }
 
-    async fn put(&self, subscription: Subscription) -> Result<(), StateError> {
-        let key = subscription.key();
-        let previous = self.cache.update(|map| map.insert(key.clone(), subscription));
-        let persisted = self.persist().await;
-        if persisted.is_err() {
-            self.restore(key, previous);
-        }
-        persisted
+    async fn put_record(&self, record: Record) -> Result<(), StateError> {
+        let key = record.key();
+        let previous = self.cache.update(|map| map.insert(key.clone(), record));
+        self.persist().await.inspect_err(|_| self.restore(key, previous))
     }
 
-    async fn delete(&self, api: &str, id: &str) -> Result<bool, StateError> {
-        let key = super::model::key(api, id);
-        let Some(previous) = self.cache.update(|map| map.remove(&key)) else { return Ok(false) };
-        self.persist().await.inspect_err(|_| self.restore(key, Some(previous)))?;
+    async fn delete_record(&self, key: &str) -> Result<bool, StateError> {
+        let Some(previous) = self.cache.update(|map| map.remove(key)) else { return Ok(false) };
+        self.persist().await.inspect_err(|_| self.restore(key.to_owned(), Some(previous)))?;
         Ok(true)
     }
 
@@ -103,6 +106,7 @@ impl StateStore for FileStore {
 mod tests {
     use super::*;
     use crate::state::validate::{parse, CreateSubscription};
+    use crate::state::Subscription;
 
     fn subscription(id: &str) -> Subscription {
         let body = r#"{"plan":"p","configuration":{"callbackUrl":"http://x","auth":{"type":"token","token":{"value":"t0ken"}}}}"#;

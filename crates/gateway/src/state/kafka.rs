@@ -1,6 +1,6 @@
-//! `kafka://HOST:PORT/TOPIC`: the state of a fleet in a compacted topic. Key
-//! `subscription/<api>/<id>`, value the subscription as JSON (secrets included: protect the topic
-//! with ACLs), a tombstone on delete. Every gateway reads the topic from the beginning when it
+//! `kafka://HOST:PORT/TOPIC`: the state of a fleet in a compacted topic. Key the record's
+//! ([`Record::key`]: `subscription/<api>/<id>`, `apikey/<api>/<sha256>`, …), value the record as
+//! JSON (secrets included: protect the topic with ACLs), a tombstone on delete. Every gateway reads the topic from the beginning when it
 //! opens the store and then follows it, so a change made through any gateway reaches all of them
 //! within the consumer's fetch latency. A write returns once this gateway's follower has applied
 //! it (read your writes), so the in-memory view only ever moves forward in topic order.
@@ -8,7 +8,7 @@
 //! The topic is reached over PLAINTEXT, or with the TLS and SASL settings of a Kafka endpoint's
 //! `security` block (`--state-security`).
 
-use super::{Cache, StateError, StateStore, Subscription};
+use super::{Cache, Record, StateError, StateStore};
 use kafka_edge_endpoint_kafka::{ConnectionProperties, TopicLog, TopicLogError, TopicRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,38 +53,52 @@ fn apply(cache: &Cache, record: TopicRecord<'_>) {
         (Some(key), None) => {
             cache.update(|map| map.remove(&key));
         }
-        (Some(key), Some(value)) => match serde_json::from_slice::<Subscription>(value) {
-            Ok(subscription) if subscription.key() == key => {
-                cache.update(|map| map.insert(key, subscription));
+        (Some(key), Some(value)) => {
+            let decoded = serde_json::from_slice(value)
+                .map_err(|_| "not JSON".to_string())
+                .and_then(|value| Record::from_json(Some(&key), value).map_err(|error| error.to_string()));
+            match decoded {
+                Ok(Record::Unknown { value, .. }) => {
+                    let kind = value.get("kind").and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
+                    tracing::debug!(
+                        offset = record.offset,
+                        kind,
+                        "Keeping a state record of a kind or version this gateway does not serve."
+                    );
+                    cache.update(|map| map.insert(key.clone(), Record::Unknown { key, value }));
+                }
+                Ok(decoded) => {
+                    cache.update(|map| map.insert(key, decoded));
+                }
+                // The reason quotes no value: records may hold secrets.
+                Err(reason) => tracing::warn!(offset = record.offset, %reason, "Ignoring a state record."),
             }
-            // No detail: the value may hold secrets.
-            _ => tracing::warn!(offset = record.offset, "Ignoring a state record that is not a subscription."),
-        },
+        }
         (None, _) => tracing::warn!(offset = record.offset, "Ignoring a state record without a key."),
     }
 }
 
 #[async_trait::async_trait]
 impl StateStore for KafkaStore {
-    fn list(&self) -> Vec<Subscription> {
-        self.cache.list()
+    fn records(&self) -> Vec<Record> {
+        self.cache.records()
     }
 
-    fn get(&self, api: &str, id: &str) -> Option<Subscription> {
-        self.cache.get(api, id)
+    fn record(&self, key: &str) -> Option<Record> {
+        self.cache.record(key)
     }
 
-    async fn put(&self, subscription: Subscription) -> Result<(), StateError> {
-        let value = serde_json::to_vec(&subscription)
-            .map_err(|e| StateError::Kafka(format!("encoding a subscription: {e}")))?;
-        self.write(&subscription.key(), Some(value)).await
+    async fn put_record(&self, record: Record) -> Result<(), StateError> {
+        let value = serde_json::to_vec(&record.to_json())
+            .map_err(|e| StateError::Kafka(format!("encoding a state record: {e}")))?;
+        self.write(&record.key(), Some(value)).await
     }
 
-    async fn delete(&self, api: &str, id: &str) -> Result<bool, StateError> {
-        if self.cache.get(api, id).is_none() {
+    async fn delete_record(&self, key: &str) -> Result<bool, StateError> {
+        if self.cache.record(key).is_none() {
             return Ok(false);
         }
-        self.write(&super::model::key(api, id), None).await?;
+        self.write(key, None).await?;
         Ok(true)
     }
 

@@ -1,5 +1,6 @@
-//! The gateway state (DESIGN 8): webhook subscriptions created at run time. Held in memory by every
-//! store and persisted by the store the `--state` URI names:
+//! The gateway state (DESIGN 8): webhook subscriptions, API keys and client certificates created at
+//! run time ([`Record`]). Held in memory by every store and persisted by the store the `--state`
+//! URI names:
 //! - `file:PATH`: one JSON file, rewritten atomically (temp file + rename, mode 0600), for one gateway;
 //! - `kafka://HOST:PORT/TOPIC`: a compacted topic every gateway of a fleet follows.
 //!
@@ -7,6 +8,7 @@
 
 mod file;
 mod kafka;
+pub mod record;
 /// The subscription model lives with the other definitions (it is pure data).
 pub use kafka_edge_definition::subscription as model;
 pub mod validate;
@@ -14,6 +16,7 @@ pub mod validate;
 pub use file::FileStore;
 pub use kafka::KafkaStore;
 pub use model::{Subscription, SubscriptionState};
+pub use record::{ApiKey, ClientCertificate, Record};
 
 use kafka_edge_definition::{Problem, SecurityConfiguration};
 use std::collections::BTreeMap;
@@ -41,18 +44,51 @@ pub enum StateError {
     SecurityWithoutKafka,
 }
 
-/// Where subscriptions live.
+/// Where the state lives. Stores implement the record operations; the typed ones are built on them.
 #[async_trait::async_trait]
 pub trait StateStore: Send + Sync {
-    /// Every subscription, in key order.
-    fn list(&self) -> Vec<Subscription>;
-    fn get(&self, api: &str, id: &str) -> Option<Subscription>;
-    /// Creates or replaces a subscription; durable when it returns.
-    async fn put(&self, subscription: Subscription) -> Result<(), StateError>;
-    /// Removes a subscription; false when there was none.
-    async fn delete(&self, api: &str, id: &str) -> Result<bool, StateError>;
+    /// Every record, in key order.
+    fn records(&self) -> Vec<Record>;
+    fn record(&self, key: &str) -> Option<Record>;
+    /// Creates or replaces the record under its key; durable when it returns.
+    async fn put_record(&self, record: Record) -> Result<(), StateError>;
+    /// Removes the record under `key`; false when there was none.
+    async fn delete_record(&self, key: &str) -> Result<bool, StateError>;
     /// Changes (by this gateway or, for a shared store, by others) bump the value.
     fn changes(&self) -> watch::Receiver<u64>;
+
+    /// Every subscription, in key order.
+    fn list(&self) -> Vec<Subscription> {
+        self.records().into_iter().filter_map(|record| record.as_subscription().cloned()).collect()
+    }
+
+    fn get(&self, api: &str, id: &str) -> Option<Subscription> {
+        self.record(&model::key(api, id)).and_then(|record| record.as_subscription().cloned())
+    }
+
+    async fn put(&self, subscription: Subscription) -> Result<(), StateError> {
+        self.put_record(subscription.into()).await
+    }
+
+    async fn delete(&self, api: &str, id: &str) -> Result<bool, StateError> {
+        self.delete_record(&model::key(api, id)).await
+    }
+
+    /// The API key of `api` whose SHA-256 is `key_hash`.
+    fn api_key(&self, api: &str, key_hash: &str) -> Option<ApiKey> {
+        match self.record(&record::api_key_key(api, key_hash)) {
+            Some(Record::ApiKey(key)) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The client certificate of `api` with this fingerprint.
+    fn client_certificate(&self, api: &str, fingerprint: &str) -> Option<ClientCertificate> {
+        match self.record(&record::certificate_key(api, fingerprint)) {
+            Some(Record::ClientCertificate(certificate)) => Some(certificate),
+            _ => None,
+        }
+    }
 }
 
 /// Opens the store a `--state` URI names; a `kafka://` store over PLAINTEXT.
@@ -90,31 +126,31 @@ pub async fn open_with(
     Err(StateError::InvalidUri(uri.into()))
 }
 
-/// The in-memory view every store keeps, keyed by [`model::key`], with its change counter.
+/// The in-memory view every store keeps, keyed by [`Record::key`], with its change counter.
 pub(crate) struct Cache {
-    entries: Mutex<BTreeMap<String, Subscription>>,
+    entries: Mutex<BTreeMap<String, Record>>,
     version: watch::Sender<u64>,
 }
 
 impl Cache {
-    pub(crate) fn new(entries: BTreeMap<String, Subscription>) -> Self {
+    pub(crate) fn new(entries: BTreeMap<String, Record>) -> Self {
         Self { entries: Mutex::new(entries), version: watch::channel(0).0 }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Subscription>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Record>> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn list(&self) -> Vec<Subscription> {
+    pub(crate) fn records(&self) -> Vec<Record> {
         self.lock().values().cloned().collect()
     }
 
-    pub(crate) fn get(&self, api: &str, id: &str) -> Option<Subscription> {
-        self.lock().get(&model::key(api, id)).cloned()
+    pub(crate) fn record(&self, key: &str) -> Option<Record> {
+        self.lock().get(key).cloned()
     }
 
     /// Applies a change with the map locked, then announces it; returns what `change` returned.
-    pub(crate) fn update<R>(&self, change: impl FnOnce(&mut BTreeMap<String, Subscription>) -> R) -> R {
+    pub(crate) fn update<R>(&self, change: impl FnOnce(&mut BTreeMap<String, Record>) -> R) -> R {
         let result = change(&mut self.lock());
         self.version.send_modify(|v| *v += 1);
         result

@@ -132,8 +132,8 @@ impl TestGateway {
         );
         let api = kafka_edge_gateway::LoadedApi::build(&loaded.api, &producers).expect("API builds");
         let api_id = api.id.clone();
-        let gateway =
-            Gateway::with_max_message_bytes(vec![std::sync::Arc::new(api)], shutdown.clone(), max_message_bytes);
+        let options = kafka_edge_gateway::Options { max_message_bytes, ..Default::default() };
+        let gateway = Gateway::with_options(vec![std::sync::Arc::new(api)], shutdown.clone(), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let task = tokio::spawn(async move {

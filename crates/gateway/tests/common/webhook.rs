@@ -31,13 +31,15 @@ impl Edge {
     pub async fn start_on(definition: &ApiDefinition, state: &str) -> Self {
         let store: Arc<dyn StateStore> = state::open(state).await.expect("state");
         let shutdown = CancellationToken::new();
-        let webhooks = Webhooks::new(&[built(definition)], store, shutdown.clone());
+        let api = built(definition);
+        let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone());
+        let keys = Arc::new(kafka_edge_gateway::keys::ApiKeys::new(&[api], store));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin = format!("http://{}", listener.local_addr().expect("address"));
         let (served, stop) = (webhooks.clone(), shutdown.clone());
-        tokio::spawn(
-            async move { kafka_edge_gateway::admin::serve(listener, served, TOKEN, stop).await.expect("admin") },
-        );
+        tokio::spawn(async move {
+            kafka_edge_gateway::admin::serve(listener, served, keys, TOKEN, stop).await.expect("admin")
+        });
         let delivery = tokio::spawn(webhooks.run());
         Self { admin, http: reqwest::Client::new(), shutdown, delivery }
     }

@@ -1,0 +1,200 @@
+//! API keys of `api-key` plans (docs/plans.md, docs/admin-api.md): issued through the admin API or
+//! a `--api-keys` file and kept in the gateway state by their SHA-256, so that every gateway of a
+//! fleet sharing the state admits and revokes the same keys.
+
+use crate::api::LoadedApi;
+use crate::plan::{check_key, generate_key, hash_key};
+use crate::state::record::api_key_key;
+use crate::state::validate::{self, check_id};
+use crate::state::{ApiKey, Record, StateError, StateStore};
+use kafka_edge_definition::Problem;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How a key is named in admin API paths when the key itself is not at hand.
+pub const HASH_PREFIX: &str = "sha256:";
+
+/// The body of `POST /apis/{api}/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Generated when absent.
+    #[serde(default)]
+    pub key: Option<String>,
+    pub plan: String,
+    /// The client identifier of the key's requests; generated (a UUID) when absent.
+    #[serde(default)]
+    pub subscription: Option<String>,
+}
+
+/// One entry of a `--api-keys` file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticKey {
+    api: String,
+    key: String,
+    plan: String,
+    #[serde(default)]
+    subscription: Option<String>,
+}
+
+/// What the admin API answers about a key; `key` only when the caller gave or was given it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub plan: String,
+    pub subscription: String,
+    /// `sha256:<hex>`: names the key in admin API paths without the key.
+    pub key_hash: String,
+}
+
+impl KeyView {
+    fn of(record: &ApiKey, key: Option<String>) -> Self {
+        Self {
+            key,
+            plan: record.plan_id.clone(),
+            subscription: record.subscription.clone(),
+            key_hash: format!("{HASH_PREFIX}{}", record.key_hash),
+        }
+    }
+}
+
+/// Why a key operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("API `{0}` not found")]
+    UnknownApi(String),
+    /// A request field is wrong: its path and why.
+    #[error("{0}")]
+    Invalid(Problem),
+    #[error("{0}")]
+    Conflict(Problem),
+    #[error("{0}")]
+    State(#[from] StateError),
+}
+
+/// The keys of the loaded APIs.
+pub struct ApiKeys {
+    apis: HashMap<String, Arc<LoadedApi>>,
+    store: Arc<dyn StateStore>,
+}
+
+impl ApiKeys {
+    pub fn new(apis: &[Arc<LoadedApi>], store: Arc<dyn StateStore>) -> Self {
+        Self { apis: apis.iter().map(|api| (api.id.clone(), api.clone())).collect(), store }
+    }
+
+    fn api(&self, api: &str) -> Result<&Arc<LoadedApi>, KeyError> {
+        self.apis.get(api).ok_or_else(|| KeyError::UnknownApi(api.into()))
+    }
+
+    /// Issues a key; the answer holds the key, which is never shown again.
+    pub async fn create(&self, api: &str, request: CreateKey) -> Result<KeyView, KeyError> {
+        let loaded = self.api(api)?;
+        if !loaded.plans.takes_api_keys(&request.plan) {
+            return Err(KeyError::Invalid(Problem::new(
+                "plan",
+                format!("`{}` is not an api-key plan of API `{api}`", request.plan),
+            )));
+        }
+        let key = match request.key {
+            Some(key) => {
+                check_key(&key).map_err(|error| KeyError::Invalid(Problem::new("key", error.to_string())))?;
+                key
+            }
+            None => {
+                generate_key().map_err(|error| StateError::Kafka(format!("no random source for a key: {error}")))?
+            }
+        };
+        let subscription = request.subscription.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        check_id("subscription", &subscription).map_err(KeyError::Invalid)?;
+        let record = ApiKey { api_id: api.into(), plan_id: request.plan, subscription, key_hash: hash_key(&key) };
+        if self.store.api_key(api, &record.key_hash).is_some() {
+            return Err(KeyError::Conflict(Problem::new("key", "this key is already issued for the API")));
+        }
+        self.check_subscription_is_this_apis(&record)?;
+        self.store.put_record(Record::ApiKey(record.clone())).await?;
+        Ok(KeyView::of(&record, Some(key)))
+    }
+
+    /// A subscription id is a consumer group: it must not be shared with another API's keys.
+    fn check_subscription_is_this_apis(&self, record: &ApiKey) -> Result<(), KeyError> {
+        let elsewhere = self.store.records().into_iter().any(|other| match other {
+            Record::ApiKey(other) => other.subscription == record.subscription && other.api_id != record.api_id,
+            _ => false,
+        });
+        if elsewhere {
+            return Err(KeyError::Conflict(Problem::new(
+                "subscription",
+                format!("`{}` is the subscription of another API's key", record.subscription),
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn list(&self, api: &str) -> Result<Vec<KeyView>, KeyError> {
+        self.api(api)?;
+        Ok(self
+            .store
+            .records()
+            .iter()
+            .filter_map(|record| match record {
+                Record::ApiKey(key) if key.api_id == api => Some(KeyView::of(key, None)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The key named by the key itself or by `sha256:<hex>`.
+    pub fn find(&self, api: &str, named: &str) -> Result<Option<KeyView>, KeyError> {
+        self.api(api)?;
+        let (hash, key) = match named.strip_prefix(HASH_PREFIX) {
+            Some(hash) => (hash.to_ascii_lowercase(), None),
+            None => (hash_key(named), Some(named.to_owned())),
+        };
+        Ok(self.store.api_key(api, &hash).map(|record| KeyView::of(&record, key)))
+    }
+
+    /// Revokes a key; false when there was none. Requests with it are refused from now on, and
+    /// its open streams end (on every gateway following the state).
+    pub async fn revoke(&self, api: &str, named: &str) -> Result<bool, KeyError> {
+        let Some(found) = self.find(api, named)? else { return Ok(false) };
+        let hash = found.key_hash.trim_start_matches(HASH_PREFIX);
+        Ok(self.store.delete_record(&api_key_key(api, hash)).await?)
+    }
+
+    /// Puts the keys of a `--api-keys` file (a JSON list of `{"api","key","plan","subscription"?}`)
+    /// into the state; a key already there keeps its record unless its plan or subscription
+    /// changed. Returns how many keys the file holds.
+    pub async fn load_static(&self, bytes: &[u8]) -> Result<usize, String> {
+        let list: Vec<StaticKey> = validate::parse(bytes).map_err(|e| e.to_string())?;
+        let mut records = Vec::new();
+        for (index, entry) in list.into_iter().enumerate() {
+            let at = |problem: Problem| problem.under(&format!("[{index}]")).to_string();
+            let loaded = self.api(&entry.api).map_err(|e| format!("[{index}].api: {e}"))?;
+            if !loaded.plans.takes_api_keys(&entry.plan) {
+                return Err(format!("[{index}].plan: `{}` is not an api-key plan of API `{}`", entry.plan, entry.api));
+            }
+            check_key(&entry.key).map_err(|error| at(Problem::new("key", error.to_string())))?;
+            // A stable default, so that restarts keep the key's consumer group.
+            let subscription = entry.subscription.unwrap_or_else(|| hash_key(&entry.key)[..32].to_owned());
+            check_id("subscription", &subscription).map_err(at)?;
+            records.push(ApiKey {
+                api_id: entry.api,
+                plan_id: entry.plan,
+                subscription,
+                key_hash: hash_key(&entry.key),
+            });
+        }
+        let count = records.len();
+        for record in records {
+            if self.store.api_key(&record.api_id, &record.key_hash).as_ref() != Some(&record) {
+                self.store.put_record(Record::ApiKey(record)).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(count)
+    }
+}

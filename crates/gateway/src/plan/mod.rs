@@ -1,0 +1,262 @@
+//! Plans (docs/plans.md): which plan of an API takes a request, whether the credential it carries
+//! holds, and who is calling (the client identifier, so the default consumer group).
+//!
+//! The plan is chosen by the credential the request carries: a Bearer token goes to the `jwt`
+//! plans (when it reads as a JWT), an API key to the `api-key` plans, a request without either to
+//! the `key-less` plans. A credential that is present and fails is a 401, never served as key-less.
+//! Among plans of one kind, the first whose `selectionRule` holds takes the request.
+
+mod api_key;
+mod jwt;
+mod refusal;
+mod revocation;
+
+pub use api_key::{check_key, generate_key, hash_key, ApiKeyError, API_KEY_HEADER, API_KEY_QUERY};
+pub use refusal::Refusal;
+pub use revocation::Revocations;
+
+use crate::client_identifier;
+use crate::state::StateStore;
+use http::request::Parts;
+use kafka_edge_definition::{ApiDefinition, PlanMode, PlanSecurity, PlanSecurityType, Problem};
+use kafka_edge_el::Template;
+use kafka_edge_message::{ExecutionContext, Scope};
+use kafka_edge_policies::ApiFlows;
+use std::net::IpAddr;
+
+/// Context attributes a plan sets, as Gravitee names them.
+pub const ATTR_PLAN: &str = "gravitee.attribute.plan";
+/// The subscription of an API key (Gravitee's `user-id`).
+pub const ATTR_SUBSCRIPTION: &str = "gravitee.attribute.user-id";
+/// The user a JWT names (its `userClaim`).
+pub const ATTR_USER: &str = "gravitee.attribute.user";
+pub const ATTR_CLIENT_IDENTIFIER: &str = "gravitee.attribute.clientIdentifier";
+
+/// The plans of an API that take requests (STANDARD mode, PUBLISHED or DEPRECATED), compiled.
+pub struct Plans {
+    plans: Vec<CompiledPlan>,
+    /// Every `api-key` plan, serving or not: keys may be issued before a plan is published.
+    api_key_plans: Vec<String>,
+    /// No STANDARD plan at all: the API is served to everyone, as a key-less plan would.
+    open: bool,
+}
+
+/// One plan, ready to check requests.
+pub struct CompiledPlan {
+    pub id: String,
+    guard: Guard,
+    selection_rule: Option<Template>,
+    /// The plan's own flows, run before the API's.
+    pub flows: ApiFlows,
+}
+
+enum Guard {
+    KeyLess,
+    ApiKey { propagate: bool },
+    Jwt(jwt::JwtGuard),
+}
+
+impl Guard {
+    fn kind(&self) -> PlanSecurityType {
+        match self {
+            Guard::KeyLess => PlanSecurityType::KeyLess,
+            Guard::ApiKey { .. } => PlanSecurityType::ApiKey,
+            Guard::Jwt(_) => PlanSecurityType::Jwt,
+        }
+    }
+}
+
+/// What a request was admitted as.
+pub struct Admission<'p> {
+    /// `None` when the API has no STANDARD plan.
+    pub plan: Option<&'p CompiledPlan>,
+    pub client_identifier: String,
+    /// The state record that admitted the request, when revoking it must end its streams.
+    pub revocable: Option<String>,
+    /// Context attributes the plan sets (Gravitee's names: `api-key`, `jwt.token`, `user`, …).
+    pub attributes: Vec<(String, String)>,
+    /// `jwt.claims`, for expressions, when the plan extracts them.
+    pub claims: Option<kafka_edge_el::Value>,
+}
+
+/// The credentials a request carries.
+pub struct Presented {
+    bearer: Option<String>,
+    api_key: Option<String>,
+}
+
+/// The query parameter a Bearer token may come in instead of `Authorization`.
+pub const ACCESS_TOKEN_QUERY: &str = "access_token";
+
+impl Presented {
+    /// `Authorization: Bearer` (else the `access_token` query parameter) and the API key.
+    pub fn read(parts: &Parts) -> Self {
+        let from_header =
+            parts.headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+            });
+        let bearer =
+            from_header.or_else(|| query_parameter(parts, ACCESS_TOKEN_QUERY)).filter(|token| !token.is_empty());
+        Self { bearer, api_key: api_key::presented(parts) }
+    }
+}
+
+/// The first non-empty value of a query parameter.
+fn query_parameter(parts: &Parts, name: &str) -> Option<String> {
+    kafka_edge_entrypoints::query::parse(parts.uri.query())
+        .into_iter()
+        .find(|(found, value)| found == name && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
+impl Plans {
+    /// Compiles the STANDARD plans that take requests; problems carry their path below the
+    /// definition's root (`plans[1].security.configuration.resolverParameter`).
+    pub fn build(definition: &ApiDefinition) -> Result<Plans, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut plans = Vec::new();
+        let standard: Vec<_> =
+            definition.plans.iter().enumerate().filter(|(_, plan)| plan.mode == PlanMode::Standard).collect();
+        for (index, plan) in &standard {
+            let base = format!("plans[{index}]");
+            // Every plan is checked, so that a mistake shows before the plan is published.
+            let flows = ApiFlows::compile(&plan.flows)
+                .map_err(|found| problems.extend(found.into_iter().map(|p| p.under(&base))))
+                .ok();
+            let selection_rule = plan.selection_rule.as_deref().and_then(|rule| {
+                // Gravitee takes a rule written `#…` (its v3 form) as `{#…}`.
+                let rule =
+                    if rule.trim_start().starts_with('#') { format!("{{{}}}", rule.trim()) } else { rule.to_owned() };
+                Template::parse(&rule)
+                    .map_err(|error| {
+                        problems.push(
+                            Problem::new("selectionRule", format!("invalid expression `{rule}`: {error}")).under(&base),
+                        )
+                    })
+                    .ok()
+            });
+            let guard = match &plan.security {
+                None | Some(PlanSecurity::KeyLess) => Some(Guard::KeyLess),
+                Some(PlanSecurity::ApiKey(configuration)) => {
+                    Some(Guard::ApiKey { propagate: configuration.propagate_api_key })
+                }
+                Some(PlanSecurity::Jwt(configuration)) => jwt::JwtGuard::build(configuration)
+                    .map_err(|problem| problems.push(problem.under(&format!("{base}.security.configuration"))))
+                    .ok()
+                    .map(Guard::Jwt),
+                // Refused at load by the definition's validation.
+                Some(other) => {
+                    problems.push(
+                        Problem::new("security.type", format!("plan security `{}` is not served", other.kind()))
+                            .under(&base),
+                    );
+                    None
+                }
+            };
+            if let (Some(flows), Some(guard)) = (flows, guard) {
+                if plan.status.serves() {
+                    plans.push(CompiledPlan { id: plan.id.clone(), guard, selection_rule, flows });
+                }
+            }
+        }
+        let api_key_plans = standard
+            .iter()
+            .filter(|(_, plan)| matches!(plan.security, Some(PlanSecurity::ApiKey(_))))
+            .map(|(_, plan)| plan.id.clone())
+            .collect();
+        if problems.is_empty() {
+            Ok(Plans { plans, api_key_plans, open: standard.is_empty() })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The plan kinds that take requests, for logs and `WWW-Authenticate`.
+    pub fn kinds(&self) -> Vec<PlanSecurityType> {
+        let mut kinds: Vec<PlanSecurityType> = Vec::new();
+        for plan in &self.plans {
+            if !kinds.contains(&plan.guard.kind()) {
+                kinds.push(plan.guard.kind());
+            }
+        }
+        kinds
+    }
+
+    fn of_kind(&self, kind: PlanSecurityType) -> impl Iterator<Item = &CompiledPlan> {
+        self.plans.iter().filter(move |plan| plan.guard.kind() == kind)
+    }
+
+    /// Chooses the plan and checks the credential. `context` is the request as expressions see it
+    /// (for selection rules); `remote` is the client's address (for key-less identifiers).
+    pub async fn admit<'p>(
+        &'p self,
+        presented: &Presented,
+        context: &ExecutionContext,
+        headers: &http::HeaderMap,
+        remote: IpAddr,
+        store: Option<&dyn StateStore>,
+    ) -> Result<Admission<'p>, Refusal> {
+        let mut admission = self.choose(presented, context, remote, store).await?;
+        admission.client_identifier = client_identifier::with_sent(admission.client_identifier, headers);
+        admission.attributes.push((ATTR_CLIENT_IDENTIFIER.into(), admission.client_identifier.clone()));
+        Ok(admission)
+    }
+
+    async fn choose<'p>(
+        &'p self,
+        presented: &Presented,
+        context: &ExecutionContext,
+        remote: IpAddr,
+        store: Option<&dyn StateStore>,
+    ) -> Result<Admission<'p>, Refusal> {
+        let key_less = |plan: Option<&'p CompiledPlan>| Admission {
+            plan,
+            client_identifier: client_identifier::anonymous(context.api_id(), remote),
+            revocable: None,
+            attributes: plan.map(|plan| vec![(ATTR_PLAN.to_string(), plan.id.clone())]).unwrap_or_default(),
+            claims: None,
+        };
+        if self.open {
+            return Ok(key_less(None));
+        }
+        let scope = Scope::request(context);
+        let selected =
+            |plan: &&CompiledPlan| plan.selection_rule.as_ref().is_none_or(|rule| rule.evaluate_condition(&scope));
+        let kinds = self.kinds();
+        if let Some(token) = presented.bearer.as_deref().filter(|_| kinds.contains(&PlanSecurityType::Jwt)) {
+            if jwt::looks_like_jwt(token) {
+                let candidates: Vec<&CompiledPlan> = self.of_kind(PlanSecurityType::Jwt).filter(selected).collect();
+                return jwt::admit(&candidates, token).await;
+            }
+        }
+        if let Some(key) = presented.api_key.as_deref().filter(|_| kinds.contains(&PlanSecurityType::ApiKey)) {
+            let candidates: Vec<&CompiledPlan> = self.of_kind(PlanSecurityType::ApiKey).filter(selected).collect();
+            return api_key::admit(&candidates, key, context.api_id(), store);
+        }
+        if let Some(plan) = self.of_kind(PlanSecurityType::KeyLess).find(selected) {
+            return Ok(key_less(Some(plan)));
+        }
+        Err(Refusal::missing(&kinds, presented))
+    }
+
+    /// Whether `plan` is an `api-key` plan of the API (keys can be issued for it).
+    pub fn takes_api_keys(&self, plan: &str) -> bool {
+        self.api_key_plans.iter().any(|id| id == plan)
+    }
+}
+
+impl CompiledPlan {
+    /// Whether the credential stays on the request once the plan admitted it.
+    pub fn propagates_credential(&self) -> bool {
+        match &self.guard {
+            Guard::KeyLess => true,
+            Guard::ApiKey { propagate } => *propagate,
+            Guard::Jwt(jwt) => jwt.propagates_auth_header(),
+        }
+    }
+
+    pub fn kind(&self) -> PlanSecurityType {
+        self.guard.kind()
+    }
+}
