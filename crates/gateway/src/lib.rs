@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod client_identifier;
+pub mod forwarded;
 pub mod keys;
 pub mod plan;
 mod routing;
@@ -16,6 +17,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use axum::serve::ListenerExt;
 use axum::Router;
+use forwarded::TrustedProxies;
 use kafka_edge_endpoint_kafka::ProducerPool;
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
 use plan::Revocations;
@@ -46,11 +48,13 @@ pub struct Options {
     pub max_message_bytes: usize,
     /// Where API keys are looked up; without it, every API key is refused.
     pub state: Option<Arc<dyn StateStore>>,
+    /// Whose `Forwarded` / `X-Forwarded-For` headers name the client (`--trusted-proxies`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, state: None }
+        Self { max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, state: None, trusted_proxies: TrustedProxies::default() }
     }
 }
 

@@ -5,6 +5,7 @@ use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_edge_definition::{load_paths, Ignored, Problem};
 use kafka_edge_endpoint_kafka::ProducerPool;
+use kafka_edge_gateway::forwarded::TrustedProxies;
 use kafka_edge_gateway::{Gateway, LoadedApi, Options as GatewayOptions};
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
 use std::path::PathBuf;
@@ -65,6 +66,10 @@ enum Command {
         /// into the state (by hash) at start.
         #[arg(long, env = "KAFKA_EDGE_API_KEYS", value_name = "FILE")]
         api_keys: Option<PathBuf>,
+        /// Reverse proxies whose Forwarded / X-Forwarded-For headers name the client, as a
+        /// comma-separated list of addresses and CIDR networks (default: none, headers not read).
+        #[arg(long, env = "KAFKA_EDGE_TRUSTED_PROXIES", value_name = "CIDR,...", default_value = "")]
+        trusted_proxies: TrustedProxies,
         /// Largest message a client may send, in bytes: an http-post body, a WebSocket frame; the
         /// producers take records this large (the Kafka cluster keeps its own limit).
         #[arg(
@@ -97,10 +102,12 @@ fn main() -> ExitCode {
             admin_listen,
             subscriptions,
             api_keys,
+            trusted_proxies,
             max_message_bytes,
         } => {
             let options = subscriptions::Options { state, state_security, admin_listen, subscriptions, api_keys };
-            run(apis, listen, max_message_bytes, options)
+            let serving = GatewayOptions { max_message_bytes, trusted_proxies, ..Default::default() };
+            run(apis, listen, serving, options)
         }
         Command::Validate { paths } => Ok(validate(&paths)),
     };
@@ -179,11 +186,11 @@ fn load(paths: &[PathBuf], producers: &Arc<ProducerPool>) -> Result<Vec<LoadedFi
 fn run(
     paths: Vec<PathBuf>,
     listen: String,
-    max_message_bytes: usize,
+    serving: GatewayOptions,
     options: subscriptions::Options,
 ) -> anyhow::Result<ExitCode> {
     // One pool for every API, the webhook DLQs included: flushed once, when nothing publishes.
-    let producers = Arc::new(ProducerPool::new().with_max_message_bytes(max_message_bytes));
+    let producers = Arc::new(ProducerPool::new().with_max_message_bytes(serving.max_message_bytes));
     let loaded = match load(&paths, &producers) {
         Ok(loaded) => loaded,
         Err(problems) => {
@@ -205,8 +212,8 @@ fn run(
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let started = subscriptions::start(&apis, options, shutdown.clone()).await?;
-        let options = GatewayOptions { max_message_bytes, state: Some(started.store) };
-        let gateway = Gateway::with_options(apis, shutdown.clone(), options);
+        let serving = GatewayOptions { state: Some(started.store), ..serving };
+        let gateway = Gateway::with_options(apis, shutdown.clone(), serving);
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (set by --listen or KAFKA_EDGE_LISTEN)"))?;

@@ -14,7 +14,7 @@ use kafka_edge_entrypoints::error::{failure_response, json_error, no_context_pat
 use kafka_edge_entrypoints::{http_get, http_post, sse, websocket, EntrypointContext};
 use kafka_edge_message::{ExecutionContext, Headers, RequestInfo};
 use kafka_edge_policies::{FlowEndpoint, RequestShape, SelectedFlows};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -91,17 +91,18 @@ pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Req
     let Some((api, path_info)) = find_api(&gateway.apis, request.uri().path()) else { return no_context_path() };
     let Some(entrypoint) = select(api, &request) else { return not_served(api, request.method()) };
     let (mut parts, body) = request.into_parts();
+    let client = gateway.options.trusted_proxies.client_address(remote.ip(), &parts.headers);
     let mut execution = ExecutionContext {
         api: api.info.clone(),
         entrypoint: entrypoint.kind.as_str(),
         client_identifier: String::new(),
         attributes: Default::default(),
         structured_attributes: Default::default(),
-        request: Arc::new(request_info(&parts, remote, path_info)),
+        request: Arc::new(request_info(&parts, client, path_info)),
     };
     let state = gateway.options.state.as_deref();
     let presented = Presented::read(&parts);
-    let admission = match api.plans.admit(&presented, &execution, &parts.headers, remote.ip(), state).await {
+    let admission = match api.plans.admit(&presented, &execution, &parts.headers, client, state).await {
         Ok(admission) => admission,
         Err(refusal) => return refusal.into_response(),
     };
@@ -209,7 +210,7 @@ async fn read_body(body: axum::body::Body, max_message_bytes: usize) -> Result<b
 }
 
 /// The request as flows and expressions see it.
-fn request_info(parts: &http::request::Parts, remote: SocketAddr, path_info: String) -> RequestInfo {
+fn request_info(parts: &http::request::Parts, client: IpAddr, path_info: String) -> RequestInfo {
     let mut headers = Headers::new();
     for (name, value) in &parts.headers {
         headers.append(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
@@ -219,7 +220,7 @@ fn request_info(parts: &http::request::Parts, remote: SocketAddr, path_info: Str
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
         path_info,
-        remote_address: remote.ip().to_string(),
+        remote_address: client.to_string(),
         headers,
         params: kafka_edge_entrypoints::query::parse(parts.uri.query()),
     }

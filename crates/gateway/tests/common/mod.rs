@@ -125,14 +125,19 @@ impl TestGateway {
 
     /// As `kafka-edge run --max-message-bytes <max_message_bytes>` serves the API.
     pub async fn start_limited(definition: Value, path: &str, max_message_bytes: usize) -> Self {
+        let options = kafka_edge_gateway::Options { max_message_bytes, ..Default::default() };
+        Self::start_with(definition, path, options).await
+    }
+
+    /// Served with these options.
+    pub async fn start_with(definition: Value, path: &str, options: kafka_edge_gateway::Options) -> Self {
         let loaded = load_str(&definition.to_string(), Format::Json, "test").expect("valid test definition");
         let shutdown = CancellationToken::new();
         let producers = std::sync::Arc::new(
-            kafka_edge_endpoint_kafka::ProducerPool::new().with_max_message_bytes(max_message_bytes),
+            kafka_edge_endpoint_kafka::ProducerPool::new().with_max_message_bytes(options.max_message_bytes),
         );
         let api = kafka_edge_gateway::LoadedApi::build(&loaded.api, &producers).expect("API builds");
         let api_id = api.id.clone();
-        let options = kafka_edge_gateway::Options { max_message_bytes, ..Default::default() };
         let gateway = Gateway::with_options(vec![std::sync::Arc::new(api)], shutdown.clone(), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
