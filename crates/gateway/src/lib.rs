@@ -6,6 +6,7 @@ pub mod api;
 pub mod client_identifier;
 pub mod forwarded;
 pub mod keys;
+pub mod listener;
 pub mod plan;
 mod routing;
 pub mod state;
@@ -15,11 +16,11 @@ pub use api::LoadedApi;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use axum::serve::ListenerExt;
 use axum::Router;
 use forwarded::TrustedProxies;
 use kafka_edge_endpoint_kafka::ProducerPool;
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
+use listener::ListenerOptions;
 use plan::Revocations;
 use state::StateStore;
 use std::net::SocketAddr;
@@ -50,11 +51,18 @@ pub struct Options {
     pub state: Option<Arc<dyn StateStore>>,
     /// Whose `Forwarded` / `X-Forwarded-For` headers name the client (`--trusted-proxies`).
     pub trusted_proxies: TrustedProxies,
+    /// TLS, header timeout, connection cap.
+    pub listener: ListenerOptions,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, state: None, trusted_proxies: TrustedProxies::default() }
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            state: None,
+            trusted_proxies: TrustedProxies::default(),
+            listener: ListenerOptions::default(),
+        }
     }
 }
 
@@ -81,17 +89,15 @@ impl Gateway {
             tokio::spawn(self.revocations.clone().follow(state.clone(), shutdown.clone()));
         }
         let app = Router::new().fallback(dispatch).with_state(self.clone());
-        tracing::info!(address = %listener.local_addr()?, "Gateway listening.");
-        // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds one back until the
-        // client acknowledges the previous one, which a delayed ACK can postpone by 40 ms.
-        let listener = listener.tap_io(|connection| {
-            if let Err(error) = connection.set_nodelay(true) {
-                tracing::debug!(%error, "Cannot set TCP_NODELAY on a client connection.");
+        let listening = listener.local_addr()?;
+        match &self.options.listener.tls {
+            Some(tls) => {
+                tokio::spawn(tls.clone().follow(shutdown.clone()));
+                tracing::info!(address = %listening, "Gateway listening (HTTPS).");
             }
-        });
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await?;
+            None => tracing::info!(address = %listening, "Gateway listening."),
+        }
+        listener::serve(listener, app, self.options.listener.clone(), shutdown).await?;
         // Upgraded (WebSocket) connections are no longer the HTTP server's: wait for them too.
         for api in &self.apis {
             api.websockets.ended().await;

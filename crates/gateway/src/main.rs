@@ -6,6 +6,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kafka_edge_definition::{load_paths, Ignored, Problem};
 use kafka_edge_endpoint_kafka::ProducerPool;
 use kafka_edge_gateway::forwarded::TrustedProxies;
+use kafka_edge_gateway::listener::{
+    ClientAuth, ListenerOptions, Tls, TlsFiles, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+};
 use kafka_edge_gateway::{Gateway, LoadedApi, Options as GatewayOptions};
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
 use std::path::PathBuf;
@@ -32,6 +35,50 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How the client listener accepts connections.
+#[derive(clap::Args)]
+struct ListenerArgs {
+    /// Serve HTTPS: the PEM certificate chain (re-read when the file changes).
+    #[arg(long, env = "KAFKA_EDGE_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "KAFKA_EDGE_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Ask clients for a certificate that chains to this PEM CA (for mtls plans).
+    #[arg(long, env = "KAFKA_EDGE_TLS_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: whether a client must present a certificate.
+    #[arg(long, env = "KAFKA_EDGE_TLS_CLIENT_AUTH", value_enum, default_value_t = ClientAuth::Required, requires = "tls_client_ca")]
+    tls_client_auth: ClientAuth,
+    /// Seconds a client has to send a complete request head (and to finish the TLS handshake),
+    /// counted from the connection's start or the end of its previous response.
+    #[arg(long, env = "KAFKA_EDGE_HEADER_TIMEOUT", value_name = "SECONDS", default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Open client connections at most; more are closed when accepted.
+    #[arg(long, env = "KAFKA_EDGE_MAX_CONNECTIONS", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
+    max_connections: usize,
+}
+
+impl ListenerArgs {
+    fn options(self) -> anyhow::Result<ListenerOptions> {
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(certificate), Some(key)) => {
+                let files =
+                    TlsFiles { certificate, key, client_ca: self.tls_client_ca, client_auth: self.tls_client_auth };
+                Some(Tls::load(files).context("--tls-cert / --tls-key / --tls-client-ca")?)
+            }
+            _ => None,
+        };
+        Ok(ListenerOptions {
+            tls,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            max_connections: self.max_connections,
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -70,6 +117,8 @@ enum Command {
         /// comma-separated list of addresses and CIDR networks (default: none, headers not read).
         #[arg(long, env = "KAFKA_EDGE_TRUSTED_PROXIES", value_name = "CIDR,...", default_value = "")]
         trusted_proxies: TrustedProxies,
+        #[command(flatten)]
+        listener: Box<ListenerArgs>,
         /// Largest message a client may send, in bytes: an http-post body, a WebSocket frame; the
         /// producers take records this large (the Kafka cluster keeps its own limit).
         #[arg(
@@ -103,12 +152,13 @@ fn main() -> ExitCode {
             subscriptions,
             api_keys,
             trusted_proxies,
+            listener,
             max_message_bytes,
-        } => {
+        } => listener.options().and_then(|listener| {
             let options = subscriptions::Options { state, state_security, admin_listen, subscriptions, api_keys };
-            let serving = GatewayOptions { max_message_bytes, trusted_proxies, ..Default::default() };
+            let serving = GatewayOptions { max_message_bytes, trusted_proxies, listener, ..Default::default() };
             run(apis, listen, serving, options)
-        }
+        }),
         Command::Validate { paths } => Ok(validate(&paths)),
     };
     match result {

@@ -4,6 +4,7 @@
 //! the listener is not started at all. Answers never contain a secret (they are `***`).
 
 use crate::keys::{ApiKeys, CreateKey, KeyError};
+use crate::listener::ListenerOptions;
 use crate::state::validate::{self, CreateSubscription};
 use crate::state::{StateError, Subscription, SubscriptionState};
 use crate::webhook::{NotSubscribable, Webhooks};
@@ -56,9 +57,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "Admin API listening.");
-    axum::serve(listener, router(webhooks, keys, token))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let options = ListenerOptions { tls: None, ..Default::default() };
+    crate::listener::serve(listener, router(webhooks, keys, token), options, shutdown).await
 }
 
 /// The configured token: `None` (admin API off) when the variable is unset or empty.
