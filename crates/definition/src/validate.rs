@@ -234,11 +234,7 @@ fn check_plan_security(security: &PlanSecurity, path: &str, report: &mut impl Fn
             path,
             "plan security `oauth2` is not supported by this version; refusing to serve the API unprotected".into(),
         ),
-        PlanSecurity::Mtls => report(
-            path,
-            "plan security `mtls` is not supported by this version; refusing to serve the API unprotected".into(),
-        ),
-        PlanSecurity::KeyLess | PlanSecurity::ApiKey(_) => {}
+        PlanSecurity::KeyLess | PlanSecurity::ApiKey(_) | PlanSecurity::Mtls => {}
     }
 }
 

@@ -4,8 +4,8 @@
 pub mod admin;
 pub mod api;
 pub mod client_identifier;
+pub mod credentials;
 pub mod forwarded;
-pub mod keys;
 pub mod listener;
 pub mod plan;
 mod routing;
@@ -76,6 +76,10 @@ impl Gateway {
         for api in &apis {
             let plans: Vec<&str> = api.plans.kinds().iter().map(|kind| kind.as_str()).collect();
             tracing::info!(api = %api.id, paths = ?api.context_paths, entrypoints = ?api.entrypoint_names(), ?plans, "Serving API.");
+            let asks_certificates = options.listener.tls.as_ref().is_some_and(|tls| tls.asks_client_certificates());
+            if plans.contains(&"mtls") && !asks_certificates {
+                tracing::warn!(api = %api.id, "The API has an mtls plan but the listener asks for no client certificate (--tls-client-ca): that plan admits nobody.");
+            }
         }
         Arc::new(Self { apis, shutdown, options, revocations: Default::default() })
     }

@@ -3,7 +3,7 @@
 //! fine here.
 
 use anyhow::Context;
-use kafka_edge_gateway::keys::ApiKeys;
+use kafka_edge_gateway::credentials::Credentials;
 use kafka_edge_gateway::state::StateStore;
 use kafka_edge_gateway::{admin, state, webhook::Webhooks, LoadedApi};
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ pub async fn start(apis: &[Arc<LoadedApi>], options: Options, shutdown: Cancella
             None => format!("opening the gateway state {}", options.state),
         })?;
     let webhooks = Webhooks::new(apis, store.clone(), shutdown.clone());
-    let keys = Arc::new(ApiKeys::new(apis, store.clone()));
+    let keys = Arc::new(Credentials::new(apis, store.clone()));
     if let Some(path) = &options.api_keys {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let count = keys.load_static(&bytes).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

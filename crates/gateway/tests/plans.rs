@@ -50,6 +50,10 @@ struct Edge {
 
 impl Edge {
     async fn start(definitions: &[Value], api_keys: Option<Value>) -> Self {
+        Self::start_with(definitions, api_keys, &[]).await
+    }
+
+    async fn start_with(definitions: &[Value], api_keys: Option<Value>, arguments: &[String]) -> Self {
         let dir = tempfile::tempdir().expect("dir");
         let (port, admin_port) = (free_port(), free_port());
         let mut command = Command::new(BINARY);
@@ -63,6 +67,7 @@ impl Edge {
             ])
             .arg("--state")
             .arg(format!("file:{}", dir.path().join("state.json").display()))
+            .args(arguments)
             .env("KAFKA_EDGE_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -86,7 +91,7 @@ impl Edge {
         };
         let mut ready = false;
         for _ in 0..300 {
-            let served = edge.http.get(format!("{}/nothing", edge.base)).send().await.is_ok();
+            let served = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok();
             let admin = edge.http.get(format!("{}/nothing", edge.admin)).send().await.is_ok();
             if served && admin {
                 ready = true;
@@ -397,4 +402,79 @@ async fn several_plans_pick_by_credential_and_never_fall_back_to_key_less() {
     let keyed = edge.http.post(&url).header("X-Gravitee-Api-Key", "unknown-key-123").body("x").send().await;
     assert_eq!(keyed.expect("POST").status(), 401, "an unknown key is not key-less");
     assert_eq!(record_count(&topic), 2);
+}
+
+fn certs() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var("KAFKA_EDGE_TESTKIT_CERTS").expect("run the tests with scripts/test"))
+}
+
+/// An HTTPS client trusting the test bed's CA, presenting the certificate `identity` if any.
+fn tls_client(identity: Option<&str>) -> reqwest::Client {
+    let ca = std::fs::read(certs().join("ca.pem")).expect("CA");
+    let mut builder = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA"));
+    if let Some(name) = identity {
+        let chain = std::fs::read(certs().join(format!("{name}.chain.pem"))).expect("chain");
+        let key = std::fs::read(certs().join(format!("{name}.key.pem"))).expect("key");
+        builder = builder.identity(reqwest::Identity::from_pkcs8_pem(&chain, &key).expect("identity"));
+    }
+    builder.build().expect("client")
+}
+
+#[tokio::test]
+async fn mtls_plans_admit_registered_certificates_only() {
+    let topic = unique("plans-mtls");
+    create_topic(&topic, 1).await;
+    let api = unique("mtls");
+    let plans = json!([{"id": "devices", "name": "devices", "security": {"type": "mtls"}}]);
+    let path = |name: &str| certs().join(name).display().to_string();
+    let arguments = [
+        "--tls-cert".to_string(),
+        path("broker.cert.pem"),
+        "--tls-key".into(),
+        path("broker.key.pem"),
+        "--tls-client-ca".into(),
+        path("ca.pem"),
+        "--tls-client-auth".into(),
+        "optional".into(),
+    ];
+    let edge = Edge::start_with(&[definition(&api, &topic, plans)], None, &arguments).await;
+    let url = format!("{}/{api}", edge.base.replace("http://127.0.0.1", "https://localhost"));
+    let (device, anonymous) = (tls_client(Some("client")), tls_client(None));
+
+    let (status, body, _) = answer(anonymous.post(&url).body("x").send().await.expect("POST")).await;
+    assert_eq!((status, body["key"].as_str()), (401, Some("CLIENT_CERTIFICATE_MISSING")), "{body}");
+    let (status, body, _) = answer(device.post(&url).body("x").send().await.expect("POST")).await;
+    assert_eq!((status, body["key"].as_str()), (401, Some("CLIENT_CERTIFICATE_INVALID")), "{body}");
+
+    let pem = std::fs::read_to_string(certs().join("client.cert.pem")).expect("certificate");
+    let registration = json!({"certificate": pem, "plan": "devices", "subscription": "device-1"});
+    let (status, registered) =
+        edge.admin(reqwest::Method::POST, &format!("/apis/{api}/certificates"), Some(registration)).await;
+    assert_eq!(status, 201, "{registered}");
+    let fingerprint = registered["fingerprint"].as_str().expect("fingerprint").to_string();
+    assert!(fingerprint.starts_with("sha256:") && fingerprint.len() == 71, "{fingerprint}");
+
+    assert_eq!(device.post(&url).body("from the device").send().await.expect("POST").status(), 202);
+    let got = device.get(&url).header("Accept", "application/json").send().await.expect("GET");
+    assert_eq!(contents(&got.json().await.expect("JSON")), ["from the device"]);
+    assert_eq!(committed_offset("device-1", &topic, 0), Some(1), "the registration's subscription is the group");
+
+    let stream = device.get(&url).header("Accept", "text/event-stream").send().await.expect("SSE");
+    assert_eq!(stream.status(), 200);
+    let mut events = stream.bytes_stream().eventsource();
+    let (status, _) =
+        edge.admin(reqwest::Method::DELETE, &format!("/apis/{api}/certificates/{fingerprint}"), None).await;
+    assert_eq!(status, 204);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(event)) = events.next().await {
+            if event.event == "error" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the stream of an unregistered certificate ends with an error event");
+    assert_eq!(device.post(&url).body("x").send().await.expect("POST").status(), 401);
+    assert_eq!(record_count(&topic), 1);
 }

@@ -3,7 +3,7 @@
 //! Every call needs `Authorization: Bearer <KAFKA_EDGE_ADMIN_TOKEN>`; without a configured token
 //! the listener is not started at all. Answers never contain a secret (they are `***`).
 
-use crate::keys::{ApiKeys, CreateKey, KeyError};
+use crate::credentials::{CreateKey, CredentialError, Credentials, RegisterCertificate};
 use crate::listener::ListenerOptions;
 use crate::state::validate::{self, CreateSubscription};
 use crate::state::{StateError, Subscription, SubscriptionState};
@@ -30,18 +30,20 @@ const MAX_BODY: usize = 1024 * 1024;
 #[derive(Clone)]
 struct Admin {
     webhooks: Arc<Webhooks>,
-    keys: Arc<ApiKeys>,
+    credentials: Arc<Credentials>,
     token: Arc<str>,
 }
 
 /// The admin routes; every one checks the bearer token first.
-pub fn router(webhooks: Arc<Webhooks>, keys: Arc<ApiKeys>, token: &str) -> Router {
-    let admin = Admin { webhooks, keys, token: token.into() };
+pub fn router(webhooks: Arc<Webhooks>, credentials: Arc<Credentials>, token: &str) -> Router {
+    let admin = Admin { webhooks, credentials, token: token.into() };
     Router::new()
         .route("/apis/{api}/subscriptions", get(list).post(create))
         .route("/apis/{api}/subscriptions/{id}", get(read).delete(remove))
         .route("/apis/{api}/keys", get(list_keys).post(create_key))
         .route("/apis/{api}/keys/{key}", get(read_key).delete(revoke_key))
+        .route("/apis/{api}/certificates", get(list_certificates).post(register_certificate))
+        .route("/apis/{api}/certificates/{fingerprint}", get(read_certificate).delete(unregister_certificate))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "No such admin resource", None) })
         .layer(middleware::from_fn_with_state(admin.clone(), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -52,13 +54,13 @@ pub fn router(webhooks: Arc<Webhooks>, keys: Arc<ApiKeys>, token: &str) -> Route
 pub async fn serve(
     listener: TcpListener,
     webhooks: Arc<Webhooks>,
-    keys: Arc<ApiKeys>,
+    credentials: Arc<Credentials>,
     token: &str,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "Admin API listening.");
     let options = ListenerOptions { tls: None, ..Default::default() };
-    crate::listener::serve(listener, router(webhooks, keys, token), options, shutdown).await
+    crate::listener::serve(listener, router(webhooks, credentials, token), options, shutdown).await
 }
 
 /// The configured token: `None` (admin API off) when the variable is unset or empty.
@@ -169,49 +171,88 @@ async fn remove(State(admin): State<Admin>, Path((api, id)): Path<(String, Strin
     }
 }
 
-fn key_failure(failure: KeyError) -> Response {
+fn credential_failure(failure: CredentialError) -> Response {
     match failure {
-        KeyError::UnknownApi(_) => error(StatusCode::NOT_FOUND, &failure.to_string(), None),
-        KeyError::Invalid(problem) => {
+        CredentialError::UnknownApi(_) => error(StatusCode::NOT_FOUND, &failure.to_string(), None),
+        CredentialError::Invalid(problem) => {
             let path = (!problem.path.is_empty()).then_some(problem.path.as_str());
-            error(StatusCode::BAD_REQUEST, &format!("Invalid API key request: {problem}"), path)
+            error(StatusCode::BAD_REQUEST, &format!("Invalid request: {problem}"), path)
         }
-        KeyError::Conflict(problem) => error(StatusCode::CONFLICT, &problem.to_string(), Some(problem.path.as_str())),
-        KeyError::State(failure) => state_failure(failure),
+        CredentialError::Conflict(problem) => {
+            error(StatusCode::CONFLICT, &problem.to_string(), Some(problem.path.as_str()))
+        }
+        CredentialError::State(failure) => state_failure(failure),
     }
 }
 
 async fn create_key(State(admin): State<Admin>, Path(api): Path<String>, body: Bytes) -> Response {
     let request: CreateKey = match validate::parse(&body) {
         Ok(request) => request,
-        Err(problem) => return key_failure(KeyError::Invalid(problem)),
+        Err(problem) => return credential_failure(CredentialError::Invalid(problem)),
     };
-    match admin.keys.create(&api, request).await {
+    match admin.credentials.create(&api, request).await {
         Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
-        Err(failure) => key_failure(failure),
+        Err(failure) => credential_failure(failure),
     }
 }
 
 async fn list_keys(State(admin): State<Admin>, Path(api): Path<String>) -> Response {
-    match admin.keys.list(&api) {
+    match admin.credentials.list(&api) {
         Ok(keys) => Json(keys).into_response(),
-        Err(failure) => key_failure(failure),
+        Err(failure) => credential_failure(failure),
     }
 }
 
 async fn read_key(State(admin): State<Admin>, Path((api, key)): Path<(String, String)>) -> Response {
-    match admin.keys.find(&api, &key) {
+    match admin.credentials.find(&api, &key) {
         Ok(Some(found)) => Json(found).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, &format!("no such API key for API `{api}`"), None),
-        Err(failure) => key_failure(failure),
+        Err(failure) => credential_failure(failure),
     }
 }
 
 /// Revokes the key: every gateway following the state refuses it within its fetch latency.
 async fn revoke_key(State(admin): State<Admin>, Path((api, key)): Path<(String, String)>) -> Response {
-    match admin.keys.revoke(&api, &key).await {
+    match admin.credentials.revoke(&api, &key).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, &format!("no such API key for API `{api}`"), None),
-        Err(failure) => key_failure(failure),
+        Err(failure) => credential_failure(failure),
+    }
+}
+
+async fn register_certificate(State(admin): State<Admin>, Path(api): Path<String>, body: Bytes) -> Response {
+    let request: RegisterCertificate = match validate::parse(&body) {
+        Ok(request) => request,
+        Err(problem) => return credential_failure(CredentialError::Invalid(problem)),
+    };
+    match admin.credentials.register_certificate(&api, request).await {
+        Ok(registered) => (StatusCode::CREATED, Json(registered)).into_response(),
+        Err(failure) => credential_failure(failure),
+    }
+}
+
+async fn list_certificates(State(admin): State<Admin>, Path(api): Path<String>) -> Response {
+    match admin.credentials.certificates(&api) {
+        Ok(certificates) => Json(certificates).into_response(),
+        Err(failure) => credential_failure(failure),
+    }
+}
+
+async fn read_certificate(State(admin): State<Admin>, Path((api, fingerprint)): Path<(String, String)>) -> Response {
+    match admin.credentials.certificate(&api, &fingerprint) {
+        Ok(Some(found)) => Json(found).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no such client certificate for API `{api}`"), None),
+        Err(failure) => credential_failure(failure),
+    }
+}
+
+async fn unregister_certificate(
+    State(admin): State<Admin>,
+    Path((api, fingerprint)): Path<(String, String)>,
+) -> Response {
+    match admin.credentials.unregister_certificate(&api, &fingerprint).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, &format!("no such client certificate for API `{api}`"), None),
+        Err(failure) => credential_failure(failure),
     }
 }

@@ -61,6 +61,11 @@ impl Tls {
         Ok(Arc::new(Self { files, config: RwLock::new((Arc::new(config), stamps)) }))
     }
 
+    /// Whether clients are asked for a certificate (`--tls-client-ca`).
+    pub fn asks_client_certificates(&self) -> bool {
+        self.files.client_ca.is_some()
+    }
+
     pub fn acceptor(&self) -> TlsAcceptor {
         let guard = self.config.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         TlsAcceptor::from(guard.0.clone())

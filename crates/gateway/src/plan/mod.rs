@@ -2,12 +2,13 @@
 //! holds, and who is calling (the client identifier, so the default consumer group).
 //!
 //! The plan is chosen by the credential the request carries: a Bearer token goes to the `jwt`
-//! plans (when it reads as a JWT), an API key to the `api-key` plans, a request without either to
-//! the `key-less` plans. A credential that is present and fails is a 401, never served as key-less.
+//! plans (when it reads as a JWT), an API key to the `api-key` plans, a client certificate to the
+//! `mtls` plans, a request without any to the `key-less` plans. A credential that is present and fails is a 401, never served as key-less.
 //! Among plans of one kind, the first whose `selectionRule` holds takes the request.
 
 mod api_key;
 mod jwt;
+mod mtls;
 mod refusal;
 mod revocation;
 
@@ -16,6 +17,7 @@ pub use refusal::Refusal;
 pub use revocation::Revocations;
 
 use crate::client_identifier;
+use crate::listener::ClientCertificate;
 use crate::state::StateStore;
 use http::request::Parts;
 use kafka_edge_definition::{ApiDefinition, PlanMode, PlanSecurity, PlanSecurityType, Problem};
@@ -37,6 +39,8 @@ pub struct Plans {
     plans: Vec<CompiledPlan>,
     /// Every `api-key` plan, serving or not: keys may be issued before a plan is published.
     api_key_plans: Vec<String>,
+    /// Every `mtls` plan, serving or not.
+    mtls_plans: Vec<String>,
     /// No STANDARD plan at all: the API is served to everyone, as a key-less plan would.
     open: bool,
 }
@@ -54,6 +58,7 @@ enum Guard {
     KeyLess,
     ApiKey { propagate: bool },
     Jwt(jwt::JwtGuard),
+    Mtls,
 }
 
 impl Guard {
@@ -62,6 +67,7 @@ impl Guard {
             Guard::KeyLess => PlanSecurityType::KeyLess,
             Guard::ApiKey { .. } => PlanSecurityType::ApiKey,
             Guard::Jwt(_) => PlanSecurityType::Jwt,
+            Guard::Mtls => PlanSecurityType::Mtls,
         }
     }
 }
@@ -83,6 +89,8 @@ pub struct Admission<'p> {
 pub struct Presented {
     bearer: Option<String>,
     api_key: Option<String>,
+    /// The DER of the connection's client certificate.
+    certificate: Option<ClientCertificate>,
 }
 
 /// The query parameter a Bearer token may come in instead of `Authorization`.
@@ -98,7 +106,8 @@ impl Presented {
             });
         let bearer =
             from_header.or_else(|| query_parameter(parts, ACCESS_TOKEN_QUERY)).filter(|token| !token.is_empty());
-        Self { bearer, api_key: api_key::presented(parts) }
+        let certificate = parts.extensions.get::<ClientCertificate>().cloned();
+        Self { bearer, api_key: api_key::presented(parts), certificate }
     }
 }
 
@@ -141,6 +150,7 @@ impl Plans {
                 Some(PlanSecurity::ApiKey(configuration)) => {
                     Some(Guard::ApiKey { propagate: configuration.propagate_api_key })
                 }
+                Some(PlanSecurity::Mtls) => Some(Guard::Mtls),
                 Some(PlanSecurity::Jwt(configuration)) => jwt::JwtGuard::build(configuration)
                     .map_err(|problem| problems.push(problem.under(&format!("{base}.security.configuration"))))
                     .ok()
@@ -160,13 +170,16 @@ impl Plans {
                 }
             }
         }
-        let api_key_plans = standard
-            .iter()
-            .filter(|(_, plan)| matches!(plan.security, Some(PlanSecurity::ApiKey(_))))
-            .map(|(_, plan)| plan.id.clone())
-            .collect();
+        let ids = |kind: PlanSecurityType| {
+            standard
+                .iter()
+                .filter(|(_, plan)| plan.security.as_ref().is_some_and(|security| security.kind() == kind))
+                .map(|(_, plan)| plan.id.clone())
+                .collect()
+        };
+        let (api_key_plans, mtls_plans) = (ids(PlanSecurityType::ApiKey), ids(PlanSecurityType::Mtls));
         if problems.is_empty() {
-            Ok(Plans { plans, api_key_plans, open: standard.is_empty() })
+            Ok(Plans { plans, api_key_plans, mtls_plans, open: standard.is_empty() })
         } else {
             Err(problems)
         }
@@ -234,6 +247,10 @@ impl Plans {
             let candidates: Vec<&CompiledPlan> = self.of_kind(PlanSecurityType::ApiKey).filter(selected).collect();
             return api_key::admit(&candidates, key, context.api_id(), store);
         }
+        if let Some(certificate) = presented.certificate.as_ref().filter(|_| kinds.contains(&PlanSecurityType::Mtls)) {
+            let candidates: Vec<&CompiledPlan> = self.of_kind(PlanSecurityType::Mtls).filter(selected).collect();
+            return mtls::admit(&candidates, &certificate.0, context.api_id(), store);
+        }
         if let Some(plan) = self.of_kind(PlanSecurityType::KeyLess).find(selected) {
             return Ok(key_less(Some(plan)));
         }
@@ -244,6 +261,11 @@ impl Plans {
     pub fn takes_api_keys(&self, plan: &str) -> bool {
         self.api_key_plans.iter().any(|id| id == plan)
     }
+
+    /// Whether `plan` is an `mtls` plan of the API (certificates can be registered for it).
+    pub fn takes_certificates(&self, plan: &str) -> bool {
+        self.mtls_plans.iter().any(|id| id == plan)
+    }
 }
 
 impl CompiledPlan {
@@ -253,6 +275,7 @@ impl CompiledPlan {
             Guard::KeyLess => true,
             Guard::ApiKey { propagate } => *propagate,
             Guard::Jwt(jwt) => jwt.propagates_auth_header(),
+            Guard::Mtls => true,
         }
     }
 

@@ -24,6 +24,7 @@ fn challenge(kind: PlanSecurityType) -> Option<String> {
     match kind {
         PlanSecurityType::Jwt | PlanSecurityType::OAuth2 => Some(format!("Bearer {REALM}")),
         PlanSecurityType::ApiKey => Some(format!("ApiKey {REALM}, header=\"X-Gravitee-Api-Key\", query=\"api-key\"")),
+        // A certificate is asked for in the TLS handshake, not by a challenge.
         PlanSecurityType::KeyLess | PlanSecurityType::Mtls => None,
     }
 }
@@ -42,6 +43,7 @@ impl Refusal {
             .filter_map(|kind| match kind {
                 PlanSecurityType::ApiKey => Some("an API key (X-Gravitee-Api-Key header or api-key query parameter)"),
                 PlanSecurityType::Jwt => Some("a JWT (Authorization: Bearer)"),
+                PlanSecurityType::Mtls => Some("a registered client certificate (TLS)"),
                 _ => None,
             })
             .collect();
@@ -54,8 +56,13 @@ impl Refusal {
                 ("JWT_INVALID_TOKEN", "Unauthorized: the Bearer token is not a JWT".to_string())
             }
             (false, _) => {
-                let key =
-                    if kinds.contains(&PlanSecurityType::ApiKey) { "API_KEY_MISSING" } else { "JWT_MISSING_TOKEN" };
+                let key = if kinds.contains(&PlanSecurityType::ApiKey) {
+                    "API_KEY_MISSING"
+                } else if kinds.contains(&PlanSecurityType::Jwt) {
+                    "JWT_MISSING_TOKEN"
+                } else {
+                    "CLIENT_CERTIFICATE_MISSING"
+                };
                 (key, format!("Unauthorized: this API needs {}", wanted.join(" or ")))
             }
         };
@@ -72,6 +79,7 @@ impl Refusal {
     pub fn invalid(kind: PlanSecurityType, reason: &str) -> Self {
         let (key, error) = match kind {
             PlanSecurityType::ApiKey => ("API_KEY_INVALID", None),
+            PlanSecurityType::Mtls => ("CLIENT_CERTIFICATE_INVALID", None),
             _ => ("JWT_INVALID_TOKEN", Some("invalid_token")),
         };
         let challenges = challenge(kind)

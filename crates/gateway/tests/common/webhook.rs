@@ -33,7 +33,7 @@ impl Edge {
         let shutdown = CancellationToken::new();
         let api = built(definition);
         let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone());
-        let keys = Arc::new(kafka_edge_gateway::keys::ApiKeys::new(&[api], store));
+        let keys = Arc::new(kafka_edge_gateway::credentials::Credentials::new(&[api], store));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin = format!("http://{}", listener.local_addr().expect("address"));
         let (served, stop) = (webhooks.clone(), shutdown.clone());

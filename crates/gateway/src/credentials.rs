@@ -1,18 +1,21 @@
-//! API keys of `api-key` plans (docs/plans.md, docs/admin-api.md): issued through the admin API or
-//! a `--api-keys` file and kept in the gateway state by their SHA-256, so that every gateway of a
-//! fleet sharing the state admits and revokes the same keys.
+//! Credentials issued per API and plan (docs/plans.md, docs/admin-api.md): API keys of `api-key`
+//! plans (through the admin API or a `--api-keys` file) and client certificates of `mtls` plans
+//! (through the admin API). Both are kept in the gateway state by their SHA-256, so that every
+//! gateway of a fleet sharing the state admits and revokes the same ones.
 
 use crate::api::LoadedApi;
 use crate::plan::{check_key, generate_key, hash_key};
-use crate::state::record::api_key_key;
+use crate::state::record::{api_key_key, certificate_key, sha256_hex};
 use crate::state::validate::{self, check_id};
-use crate::state::{ApiKey, Record, StateError, StateStore};
+use crate::state::{ApiKey, ClientCertificate, Record, StateError, StateStore};
 use kafka_edge_definition::Problem;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// How a key is named in admin API paths when the key itself is not at hand.
+/// How keys and certificates are named in admin API paths by their SHA-256.
 pub const HASH_PREFIX: &str = "sha256:";
 
 /// The body of `POST /apis/{api}/keys`.
@@ -62,9 +65,40 @@ impl KeyView {
     }
 }
 
-/// Why a key operation failed.
+/// The body of `POST /apis/{api}/certificates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterCertificate {
+    /// The client's certificate, PEM.
+    pub certificate: String,
+    pub plan: String,
+    /// The client identifier of the certificate's requests; generated (a UUID) when absent.
+    #[serde(default)]
+    pub subscription: Option<String>,
+}
+
+/// What the admin API answers about a client certificate.
+#[derive(Debug, Serialize)]
+pub struct CertificateView {
+    pub plan: String,
+    pub subscription: String,
+    /// `sha256:<hex>` of the certificate's DER.
+    pub fingerprint: String,
+}
+
+impl CertificateView {
+    fn of(record: &ClientCertificate) -> Self {
+        Self {
+            plan: record.plan_id.clone(),
+            subscription: record.subscription.clone(),
+            fingerprint: format!("{HASH_PREFIX}{}", record.fingerprint),
+        }
+    }
+}
+
+/// Why a credential operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub enum CredentialError {
     #[error("API `{0}` not found")]
     UnknownApi(String),
     /// A request field is wrong: its path and why.
@@ -77,32 +111,32 @@ pub enum KeyError {
 }
 
 /// The keys of the loaded APIs.
-pub struct ApiKeys {
+pub struct Credentials {
     apis: HashMap<String, Arc<LoadedApi>>,
     store: Arc<dyn StateStore>,
 }
 
-impl ApiKeys {
+impl Credentials {
     pub fn new(apis: &[Arc<LoadedApi>], store: Arc<dyn StateStore>) -> Self {
         Self { apis: apis.iter().map(|api| (api.id.clone(), api.clone())).collect(), store }
     }
 
-    fn api(&self, api: &str) -> Result<&Arc<LoadedApi>, KeyError> {
-        self.apis.get(api).ok_or_else(|| KeyError::UnknownApi(api.into()))
+    fn api(&self, api: &str) -> Result<&Arc<LoadedApi>, CredentialError> {
+        self.apis.get(api).ok_or_else(|| CredentialError::UnknownApi(api.into()))
     }
 
     /// Issues a key; the answer holds the key, which is never shown again.
-    pub async fn create(&self, api: &str, request: CreateKey) -> Result<KeyView, KeyError> {
+    pub async fn create(&self, api: &str, request: CreateKey) -> Result<KeyView, CredentialError> {
         let loaded = self.api(api)?;
         if !loaded.plans.takes_api_keys(&request.plan) {
-            return Err(KeyError::Invalid(Problem::new(
+            return Err(CredentialError::Invalid(Problem::new(
                 "plan",
                 format!("`{}` is not an api-key plan of API `{api}`", request.plan),
             )));
         }
         let key = match request.key {
             Some(key) => {
-                check_key(&key).map_err(|error| KeyError::Invalid(Problem::new("key", error.to_string())))?;
+                check_key(&key).map_err(|error| CredentialError::Invalid(Problem::new("key", error.to_string())))?;
                 key
             }
             None => {
@@ -110,32 +144,94 @@ impl ApiKeys {
             }
         };
         let subscription = request.subscription.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        check_id("subscription", &subscription).map_err(KeyError::Invalid)?;
+        check_id("subscription", &subscription).map_err(CredentialError::Invalid)?;
         let record = ApiKey { api_id: api.into(), plan_id: request.plan, subscription, key_hash: hash_key(&key) };
         if self.store.api_key(api, &record.key_hash).is_some() {
-            return Err(KeyError::Conflict(Problem::new("key", "this key is already issued for the API")));
+            return Err(CredentialError::Conflict(Problem::new("key", "this key is already issued for the API")));
         }
-        self.check_subscription_is_this_apis(&record)?;
+        self.check_subscription_is_this_apis(api, &record.subscription)?;
         self.store.put_record(Record::ApiKey(record.clone())).await?;
         Ok(KeyView::of(&record, Some(key)))
     }
 
-    /// A subscription id is a consumer group: it must not be shared with another API's keys.
-    fn check_subscription_is_this_apis(&self, record: &ApiKey) -> Result<(), KeyError> {
+    /// A subscription id is a consumer group: it must not be shared with another API's credentials.
+    fn check_subscription_is_this_apis(&self, api: &str, subscription: &str) -> Result<(), CredentialError> {
         let elsewhere = self.store.records().into_iter().any(|other| match other {
-            Record::ApiKey(other) => other.subscription == record.subscription && other.api_id != record.api_id,
+            Record::ApiKey(other) => other.subscription == subscription && other.api_id != api,
+            Record::ClientCertificate(other) => other.subscription == subscription && other.api_id != api,
             _ => false,
         });
         if elsewhere {
-            return Err(KeyError::Conflict(Problem::new(
+            return Err(CredentialError::Conflict(Problem::new(
                 "subscription",
-                format!("`{}` is the subscription of another API's key", record.subscription),
+                format!("`{subscription}` is the subscription of another API's credential"),
             )));
         }
         Ok(())
     }
 
-    pub fn list(&self, api: &str) -> Result<Vec<KeyView>, KeyError> {
+    /// Registers a client certificate for an `mtls` plan of `api`.
+    pub async fn register_certificate(
+        &self,
+        api: &str,
+        request: RegisterCertificate,
+    ) -> Result<CertificateView, CredentialError> {
+        let loaded = self.api(api)?;
+        if !loaded.plans.takes_certificates(&request.plan) {
+            return Err(CredentialError::Invalid(Problem::new(
+                "plan",
+                format!("`{}` is not an mtls plan of API `{api}`", request.plan),
+            )));
+        }
+        let der = CertificateDer::from_pem_slice(request.certificate.as_bytes()).map_err(|_| {
+            CredentialError::Invalid(Problem::new("certificate", "not a PEM certificate (-----BEGIN CERTIFICATE-----)"))
+        })?;
+        let subscription = request.subscription.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        check_id("subscription", &subscription).map_err(CredentialError::Invalid)?;
+        let record = ClientCertificate {
+            api_id: api.into(),
+            plan_id: request.plan,
+            subscription,
+            fingerprint: sha256_hex(der.as_ref()),
+        };
+        if self.store.client_certificate(api, &record.fingerprint).is_some() {
+            return Err(CredentialError::Conflict(Problem::new("certificate", "already registered for the API")));
+        }
+        self.check_subscription_is_this_apis(api, &record.subscription)?;
+        self.store.put_record(Record::ClientCertificate(record.clone())).await?;
+        Ok(CertificateView::of(&record))
+    }
+
+    pub fn certificates(&self, api: &str) -> Result<Vec<CertificateView>, CredentialError> {
+        self.api(api)?;
+        Ok(self
+            .store
+            .records()
+            .iter()
+            .filter_map(|record| match record {
+                Record::ClientCertificate(certificate) if certificate.api_id == api => {
+                    Some(CertificateView::of(certificate))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The certificate named `sha256:<hex>` (or the bare hex).
+    pub fn certificate(&self, api: &str, fingerprint: &str) -> Result<Option<CertificateView>, CredentialError> {
+        self.api(api)?;
+        let hex = fingerprint.strip_prefix(HASH_PREFIX).unwrap_or(fingerprint).to_ascii_lowercase();
+        Ok(self.store.client_certificate(api, &hex).as_ref().map(CertificateView::of))
+    }
+
+    /// Unregisters a certificate: refused from then on, its open streams end.
+    pub async fn unregister_certificate(&self, api: &str, fingerprint: &str) -> Result<bool, CredentialError> {
+        let Some(found) = self.certificate(api, fingerprint)? else { return Ok(false) };
+        let hex = found.fingerprint.trim_start_matches(HASH_PREFIX);
+        Ok(self.store.delete_record(&certificate_key(api, hex)).await?)
+    }
+
+    pub fn list(&self, api: &str) -> Result<Vec<KeyView>, CredentialError> {
         self.api(api)?;
         Ok(self
             .store
@@ -149,7 +245,7 @@ impl ApiKeys {
     }
 
     /// The key named by the key itself or by `sha256:<hex>`.
-    pub fn find(&self, api: &str, named: &str) -> Result<Option<KeyView>, KeyError> {
+    pub fn find(&self, api: &str, named: &str) -> Result<Option<KeyView>, CredentialError> {
         self.api(api)?;
         let (hash, key) = match named.strip_prefix(HASH_PREFIX) {
             Some(hash) => (hash.to_ascii_lowercase(), None),
@@ -160,7 +256,7 @@ impl ApiKeys {
 
     /// Revokes a key; false when there was none. Requests with it are refused from now on, and
     /// its open streams end (on every gateway following the state).
-    pub async fn revoke(&self, api: &str, named: &str) -> Result<bool, KeyError> {
+    pub async fn revoke(&self, api: &str, named: &str) -> Result<bool, CredentialError> {
         let Some(found) = self.find(api, named)? else { return Ok(false) };
         let hash = found.key_hash.trim_start_matches(HASH_PREFIX);
         Ok(self.store.delete_record(&api_key_key(api, hash)).await?)
