@@ -56,6 +56,43 @@ pub struct Listener {
     pub kind: ListenerType,
     pub paths: Vec<ListenerPath>,
     pub entrypoints: Vec<Entrypoint>,
+    /// `cors` of an HTTP listener, when enabled.
+    pub cors: Option<Cors>,
+}
+
+/// `listeners[].cors`, Gravitee's shape: who may call the API from a browser on another origin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cors {
+    #[serde(default, deserialize_with = "crate::value::lenient_bool")]
+    pub enabled: bool,
+    /// `*`, exact origins (case-insensitive), or patterns: an entry with `(`, `[` or `*` is a
+    /// regular expression the whole origin must match.
+    #[serde(default)]
+    pub allow_origin: Vec<String>,
+    /// Methods a preflight may ask for; `*` for any.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for (case-insensitive); `*` for any.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers a script may read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default, deserialize_with = "crate::value::lenient_bool")]
+    pub allow_credentials: bool,
+    /// Seconds a browser may cache a preflight answer; negative: not sent.
+    #[serde(default = "no_max_age", deserialize_with = "crate::value::lenient_i64")]
+    pub max_age: i64,
+    /// Run the flows on preflight requests: read, reported as ignored when true.
+    #[serde(default, deserialize_with = "crate::value::lenient_bool")]
+    pub run_policies: bool,
+    #[serde(default, deserialize_with = "crate::value::lenient_bool")]
+    pub allow_private_network: bool,
+}
+
+fn no_max_age() -> i64 {
+    -1
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -281,6 +281,8 @@ struct RawListener {
     paths: Vec<ListenerPath>,
     #[serde(default)]
     entrypoints: Vec<RawEntrypoint>,
+    #[serde(default)]
+    cors: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -427,7 +429,7 @@ impl RawApi {
             .listeners
             .into_iter()
             .enumerate()
-            .map(|(index, listener)| listener.into_listener(&format!("listeners[{index}]"), origin, problems))
+            .map(|(index, listener)| listener.into_listener(&format!("listeners[{index}]"), origin, problems, ignored))
             .collect();
         let endpoint_groups = self
             .endpoint_groups
@@ -457,7 +459,28 @@ impl RawApi {
 }
 
 impl RawListener {
-    fn into_listener(self, base: &str, origin: &str, problems: &mut Vec<Problem>) -> Listener {
+    fn into_listener(
+        self,
+        base: &str,
+        origin: &str,
+        problems: &mut Vec<Problem>,
+        ignored: &mut Vec<Ignored>,
+    ) -> Listener {
+        let cors_path = join(base, "cors");
+        // Gravitee ignores the other fields of a disabled block; so does kafka-edge, silently.
+        let cors = match self.cors {
+            Some(value) if value.get("enabled").is_some_and(|enabled| enabled == true || enabled == "true") => {
+                parse_into::<Cors>(value, &cors_path, origin, problems, ignored)
+            }
+            _ => None,
+        };
+        if cors.as_ref().is_some_and(|cors| cors.run_policies) {
+            ignored.push(Ignored {
+                file: origin.to_string(),
+                path: join(&cors_path, "runPolicies"),
+                reason: "preflight requests are answered without running flows".into(),
+            });
+        }
         let entrypoints = self
             .entrypoints
             .into_iter()
@@ -496,7 +519,7 @@ impl RawListener {
                 }
             })
             .collect();
-        Listener { kind: self.kind, paths: self.paths, entrypoints }
+        Listener { kind: self.kind, paths: self.paths, entrypoints, cors }
     }
 }
 

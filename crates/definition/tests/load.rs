@@ -141,11 +141,12 @@ fn unknown_fields_in_implemented_blocks_are_errors() {
 fn fields_we_do_not_implement_are_reported_as_ignored() {
     let mut value = definition();
     value["analytics"] = json!({"enabled": false});
-    value["listeners"][0]["cors"] = json!({"enabled": true});
+    value["listeners"][0]["cors"] =
+        json!({"enabled": true, "runPolicies": true, "allowOrigin": ["*"], "somethingElse": 1});
     let loaded = load(&value).unwrap();
     let mut ignored: Vec<String> = loaded.ignored.iter().map(|i| i.path.clone()).collect();
     ignored.sort();
-    assert_eq!(ignored, ["analytics", "listeners[0].cors"]);
+    assert_eq!(ignored, ["analytics", "listeners[0].cors.runPolicies", "listeners[0].cors.somethingElse"]);
     let analytics = loaded.ignored.iter().find(|i| i.path == "analytics").unwrap();
     assert_eq!(analytics.to_string(), "api.json: analytics: ignored (not a field kafka-edge implements)");
 }

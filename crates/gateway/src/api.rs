@@ -5,6 +5,7 @@
 //! them: a reload can build a new one beside it (its endpoints share the runtime's one producer
 //! pool).
 
+use crate::cors::CorsPolicy;
 use crate::plan::Plans;
 use kafka_edge_definition::{
     ApiDefinition, Endpoint as EndpointDefinition, Entrypoint, EntrypointConfiguration, PlanMode, Problem,
@@ -29,6 +30,8 @@ pub struct LoadedApi {
     pub flows: ApiFlows,
     /// The plans that take requests.
     pub plans: Plans,
+    /// CORS of the API's HTTP listener, when enabled.
+    pub cors: Option<CorsPolicy>,
     /// Present when the API has a webhook entrypoint.
     pub webhook: Option<WebhookEntrypoint>,
     /// The ids of the API's PUSH plans (the plans webhook subscriptions name).
@@ -44,6 +47,7 @@ impl LoadedApi {
         let mut problems = Vec::new();
         let flows = ApiFlows::compile(&definition.flows).map_err(|found| problems.extend(found)).ok();
         let plans = Plans::build(definition).map_err(|found| problems.extend(found)).ok();
+        let cors = cors(definition, &mut problems);
         let endpoints = build_endpoints(definition, producers, &mut problems);
         let primary = endpoints.first().and_then(|endpoint| endpoint.built.clone());
         if endpoints.is_empty() {
@@ -67,6 +71,7 @@ impl LoadedApi {
                 endpoint,
                 flows,
                 plans,
+                cors,
                 webhook,
                 push_plans: definition
                     .plans
@@ -88,6 +93,13 @@ impl LoadedApi {
     pub fn has_push_plan(&self, plan: &str) -> bool {
         self.push_plans.iter().any(|p| p == plan)
     }
+}
+
+/// The CORS policy of the first HTTP listener that enables one.
+fn cors(definition: &ApiDefinition, problems: &mut Vec<Problem>) -> Option<CorsPolicy> {
+    let (index, cors) =
+        definition.listeners.iter().enumerate().find_map(|(index, listener)| Some((index, listener.cors.as_ref()?)))?;
+    CorsPolicy::compile(cors).map_err(|problem| problems.push(problem.under(&format!("listeners[{index}].cors")))).ok()
 }
 
 /// One endpoint of the definition and, when it builds, the endpoint.

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod client_identifier;
+pub mod cors;
 pub mod credentials;
 pub mod forwarded;
 pub mod listener;

@@ -89,6 +89,26 @@ fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &st
 
 pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Request) -> Response {
     let Some((api, path_info)) = find_api(&gateway.apis, request.uri().path()) else { return no_context_path() };
+    let Some(cors) = &api.cors else { return serve(gateway, api, path_info, remote, request).await };
+    // The preflight is answered before plans: a browser sends no credentials with it.
+    if let Some(answer) = cors.preflight(request.method(), request.headers()) {
+        return answer;
+    }
+    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut response = serve(gateway, api, path_info, remote, request).await;
+    if let Some(origin) = origin {
+        cors.decorate(&origin, &mut response);
+    }
+    response
+}
+
+async fn serve(
+    gateway: &Gateway,
+    api: &LoadedApi,
+    path_info: String,
+    remote: SocketAddr,
+    request: Request,
+) -> Response {
     let Some(entrypoint) = select(api, &request) else { return not_served(api, request.method()) };
     let (mut parts, body) = request.into_parts();
     let client = gateway.options.trusted_proxies.client_address(remote.ip(), &parts.headers);

@@ -9,9 +9,7 @@
 
 mod common;
 
-use axum::extract::State;
-use axum::response::Html;
-use axum::routing::{get, post};
+use common::browser::{next, page_server, Browser};
 use common::*;
 use kafka_edge_definition::{load_str, Format};
 use kafka_edge_gateway::Gateway;
@@ -19,14 +17,7 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::process::Stdio;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-const CHROMIUM: &str = "chromium";
-
-/// What the page reports: `{"kind": "open"|"error"|"message", "data": …, "lastEventId": …}`.
-type Report = Value;
 
 const PAGE: &str = r#"<!doctype html>
 <html><body><ol id="events"></ol><script>
@@ -43,104 +34,6 @@ source.onmessage = (event) => {
   report({kind: 'message', data: event.data, lastEventId: event.lastEventId});
 };
 </script></body></html>"#;
-
-/// Serves the page and collects the reports.
-async fn page_server() -> (SocketAddr, mpsc::UnboundedReceiver<Report>) {
-    let (sender, receiver) = mpsc::unbounded_channel::<Report>();
-    let app = axum::Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .route(
-            "/report",
-            post(|State(sender): State<mpsc::UnboundedSender<Report>>, body: String| async move {
-                let _ = sender.send(serde_json::from_str(&body).expect("report is JSON"));
-            }),
-        )
-        .with_state(sender);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind page server");
-    let address = listener.local_addr().expect("test setup");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("page server") });
-    (address, receiver)
-}
-
-/// Headless Chromium on `url`, killed when dropped.
-struct Browser {
-    child: tokio::process::Child,
-    log: std::path::PathBuf,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    fn open(url: &str) -> Self {
-        let profile = tempfile::tempdir().expect("profile dir");
-        let log = profile.path().join("chromium.log");
-        let spawned = tokio::process::Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-web-security",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().join("profile").display()))
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .kill_on_drop(true)
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(error) => panic!(
-                "cannot run `{CHROMIUM}` ({error}): this test needs a real browser; install Debian's `chromium` package (scripts/bootstrap does)"
-            ),
-        };
-        Self { child, log, _profile: profile }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-}
-
-/// The next report of `kind`, collecting every report into `seen`.
-async fn next(
-    reports: &mut mpsc::UnboundedReceiver<Report>,
-    seen: &mut Vec<Report>,
-    kind: &str,
-    browser: &mut Browser,
-) -> Report {
-    let waited = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            tokio::select! {
-                report = reports.recv() => {
-                    let report = report.expect("page server alive");
-                    seen.push(report.clone());
-                    if report["kind"] == kind {
-                        return Ok(report);
-                    }
-                }
-                status = browser.child.wait() => return Err(status),
-            }
-        }
-    })
-    .await;
-    match waited {
-        Ok(Ok(report)) => report,
-        Ok(Err(status)) => panic!(
-            "chromium exited ({status:?}) before the page reported `{kind}`; reports: {seen:?}\n{}",
-            browser.log_tail()
-        ),
-        Err(_) => panic!(
-            "the page did not report `{kind}` within {TIMEOUT:?}; reports: {seen:?}\nchromium log:\n{}",
-            browser.log_tail()
-        ),
-    }
-}
 
 /// A gateway serving `definition` on `address` (reusable right after the previous one stopped).
 async fn serve_on(definition: &Value, address: SocketAddr) -> (CancellationToken, tokio::task::JoinHandle<()>) {
@@ -171,9 +64,10 @@ async fn a_browser_event_source_receives_events_and_resumes_with_last_event_id_a
     let gateway_address: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let (shutdown, task) = serve_on(&definition, gateway_address).await;
 
-    let (page, mut reports) = page_server().await;
+    let (page, mut reports) = page_server(PAGE).await;
     let stream = format!("http://{gateway_address}{}", spec.path);
-    let mut browser = Browser::open(&format!("http://{page}/?stream={stream}"));
+    // EventSource on another origin: this test is about events, not CORS.
+    let mut browser = Browser::open(&format!("http://{page}/?stream={stream}"), &["--disable-web-security"]);
     let mut seen = Vec::new();
     next(&mut reports, &mut seen, "open", &mut browser).await;
     let mut first = Vec::new();

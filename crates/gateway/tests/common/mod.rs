@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use kafka_edge_testkit::*;
 
+pub mod browser;
 pub mod webhook;
 
 /// The consumer group the gateway uses for `client` (X-Gravitee-Client-Identifier) calling API
