@@ -17,6 +17,7 @@ pub struct ApiDefinition {
     pub endpoint_groups: Vec<EndpointGroup>,
     pub flows: Vec<Flow>,
     pub plans: Vec<Plan>,
+    pub resources: Vec<crate::plan::Resource>,
     /// `properties[]`: key/value pairs expressions read as `#properties['key']`.
     pub properties: std::collections::BTreeMap<String, String>,
 }

@@ -263,7 +263,24 @@ struct RawApi {
     #[serde(default)]
     plans: Vec<RawPlan>,
     #[serde(default)]
+    resources: Vec<RawResource>,
+    #[serde(default)]
     properties: Vec<RawProperty>,
+}
+
+#[derive(Deserialize)]
+struct RawResource {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default = "enabled", deserialize_with = "crate::value::lenient_bool")]
+    enabled: bool,
+    #[serde(default)]
+    configuration: Value,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -445,6 +462,28 @@ impl RawApi {
             .enumerate()
             .map(|(index, plan)| plan.into_plan(&format!("plans[{index}]"), origin, problems, ignored))
             .collect();
+        let resources = self
+            .resources
+            .into_iter()
+            .enumerate()
+            .map(|(index, resource)| {
+                let base = format!("resources[{index}]");
+                let oauth2 = if resource.kind.eq_ignore_ascii_case("oauth2") {
+                    parse_into(resource.configuration, &join(&base, "configuration"), origin, problems, ignored)
+                } else {
+                    ignored.push(Ignored {
+                        file: origin.to_string(),
+                        path: base,
+                        reason: format!(
+                            "resource type `{}` is not implemented (kafka-edge reads `oauth2`)",
+                            resource.kind
+                        ),
+                    });
+                    None
+                };
+                Resource { name: resource.name, enabled: resource.enabled, oauth2 }
+            })
+            .collect();
         ApiDefinition {
             id: self.id,
             name: self.name,
@@ -453,6 +492,7 @@ impl RawApi {
             endpoint_groups,
             flows: self.flows,
             plans,
+            resources,
             properties: self.properties.into_iter().map(|p| (p.key, p.value)).collect(),
         }
     }

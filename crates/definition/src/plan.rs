@@ -164,6 +164,9 @@ fn default_typ() -> Vec<String> {
 #[serde(rename_all = "camelCase")]
 pub struct OAuth2Security {
     pub oauth_resource: String,
+    /// Gravitee's cache resource: read and not used (kafka-edge caches introspections itself).
+    #[serde(default)]
+    pub oauth_cache_resource: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub extract_payload: bool,
     #[serde(default, deserialize_with = "lenient_bool")]
@@ -175,4 +178,102 @@ pub struct OAuth2Security {
     pub mode_strict: bool,
     #[serde(default = "yes", deserialize_with = "lenient_bool")]
     pub propagate_auth_header: bool,
+}
+
+/// `resources[]`: services plans use. kafka-edge reads `oauth2` resources (Gravitee's generic
+/// OAuth 2 authorization server); other types are reported as ignored.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub name: String,
+    pub enabled: bool,
+    /// `None` when the type is not one kafka-edge implements.
+    pub oauth2: Option<OAuth2Resource>,
+}
+
+string_enum!(
+    /// How the introspection endpoint is called.
+    IntrospectionMethod default Get { Get => "GET", Post => "POST" }
+);
+
+/// `resources[].configuration` of type `oauth2`: the token introspection endpoint (RFC 7662).
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuth2Resource {
+    /// Base URL; the introspection endpoint is appended.
+    #[serde(default)]
+    pub authorization_server_url: String,
+    #[serde(default = "default_introspection_endpoint")]
+    pub introspection_endpoint: String,
+    #[serde(default)]
+    pub introspection_endpoint_method: IntrospectionMethod,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: crate::subscription::Secret,
+    #[serde(default = "yes", deserialize_with = "lenient_bool")]
+    pub use_client_authorization_header: bool,
+    #[serde(default = "default_authorization_header")]
+    pub client_authorization_header_name: String,
+    #[serde(default = "default_authorization_scheme")]
+    pub client_authorization_header_scheme: String,
+    #[serde(default = "yes", deserialize_with = "lenient_bool")]
+    pub token_is_supplied_by_query_param: bool,
+    #[serde(default = "default_token_name")]
+    pub token_query_param_name: String,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub token_is_supplied_by_http_header: bool,
+    #[serde(default)]
+    pub token_header_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub token_is_supplied_by_form_url_encoded: bool,
+    #[serde(default = "default_token_name")]
+    pub token_form_url_encoded_name: String,
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    #[serde(default = "default_scope_separator")]
+    pub scope_separator: String,
+}
+
+impl std::fmt::Debug for OAuth2Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Resource")
+            .field("authorization_server_url", &self.authorization_server_url)
+            .field("introspection_endpoint", &self.introspection_endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuth2Resource {
+    /// The introspection URL: the server URL and the endpoint joined by one slash.
+    pub fn introspection_url(&self) -> String {
+        let base = self.authorization_server_url.trim_end_matches('/');
+        let endpoint = self.introspection_endpoint.trim_start_matches('/');
+        if base.is_empty() {
+            self.introspection_endpoint.clone()
+        } else {
+            format!("{base}/{endpoint}")
+        }
+    }
+}
+
+fn default_introspection_endpoint() -> String {
+    "/oauth/check_token".into()
+}
+
+fn default_authorization_header() -> String {
+    "Authorization".into()
+}
+
+fn default_authorization_scheme() -> String {
+    "Basic".into()
+}
+
+fn default_token_name() -> String {
+    "token".into()
+}
+
+fn default_scope_separator() -> String {
+    " ".into()
 }

@@ -185,6 +185,20 @@ pub(crate) fn validate(api: &ApiDefinition, origin: &str, problems: &mut Vec<Pro
         if let Some(security) = &plan.security {
             check_plan_security(security, &join(&path, "security.configuration"), &mut report);
         }
+        if let Some(PlanSecurity::OAuth2(oauth2)) = &plan.security {
+            let resource = api.resources.iter().find(|r| r.name == oauth2.oauth_resource);
+            let at = join(&path, "security.configuration.oauthResource");
+            match resource {
+                None => report(&at, format!("no `resources[]` entry is named `{}`", oauth2.oauth_resource)),
+                Some(resource) if !resource.enabled => {
+                    report(&at, format!("the resource `{}` is disabled", oauth2.oauth_resource))
+                }
+                Some(resource) if resource.oauth2.is_none() => {
+                    report(&at, format!("the resource `{}` is not of type `oauth2`", oauth2.oauth_resource))
+                }
+                Some(_) => {}
+            }
+        }
     }
 }
 
@@ -230,11 +244,7 @@ fn check_plan_security(security: &PlanSecurity, path: &str, report: &mut impl Fn
                 report(&join(path, "tokenTypValidation.expectedValues"), "at least one value is required".into());
             }
         }
-        PlanSecurity::OAuth2(_) => report(
-            path,
-            "plan security `oauth2` is not supported by this version; refusing to serve the API unprotected".into(),
-        ),
-        PlanSecurity::KeyLess | PlanSecurity::ApiKey(_) | PlanSecurity::Mtls => {}
+        PlanSecurity::OAuth2(_) | PlanSecurity::KeyLess | PlanSecurity::ApiKey(_) | PlanSecurity::Mtls => {}
     }
 }
 

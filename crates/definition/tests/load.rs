@@ -209,7 +209,7 @@ fn enabled_clients_need_topics_and_bootstrap_servers_need_ports() {
 }
 
 #[test]
-fn plans_load_typed_and_unserved_kinds_are_refused() {
+fn plans_load_typed_and_broken_ones_are_refused() {
     let mut value = definition();
     value["plans"] = json!([
         {"id": "k", "name": "Key", "security": {"type": "api-key", "configuration": {"propagateApiKey": "true"}}, "status": "published"},
@@ -227,8 +227,17 @@ fn plans_load_typed_and_unserved_kinds_are_refused() {
 
     value["plans"] =
         json!([{"id": "o", "name": "OAuth", "security": {"type": "oauth2", "configuration": {"oauthResource": "am"}}}]);
-    assert!(only_problem(&value)
-        .starts_with("api.json: plans[0].security.configuration: plan security `oauth2` is not supported"));
+    assert_eq!(
+        only_problem(&value),
+        "api.json: plans[0].security.configuration.oauthResource: no `resources[]` entry is named `am`"
+    );
+    value["resources"] = json!([{"name": "am", "type": "cache", "configuration": {}}]);
+    assert!(only_problem(&value).ends_with("the resource `am` is not of type `oauth2`"));
+    value["resources"] = json!([{"name": "am", "type": "oauth2",
+        "configuration": {"introspectionEndpoint": "https://idp/introspect", "clientSecret": "s3cret"}}]);
+    let loaded = load(&value).expect("an oauth2 plan with its resource loads");
+    assert!(!format!("{:?}", loaded.api.resources).contains("s3cret"), "the client secret never prints");
+    value["resources"] = json!([]);
     value["plans"] = json!([{"id": "j", "name": "JWT", "security": {"type": "jwt", "configuration": {"publicKeyResolver": "GATEWAY_KEYS"}}}]);
     assert!(only_problem(&value).contains("plans[0].security.configuration.publicKeyResolver: `GATEWAY_KEYS`"));
     value["plans"] = json!([{"id": "j", "name": "JWT", "security": {"type": "jwt", "configuration": {"publicKeyResolver": "JWKS_URL", "resolverParameter": "ftp://x"}}}]);

@@ -478,3 +478,113 @@ async fn mtls_plans_admit_registered_certificates_only() {
     assert_eq!(device.post(&url).body("x").send().await.expect("POST").status(), 401);
     assert_eq!(record_count(&topic), 1);
 }
+
+/// What an introspection server saw: the token of each call and its Authorization header.
+type Introspections = Arc<Mutex<Vec<(String, String)>>>;
+
+/// An RFC 7662 endpoint: `good-*` tokens are active for client `svc-<rest>` with scope
+/// `orders:write`, `narrow` is active without it, everything else inactive. It reads the token
+/// from the form body, as the plan's resource sends it.
+async fn introspection_server() -> (Introspections, String) {
+    let seen: Introspections = Default::default();
+    let recorded = seen.clone();
+    let app = axum::Router::new().route(
+        "/oauth/introspect",
+        axum::routing::post(
+            move |headers: http::HeaderMap, axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                let recorded = recorded.clone();
+                async move {
+                    let token = form.get("token").cloned().unwrap_or_default();
+                    let auth =
+                        headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                    recorded.lock().expect("test setup").push((token.clone(), auth));
+                    let answer = match token.strip_prefix("good-") {
+                        Some(client) => json!({"active": true, "client_id": format!("svc-{client}"), "sub": "bob",
+                        "scope": "orders:read orders:write", "exp": now() + 600}),
+                        None if token == "narrow" => {
+                            json!({"active": true, "client_id": "svc-narrow", "scope": "orders:read"})
+                        }
+                        None => json!({"active": false}),
+                    };
+                    axum::Json(answer)
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("introspection") });
+    (seen, url)
+}
+
+#[tokio::test]
+async fn oauth2_plans_introspect_tokens_once_and_check_scopes() {
+    let topic = unique("plans-oauth2");
+    create_topic(&topic, 1).await;
+    let api = unique("oauth2");
+    let (seen, server) = introspection_server().await;
+    let mut definition = definition(
+        &api,
+        &topic,
+        json!([{"id": "tokens", "name": "tokens",
+        "security": {"type": "oauth2", "configuration": {"oauthResource": "idp", "checkRequiredScopes": true,
+            "requiredScopes": ["orders:write"], "propagateAuthHeader": false}}}]),
+    );
+    definition["resources"] = json!([{"name": "idp", "type": "oauth2", "enabled": true, "configuration": {
+        "authorizationServerUrl": server, "introspectionEndpoint": "/oauth/introspect", "introspectionEndpointMethod": "POST",
+        "clientId": "gateway", "clientSecret": "introspection-s3cret", "tokenIsSuppliedByQueryParam": false,
+        "tokenIsSuppliedByFormUrlEncoded": true}}]);
+    let edge = Edge::start(&[definition], None).await;
+    let url = format!("{}/{api}", edge.base);
+
+    for body in ["first", "second"] {
+        let posted = edge.http.post(&url).bearer_auth("good-a").body(body).send().await.expect("POST");
+        assert_eq!(posted.status(), 202);
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1, "the second request used the cached introspection");
+    let (token, auth) = seen.lock().unwrap()[0].clone();
+    assert_eq!(token, "good-a");
+    use base64::Engine as _;
+    assert_eq!(
+        auth,
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("gateway:introspection-s3cret"))
+    );
+    let records = read_records(&topic, 2);
+    assert!(records.iter().all(|r| !header_names(r).contains(&"authorization".to_string())));
+    let got = edge.http.get(&url).bearer_auth("good-a").header("Accept", "application/json").send().await.expect("GET");
+    assert_eq!(contents(&got.json().await.expect("JSON")), ["first", "second"]);
+    assert_eq!(committed_offset("svc-a", &topic, 0), Some(2), "the introspected client_id is the group");
+
+    let (status, body, challenges) =
+        answer(edge.http.post(&url).bearer_auth("revoked").body("x").send().await.expect("POST")).await;
+    assert_eq!((status, body["key"].as_str()), (401, Some("OAUTH2_INVALID_ACCESS_TOKEN")), "{body}");
+    assert!(challenges.iter().any(|c| c.contains("invalid_token")), "{challenges:?}");
+    let (status, body, challenges) =
+        answer(edge.http.post(&url).bearer_auth("narrow").body("x").send().await.expect("POST")).await;
+    assert_eq!((status, body["key"].as_str()), (403, Some("OAUTH2_INSUFFICIENT_SCOPE")), "{body}");
+    assert!(challenges.iter().any(|c| c.contains("insufficient_scope")), "{challenges:?}");
+    let (status, body, _) = answer(edge.http.post(&url).body("x").send().await.expect("POST")).await;
+    assert_eq!((status, body["key"].as_str()), (401, Some("OAUTH2_MISSING_HEADER")), "{body}");
+    assert_eq!(record_count(&topic), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_introspection_endpoint_is_a_503() {
+    let api = unique("oauth2-down");
+    let topic = unique("plans-oauth2-down");
+    let port = free_port();
+    let mut definition = definition(
+        &api,
+        &topic,
+        json!([{"id": "tokens", "name": "tokens",
+        "security": {"type": "oauth2", "configuration": {"oauthResource": "idp"}}}]),
+    );
+    definition["resources"] = json!([{"name": "idp", "type": "oauth2", "configuration": {
+        "authorizationServerUrl": format!("http://127.0.0.1:{port}"), "introspectionEndpoint": "/introspect",
+        "clientId": "gateway", "clientSecret": "s3cret"}}]);
+    let edge = Edge::start(&[definition], None).await;
+    let posted = edge.http.post(format!("{}/{api}", edge.base)).bearer_auth("some-token").body("x").send().await;
+    let (status, body, _) = answer(posted.expect("POST")).await;
+    assert_eq!((status, body["key"].as_str()), (503, Some("OAUTH2_SERVER_UNAVAILABLE")), "{body}");
+    assert!(!body.to_string().contains("s3cret") && !body.to_string().contains("some-token"), "{body}");
+}

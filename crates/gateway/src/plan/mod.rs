@@ -2,13 +2,14 @@
 //! holds, and who is calling (the client identifier, so the default consumer group).
 //!
 //! The plan is chosen by the credential the request carries: a Bearer token goes to the `jwt`
-//! plans (when it reads as a JWT), an API key to the `api-key` plans, a client certificate to the
+//! plans (when it reads as a JWT and the API has some), else to the `oauth2` plans; an API key to the `api-key` plans, a client certificate to the
 //! `mtls` plans, a request without any to the `key-less` plans. A credential that is present and fails is a 401, never served as key-less.
 //! Among plans of one kind, the first whose `selectionRule` holds takes the request.
 
 mod api_key;
 mod jwt;
 mod mtls;
+mod oauth2;
 mod refusal;
 mod revocation;
 
@@ -58,6 +59,7 @@ enum Guard {
     KeyLess,
     ApiKey { propagate: bool },
     Jwt(jwt::JwtGuard),
+    OAuth2(Box<oauth2::OAuth2Guard>),
     Mtls,
 }
 
@@ -67,6 +69,7 @@ impl Guard {
             Guard::KeyLess => PlanSecurityType::KeyLess,
             Guard::ApiKey { .. } => PlanSecurityType::ApiKey,
             Guard::Jwt(_) => PlanSecurityType::Jwt,
+            Guard::OAuth2(_) => PlanSecurityType::OAuth2,
             Guard::Mtls => PlanSecurityType::Mtls,
         }
     }
@@ -155,13 +158,19 @@ impl Plans {
                     .map_err(|problem| problems.push(problem.under(&format!("{base}.security.configuration"))))
                     .ok()
                     .map(Guard::Jwt),
-                // Refused at load by the definition's validation.
-                Some(other) => {
-                    problems.push(
-                        Problem::new("security.type", format!("plan security `{}` is not served", other.kind()))
-                            .under(&base),
-                    );
-                    None
+                Some(PlanSecurity::OAuth2(configuration)) => {
+                    // The definition's validation checked that the resource exists and is oauth2.
+                    let resource = definition
+                        .resources
+                        .iter()
+                        .find(|resource| resource.name == configuration.oauth_resource)
+                        .and_then(|resource| resource.oauth2.as_ref());
+                    resource.and_then(|resource| {
+                        oauth2::OAuth2Guard::build(configuration, resource)
+                            .map_err(|problem| problems.push(problem.under(&format!("{base}.security.configuration"))))
+                            .ok()
+                            .map(|guard| Guard::OAuth2(Box::new(guard)))
+                    })
                 }
             };
             if let (Some(flows), Some(guard)) = (flows, guard) {
@@ -237,10 +246,14 @@ impl Plans {
         let selected =
             |plan: &&CompiledPlan| plan.selection_rule.as_ref().is_none_or(|rule| rule.evaluate_condition(&scope));
         let kinds = self.kinds();
-        if let Some(token) = presented.bearer.as_deref().filter(|_| kinds.contains(&PlanSecurityType::Jwt)) {
-            if jwt::looks_like_jwt(token) {
+        if let Some(token) = presented.bearer.as_deref() {
+            if kinds.contains(&PlanSecurityType::Jwt) && jwt::looks_like_jwt(token) {
                 let candidates: Vec<&CompiledPlan> = self.of_kind(PlanSecurityType::Jwt).filter(selected).collect();
                 return jwt::admit(&candidates, token).await;
+            }
+            if kinds.contains(&PlanSecurityType::OAuth2) {
+                let candidates: Vec<&CompiledPlan> = self.of_kind(PlanSecurityType::OAuth2).filter(selected).collect();
+                return oauth2::admit(&candidates, token).await;
             }
         }
         if let Some(key) = presented.api_key.as_deref().filter(|_| kinds.contains(&PlanSecurityType::ApiKey)) {
@@ -275,6 +288,7 @@ impl CompiledPlan {
             Guard::KeyLess => true,
             Guard::ApiKey { propagate } => *propagate,
             Guard::Jwt(jwt) => jwt.propagates_auth_header(),
+            Guard::OAuth2(oauth2) => oauth2.propagates_auth_header(),
             Guard::Mtls => true,
         }
     }

@@ -43,6 +43,7 @@ impl Refusal {
             .filter_map(|kind| match kind {
                 PlanSecurityType::ApiKey => Some("an API key (X-Gravitee-Api-Key header or api-key query parameter)"),
                 PlanSecurityType::Jwt => Some("a JWT (Authorization: Bearer)"),
+                PlanSecurityType::OAuth2 => Some("an OAuth 2 access token (Authorization: Bearer)"),
                 PlanSecurityType::Mtls => Some("a registered client certificate (TLS)"),
                 _ => None,
             })
@@ -60,6 +61,8 @@ impl Refusal {
                     "API_KEY_MISSING"
                 } else if kinds.contains(&PlanSecurityType::Jwt) {
                     "JWT_MISSING_TOKEN"
+                } else if kinds.contains(&PlanSecurityType::OAuth2) {
+                    "OAUTH2_MISSING_HEADER"
                 } else {
                     "CLIENT_CERTIFICATE_MISSING"
                 };
@@ -75,11 +78,25 @@ impl Refusal {
         Self { status: StatusCode::SERVICE_UNAVAILABLE, key, message, challenges: Vec::new() }
     }
 
+    /// A valid OAuth 2 token without the plan's scopes: 403, as RFC 6750 says.
+    pub fn insufficient_scope(required: &[String]) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            key: "OAUTH2_INSUFFICIENT_SCOPE",
+            message: format!(
+                "Forbidden: the access token lacks the scopes this plan requires ({})",
+                required.join(" ")
+            ),
+            challenges: vec![format!("Bearer {REALM}, error=\"insufficient_scope\", scope=\"{}\"", required.join(" "))],
+        }
+    }
+
     /// A credential of `kind` that does not hold; `reason` says why without quoting it.
     pub fn invalid(kind: PlanSecurityType, reason: &str) -> Self {
         let (key, error) = match kind {
             PlanSecurityType::ApiKey => ("API_KEY_INVALID", None),
             PlanSecurityType::Mtls => ("CLIENT_CERTIFICATE_INVALID", None),
+            PlanSecurityType::OAuth2 => ("OAUTH2_INVALID_ACCESS_TOKEN", Some("invalid_token")),
             _ => ("JWT_INVALID_TOKEN", Some("invalid_token")),
         };
         let challenges = challenge(kind)
