@@ -57,6 +57,13 @@ struct ListenerArgs {
     #[arg(long, env = "KAFKA_EDGE_HEADER_TIMEOUT", value_name = "SECONDS", default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout: u64,
+    /// Serve the admin API over HTTPS with this PEM certificate chain (required for a non-loopback
+    /// --admin-listen while the admin API is on).
+    #[arg(long, env = "KAFKA_EDGE_ADMIN_TLS_CERT", value_name = "FILE", requires = "admin_tls_key")]
+    admin_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --admin-tls-cert.
+    #[arg(long, env = "KAFKA_EDGE_ADMIN_TLS_KEY", value_name = "FILE", requires = "admin_tls_cert")]
+    admin_tls_key: Option<PathBuf>,
     /// Open client connections at most; more are closed when accepted.
     #[arg(long, env = "KAFKA_EDGE_MAX_CONNECTIONS", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
@@ -64,6 +71,22 @@ struct ListenerArgs {
 }
 
 impl ListenerArgs {
+    /// The admin listener's TLS, if configured.
+    fn admin_tls(&self) -> anyhow::Result<Option<Arc<Tls>>> {
+        match (&self.admin_tls_cert, &self.admin_tls_key) {
+            (Some(certificate), Some(key)) => {
+                let files = TlsFiles {
+                    certificate: certificate.clone(),
+                    key: key.clone(),
+                    client_ca: None,
+                    client_auth: ClientAuth::default(),
+                };
+                Ok(Some(Tls::load(files).context("--admin-tls-cert / --admin-tls-key")?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn options(self) -> anyhow::Result<ListenerOptions> {
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(certificate), Some(key)) => {
@@ -154,8 +177,10 @@ fn main() -> ExitCode {
             trusted_proxies,
             listener,
             max_message_bytes,
-        } => listener.options().and_then(|listener| {
-            let options = subscriptions::Options { state, state_security, admin_listen, subscriptions, api_keys };
+        } => listener.admin_tls().and_then(|admin_tls| {
+            let listener = listener.options()?;
+            let options =
+                subscriptions::Options { state, state_security, admin_listen, admin_tls, subscriptions, api_keys };
             let serving = GatewayOptions { max_message_bytes, trusted_proxies, listener, ..Default::default() };
             run(apis, listen, serving, options)
         }),

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use kafka_edge_gateway::credentials::Credentials;
+use kafka_edge_gateway::listener::{ListenerOptions, Tls};
 use kafka_edge_gateway::state::StateStore;
 use kafka_edge_gateway::{admin, state, webhook::Webhooks, LoadedApi};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ pub struct Options {
     pub state: String,
     pub state_security: Option<PathBuf>,
     pub admin_listen: String,
+    pub admin_tls: Option<Arc<Tls>>,
     pub subscriptions: Option<PathBuf>,
     pub api_keys: Option<PathBuf>,
 }
@@ -57,10 +59,18 @@ pub async fn start(apis: &[Arc<LoadedApi>], options: Options, shutdown: Cancella
                     options.admin_listen
                 )
             })?;
+            let address = listener.local_addr()?;
+            if !address.ip().is_loopback() && options.admin_tls.is_none() {
+                anyhow::bail!(
+                    "the admin API would listen on {address} in plain HTTP, and its token would cross the network in clear: \
+                     give it TLS (--admin-tls-cert and --admin-tls-key) or a loopback address (--admin-listen 127.0.0.1:8083)"
+                );
+            }
+            let admin_options = ListenerOptions { tls: options.admin_tls.clone(), ..Default::default() };
             let webhooks = webhooks.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                if let Err(error) = admin::serve(listener, webhooks, keys, &token, shutdown).await {
+                if let Err(error) = admin::serve(listener, admin_options, webhooks, keys, &token, shutdown).await {
                     tracing::error!(%error, "Admin API stopped.");
                 }
             });

@@ -88,6 +88,7 @@ async fn a_method_no_entrypoint_serves_gets_405_with_allow_and_an_unknown_path_k
 }
 
 /// Runs `kafka-edge run` with `args` and `env` while `taken` holds its address; returns stderr.
+/// `kafka-edge run` with `args`, expected to refuse to start: its stderr.
 fn run_on_taken_address(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().expect("test setup");
     let api = dir.path().join("api.json");
@@ -129,6 +130,54 @@ fn an_address_in_use_names_the_option_that_sets_it() {
         "{stderr}"
     );
     assert!(!stderr.contains("first-hour-token"), "the admin token stays out of the log");
+}
+
+#[test]
+fn an_admin_api_off_loopback_needs_tls() {
+    let stderr = run_on_taken_address(
+        &["--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"],
+        &[("KAFKA_EDGE_ADMIN_TOKEN", "first-hour-token")],
+    );
+    assert!(stderr.contains("--admin-tls-cert") && stderr.contains("plain HTTP"), "{stderr}");
+    assert!(!stderr.contains("first-hour-token"), "the admin token stays out of the log");
+}
+
+#[tokio::test]
+async fn an_admin_api_with_tls_serves_off_loopback() {
+    let certs = std::path::PathBuf::from(std::env::var("KAFKA_EDGE_TESTKIT_CERTS").expect("run with scripts/test"));
+    let dir = tempfile::tempdir().expect("test setup");
+    let api = dir.path().join("api.json");
+    std::fs::write(&api, ApiSpec::new("t").to_json().to_string()).expect("test setup");
+    let port = std::net::TcpListener::bind("0.0.0.0:0").expect("test setup").local_addr().expect("test setup").port();
+    let mut child = Command::new(BINARY)
+        .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", &format!("0.0.0.0:{port}")])
+        .arg("--api")
+        .arg(&api)
+        .arg("--admin-tls-cert")
+        .arg(certs.join("broker.cert.pem"))
+        .arg("--admin-tls-key")
+        .arg(certs.join("broker.key.pem"))
+        .env("KAFKA_EDGE_STATE", format!("file:{}", dir.path().join("state").display()))
+        .env("KAFKA_EDGE_ADMIN_TOKEN", "first-hour-token")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kafka-edge run");
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.pem")).expect("CA")).expect("CA");
+    let client = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
+    let mut answered = None;
+    for _ in 0..300 {
+        let call = client.get(format!("https://localhost:{port}/apis/nope/keys")).bearer_auth("first-hour-token");
+        if let Ok(response) = call.send().await {
+            answered = Some(response.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answered, Some(reqwest::StatusCode::NOT_FOUND), "the admin API answered over HTTPS");
 }
 
 #[tokio::test]

@@ -53,13 +53,20 @@ pub fn router(webhooks: Arc<Webhooks>, credentials: Arc<Credentials>, token: &st
 /// Serves the admin API until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
+    options: ListenerOptions,
     webhooks: Arc<Webhooks>,
     credentials: Arc<Credentials>,
     token: &str,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(address = %listener.local_addr()?, "Admin API listening.");
-    let options = ListenerOptions { tls: None, ..Default::default() };
+    let address = listener.local_addr()?;
+    match &options.tls {
+        Some(tls) => {
+            tokio::spawn(tls.clone().follow(shutdown.clone()));
+            tracing::info!(%address, "Admin API listening (HTTPS).");
+        }
+        None => tracing::info!(%address, "Admin API listening."),
+    }
     crate::listener::serve(listener, router(webhooks, credentials, token), options, shutdown).await
 }
 

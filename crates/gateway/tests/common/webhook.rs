@@ -38,7 +38,8 @@ impl Edge {
         let admin = format!("http://{}", listener.local_addr().expect("address"));
         let (served, stop) = (webhooks.clone(), shutdown.clone());
         tokio::spawn(async move {
-            kafka_edge_gateway::admin::serve(listener, served, keys, TOKEN, stop).await.expect("admin")
+            let options = kafka_edge_gateway::listener::ListenerOptions::default();
+            kafka_edge_gateway::admin::serve(listener, options, served, keys, TOKEN, stop).await.expect("admin")
         });
         let delivery = tokio::spawn(webhooks.run());
         Self { admin, http: reqwest::Client::new(), shutdown, delivery }
