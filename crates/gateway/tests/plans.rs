@@ -65,8 +65,6 @@ impl Edge {
                 "--admin-listen",
                 &format!("127.0.0.1:{admin_port}"),
             ])
-            .arg("--state")
-            .arg(format!("file:{}", dir.path().join("state.json").display()))
             .args(arguments)
             .env("KAFKA_EDGE_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::null())
@@ -80,6 +78,9 @@ impl Edge {
             let file = dir.path().join("keys.json");
             std::fs::write(&file, keys.to_string()).expect("write keys");
             command.arg("--api-keys").arg(file);
+        }
+        if !arguments.iter().any(|argument| argument == "--state") {
+            command.arg("--state").arg(format!("file:{}", dir.path().join("state.json").display()));
         }
         let child = command.spawn().expect("start gateway");
         let edge = Self {
@@ -587,4 +588,53 @@ async fn an_unreachable_introspection_endpoint_is_a_503() {
     let (status, body, _) = answer(posted.expect("POST")).await;
     assert_eq!((status, body["key"].as_str()), (503, Some("OAUTH2_SERVER_UNAVAILABLE")), "{body}");
     assert!(!body.to_string().contains("s3cret") && !body.to_string().contains("some-token"), "{body}");
+}
+
+#[tokio::test]
+async fn a_key_revoked_on_one_gateway_is_refused_by_another_sharing_the_state() {
+    let topic = unique("plans-fleet");
+    create_topic(&topic, 1).await;
+    let api = unique("fleet");
+    let plans = json!([{"id": "keyed", "name": "keyed", "security": {"type": "api-key"}}]);
+    let state = ["--state".to_string(), format!("kafka://{}/{}", bootstrap(), unique("state"))];
+    let first = Edge::start_with(&[definition(&api, &topic, plans.clone())], None, &state).await;
+    let second = Edge::start_with(&[definition(&api, &topic, plans)], None, &state).await;
+    let (status, created) =
+        first.admin(reqwest::Method::POST, &format!("/apis/{api}/keys"), Some(json!({"plan": "keyed"}))).await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().expect("key").to_string();
+    let post = |edge: &Edge| {
+        edge.http.post(format!("{}/{api}", edge.base)).header("X-Gravitee-Api-Key", &key).body("m").send()
+    };
+    let mut admitted = false;
+    for _ in 0..100 {
+        if post(&second).await.is_ok_and(|r| r.status() == 202) {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(admitted, "the second gateway admits a key issued through the first");
+    let stream = second
+        .http
+        .get(format!("{}/{api}", second.base))
+        .header("Accept", "text/event-stream")
+        .header("X-Gravitee-Api-Key", &key)
+        .send()
+        .await
+        .expect("SSE");
+    let mut events = stream.bytes_stream().eventsource();
+    let (status, _) = first.admin(reqwest::Method::DELETE, &format!("/apis/{api}/keys/{key}"), None).await;
+    assert_eq!(status, 204);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(event)) = events.next().await {
+            if event.event == "error" && event.data.contains("revoked") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the second gateway ends the key's stream");
+    assert_eq!(post(&second).await.expect("POST").status(), 401);
 }
