@@ -62,6 +62,36 @@ pub fn api_definition(bootstrap: &str, produce_topic: &str, consume_topic: &str,
     })
 }
 
+/// The context paths of the APIs behind an api-key plan and a jwt plan (HMAC).
+pub const API_KEY_CONTEXT_PATH: &str = "/bench-api-key";
+pub const JWT_CONTEXT_PATH: &str = "/bench-jwt";
+/// The key of the api-key API, given to the gateway with `--api-keys`.
+pub const API_KEY: &str = "kafka-edge-bench-api-key-0123456789";
+/// The HMAC secret of the jwt API.
+pub const JWT_SECRET: &str = "kafka-edge-bench-hmac-secret-of-32-bytes";
+
+/// The bench API on `path`, produced to `topic`, behind `plan`.
+pub fn plan_api_definition(bootstrap: &str, id: &str, path: &str, topic: &str, get_limit: u64, plan: Value) -> Value {
+    let mut api = topic_api_definition(bootstrap, id, path, topic, get_limit);
+    api["plans"] = json!([plan]);
+    api
+}
+
+/// A JWT for the jwt API: HS256 with `JWT_SECRET`, client `kafka-edge-bench`, valid for a day.
+pub fn jwt() -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let expires =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() + 86_400;
+    let header = encode(json!({"alg": "HS256", "typ": "JWT"}).to_string().as_bytes());
+    let claims = encode(json!({"client_id": "kafka-edge-bench", "exp": expires}).to_string().as_bytes());
+    let signed = format!("{header}.{claims}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(JWT_SECRET.as_bytes()).expect("HMAC takes any key length");
+    mac.update(signed.as_bytes());
+    format!("{signed}.{}", encode(&mac.finalize().into_bytes()))
+}
+
 /// The context paths of the SSE APIs: POST → event latency, and idle streams.
 pub const SSE_LATENCY_CONTEXT_PATH: &str = "/bench-sse";
 pub const SSE_IDLE_CONTEXT_PATH: &str = "/bench-idle";
@@ -118,14 +148,23 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts `binary run --api <definition>… --listen 127.0.0.1:<free port>` and waits until it
     /// answers HTTP.
-    pub async fn start(binary: &Path, definitions: &[PathBuf], log: PathBuf) -> anyhow::Result<Self> {
+    /// `temp` holds the gateway's state file and the API keys file.
+    pub async fn start(binary: &Path, definitions: &[PathBuf], temp: &Path, log: PathBuf) -> anyhow::Result<Self> {
         let address = free_address()?;
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let keys = temp.join("api-keys.json");
+        let key =
+            json!([{"api": "kafka-edge-bench-api-key", "key": API_KEY, "plan": "keyed", "subscription": "bench"}]);
+        std::fs::write(&keys, key.to_string()).with_context(|| format!("writing {}", keys.display()))?;
         let child = Command::new(binary)
             .arg("run")
             .args(definitions.iter().flat_map(|definition| [Path::new("--api"), definition.as_path()]))
             .arg("--listen")
             .arg(address.to_string())
+            .arg("--state")
+            .arg(format!("file:{}", temp.join("state.json").display()))
+            .arg("--api-keys")
+            .arg(&keys)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

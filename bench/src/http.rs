@@ -98,18 +98,22 @@ pub async fn post(
     let workers = senders.into_iter().zip(0..).map(|(mut sender, client)| {
         let (uri, host, budget, payload, done) =
             (uri.clone(), host.clone(), load.budget.clone(), load.payload.clone(), progress.counter());
+        let credential = load.credential.clone();
         tokio::spawn(async move {
             let mut latency = latency_histogram();
             let (mut ok, mut errors) = (0u64, 0u64);
             let mut key = client;
             while budget.take() {
-                let request = Request::builder()
+                let mut request = Request::builder()
                     .method(Method::POST)
                     .uri(&uri)
                     .header(header::HOST, &host)
                     .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header("X-Key", key)
-                    .body(Full::new(payload.clone()))?;
+                    .header("X-Key", key);
+                if let Some((name, value)) = &credential {
+                    request = request.header(*name, value);
+                }
+                let request = request.body(Full::new(payload.clone()))?;
                 key += clients;
                 let sent = Instant::now();
                 match exchange(&mut sender, request).await {

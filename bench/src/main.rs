@@ -108,6 +108,8 @@ async fn main() -> anyhow::Result<()> {
         format!("bench-idle-{id}"),
         format!("bench-batch-{id}"),
         format!("bench-batch-direct-{id}"),
+        format!("bench-api-key-{id}"),
+        format!("bench-jwt-{id}"),
         format!("bench-drain-{id}"),
     ];
     let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -119,8 +121,8 @@ async fn main() -> anyhow::Result<()> {
         "bench: run {id}: creating topics {topic_names:?} ({} partitions, drain {drain_partitions})",
         args.partitions
     );
-    kafka::create_topics(&args.bootstrap, &topic_names[..7], args.partitions).await?;
-    kafka::create_topics(&args.bootstrap, &topic_names[7..], drain_partitions).await?;
+    kafka::create_topics(&args.bootstrap, &topic_names[..9], args.partitions).await?;
+    kafka::create_topics(&args.bootstrap, &topic_names[9..], drain_partitions).await?;
     let result = scenarios(&args, &id, &topics, &temp).await;
     kafka::delete_topics(&args.bootstrap, &topic_names).await;
     if args.keep_temp || result.is_err() {
@@ -137,8 +139,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path::Path) -> anyhow::Result<String> {
-    let [post_topic, flow_topic, direct_topic, sse_topic, idle_topic, batch_topic, batch_direct_topic, drain_topic] =
+async fn scenarios(args: &Args, id: &str, topics: &[String; 10], temp: &std::path::Path) -> anyhow::Result<String> {
+    let [post_topic, flow_topic, direct_topic, sse_topic, idle_topic, batch_topic, batch_direct_topic, api_key_topic, jwt_topic, drain_topic] =
         topics;
     let definitions = [
         temp.join("api.json"),
@@ -146,6 +148,8 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
         temp.join("api-sse.json"),
         temp.join("api-idle.json"),
         temp.join("api-batch.json"),
+        temp.join("api-api-key.json"),
+        temp.join("api-jwt.json"),
     ];
     let apis = [
         gateway::api_definition(&args.bootstrap, post_topic, drain_topic, args.get_limit),
@@ -171,6 +175,23 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
             batch_topic,
             args.get_limit,
         ),
+        gateway::plan_api_definition(
+            &args.bootstrap,
+            "kafka-edge-bench-api-key",
+            gateway::API_KEY_CONTEXT_PATH,
+            api_key_topic,
+            args.get_limit,
+            serde_json::json!({"id": "keyed", "name": "API key", "security": {"type": "api-key"}}),
+        ),
+        gateway::plan_api_definition(
+            &args.bootstrap,
+            "kafka-edge-bench-jwt",
+            gateway::JWT_CONTEXT_PATH,
+            jwt_topic,
+            args.get_limit,
+            serde_json::json!({"id": "tokens", "name": "JWT", "security": {"type": "jwt",
+                "configuration": {"signature": "HMAC_HS256", "resolverParameter": gateway::JWT_SECRET}}}),
+        ),
     ];
     for (definition, api) in definitions.iter().zip(&apis) {
         std::fs::write(definition, serde_json::to_vec_pretty(api)?)?;
@@ -179,7 +200,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
         Some(path) => path.clone(),
         None => std::env::current_exe()?.parent().context("locating the gateway binary")?.join("kafka-edge"),
     };
-    let gateway = GatewayProcess::start(&binary, &definitions, temp.join("gateway.log")).await?;
+    let gateway = GatewayProcess::start(&binary, &definitions, temp, temp.join("gateway.log")).await?;
     let idle = gateway.memory();
     let cpu = || CpuSampler::start(Some(gateway.pid()), args.broker_pid);
     let payload = payload(args.message_size);
@@ -187,19 +208,20 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
         budget: Arc::new(Budget::new(count, duration.map(Duration::from_secs))),
         concurrency: args.concurrency,
         payload: payload.clone(),
+        credential: None,
     };
     let total = args.duration.is_none().then_some(args.messages);
     let mut runs: Vec<RunStats> = Vec::new();
 
     for (step, path, name, label) in [
         (
-            "[1/10] produce through the gateway",
+            "[1/12] produce through the gateway",
             gateway::CONTEXT_PATH,
             "produce via gateway (HTTP POST)",
             "gateway POST",
         ),
         (
-            "[2/10] produce through the gateway, 3-step publish flow",
+            "[2/12] produce through the gateway, 3-step publish flow",
             gateway::FLOW_CONTEXT_PATH,
             "produce via gateway, 3-step publish flow (HTTP POST)",
             "flow POST",
@@ -215,9 +237,40 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
         );
         drop(progress);
     }
+
+    // Plans: the same load with a credential to check on every request. Listed after the others
+    // in the results.
+    let mut plan_runs: Vec<RunStats> = Vec::new();
+    let token = gateway::jwt();
+    for (step, path, name, label, credential) in [
+        (
+            "[3/12] produce through an api-key plan",
+            gateway::API_KEY_CONTEXT_PATH,
+            "produce via gateway, api-key plan (HTTP POST)",
+            "api-key POST",
+            ("X-Gravitee-Api-Key", gateway::API_KEY.to_string()),
+        ),
+        (
+            "[4/12] produce through a jwt plan (HS256)",
+            gateway::JWT_CONTEXT_PATH,
+            "produce via gateway, jwt plan HS256 (HTTP POST)",
+            "jwt POST",
+            ("Authorization", format!("Bearer {token}")),
+        ),
+    ] {
+        eprintln!("bench: {step}: HTTP POST to {path}, {} clients", args.concurrency);
+        let with_credential = |count, duration| Load { credential: Some(credential.clone()), ..load(count, duration) };
+        let quiet = Progress::start("warm-up", Some(args.warmup));
+        http::post("warm-up", gateway.address, path, &with_credential(args.warmup, None), &quiet, cpu()).await?;
+        drop(quiet);
+        let progress = Progress::start(label, total);
+        let measured = with_credential(args.messages, args.duration);
+        plan_runs.push(http::post(name, gateway.address, path, &measured, &progress, cpu()).await?);
+        drop(progress);
+    }
     let after_produce = gateway.memory();
 
-    eprintln!("bench: [3/10] produce directly: rdkafka FutureProducer, {} sends in flight", args.concurrency);
+    eprintln!("bench: [5/12] produce directly: rdkafka FutureProducer, {} sends in flight", args.concurrency);
     let producer = kafka::gateway_like_producer(&args.bootstrap)?;
     let quiet = Progress::start("warm-up", Some(args.warmup));
     kafka::produce("warm-up", &producer, direct_topic, &load(args.warmup, None), &quiet, cpu()).await?;
@@ -238,7 +291,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
 
     let batch = args.batch_size;
     eprintln!(
-        "bench: [4/10] batch produce through the gateway: {batch} records per POST, {} clients",
+        "bench: [6/12] batch produce through the gateway: {batch} records per POST, {} clients",
         args.concurrency
     );
     let quiet = Progress::start("warm-up", Some(args.warmup));
@@ -270,7 +323,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
 
     // The same records (the payload as its JSON text, as the gateway writes it), as many in flight
     // as the HTTP clients have.
-    eprintln!("bench: [5/10] produce the batches' records directly: {} sends in flight", args.concurrency * batch);
+    eprintln!("bench: [7/12] produce the batches' records directly: {} sends in flight", args.concurrency * batch);
     let quoted = Bytes::from(serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned()).to_string());
     let batch_load = |count: u64, duration: Option<u64>| Load {
         concurrency: args.concurrency * batch,
@@ -298,7 +351,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
     drop(progress);
     anyhow::ensure!(filled.errors == 0, "pre-filling failed for {} messages", filled.errors);
 
-    eprintln!("bench: [6/10] drain through the gateway: HTTP GET ?limit={}, one client identifier", args.get_limit);
+    eprintln!("bench: [8/12] drain through the gateway: HTTP GET ?limit={}, one client identifier", args.get_limit);
     let progress = Progress::start("gateway GET", Some(args.drain_messages));
     let client = format!("bench-{id}");
     runs.push(
@@ -316,7 +369,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
     drop(progress);
     let after_drain = gateway.memory();
 
-    eprintln!("bench: [7/10] drain directly: rdkafka StreamConsumer in a fresh group");
+    eprintln!("bench: [9/12] drain directly: rdkafka StreamConsumer in a fresh group");
     let progress = Progress::start("direct consume", Some(args.drain_messages));
     let group = format!("bench-direct-{id}");
     runs.push(
@@ -333,7 +386,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
     );
     drop(progress);
 
-    eprintln!("bench: [8/10] drain through the gateway: one SSE stream, a fresh client identifier");
+    eprintln!("bench: [10/12] drain through the gateway: one SSE stream, a fresh client identifier");
     let progress = Progress::start("gateway SSE", Some(args.drain_messages));
     let client = format!("bench-sse-{id}");
     runs.push(
@@ -352,7 +405,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
     let after_sse_drain = gateway.memory();
 
     eprintln!(
-        "bench: [9/10] POST → SSE event latency: {} POSTs one at a time, one stream open",
+        "bench: [11/12] POST → SSE event latency: {} POSTs one at a time, one stream open",
         args.sse_latency_messages
     );
     let progress = Progress::start("POST → SSE", Some(args.sse_latency_messages));
@@ -372,7 +425,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
     );
     drop(progress);
 
-    eprintln!("bench: [10/10] idle SSE streams held: {:?} (each its own consumer group)", args.sse_idle_clients);
+    eprintln!("bench: [12/12] idle SSE streams held: {:?} (each its own consumer group)", args.sse_idle_clients);
     let one = Load { concurrency: 1, ..load(1, None) };
     let quiet = Progress::start("idle topic", Some(1));
     kafka::produce("idle topic", &producer, idle_topic, &one, &quiet, cpu()).await?;
@@ -411,6 +464,8 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
         Some(seconds) => format!("{seconds} s per scenario"),
         None => format!("{} messages per scenario", args.messages),
     };
+    let plans = runs.len();
+    runs.extend(plan_runs);
     let report = report::Report {
         settings: vec![
             ("Command", format!("`{}`", args.command)),
@@ -418,6 +473,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
             ("Message size", format!("{} B", args.message_size)),
             ("Produce", format!("{produce_amount}, after {} unmeasured warm-up messages; producer acks=all, enable.idempotence=true, linger.ms=5, compression none (gateway and direct)", args.warmup)),
             ("Batches", format!("{batch} records per POST in the bridge's JSON produce format (`application/vnd.kafka.json.v2+json`), {} clients; each record's value is the payload as a JSON string ({} B once written); direct: the same records with {} sends in flight", args.concurrency, args.message_size + 2, args.concurrency * batch)),
+            ("Plans", "the api-key and jwt scenarios POST like the first one to APIs behind an `api-key` plan (the key in `X-Gravitee-Api-Key`, looked up by its SHA-256 in the gateway state) and a `jwt` plan (`HMAC_HS256`, GIVEN_KEY, one token in `Authorization: Bearer`, verified on every request); the first gateway scenario's API is key-less".into()),
             ("Publish flow", "the second gateway scenario's API runs three publish steps per message: assign-attributes `gravitee.attribute.kafka.recordKey` = `{#request.headers['X-Key'][0]}`, transform-headers adding `X-Content-Length` = `{#message.content.length()}`, assign-attributes of a plain value; both gateway scenarios send the same requests, with an `X-Key` header that differs on every request".into()),
             ("Drain", format!("{} messages pre-filled; http-get qos auto, messagesLimitCount {limit}, messagesLimitDurationMs 1000, `?limit={limit}`, Accept: application/json, one client identifier; direct: subscribe in a fresh group, earliest", args.drain_messages, limit = args.get_limit)),
             ("SSE", format!("sse qos auto, default heartbeat; the SSE drain reads the drain topic through one stream in a fresh group (time includes the request and the group join); the latency scenario POSTs {} messages of {} B one after the other to a topic with one stream open, each payload carrying its send time", args.sse_latency_messages, args.message_size)),
@@ -431,6 +487,8 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 8], temp: &std::path
             ("Batch produce: gateway / direct", &runs[3], &runs[4]),
             ("Drain: gateway / direct", &runs[5], &runs[6]),
             ("Drain: one SSE stream / direct", &runs[7], &runs[6]),
+            ("Produce: api-key plan / key-less", &runs[plans], &runs[0]),
+            ("Produce: jwt plan (HS256) / key-less", &runs[plans + 1], &runs[0]),
         ],
         runs: &runs,
         memory: vec![("idle", idle), ("after produce", after_produce), ("after drain", after_drain), ("after SSE drain", after_sse_drain)],
@@ -471,22 +529,25 @@ Scenarios, in order, on fresh topics:
 2. **produce via gateway, 3-step publish flow**: the same load against a second API of the same
    gateway whose publish phase runs three steps per message (record key from the request's
    `X-Key` header, a record header from the message, a plain attribute).
-3. **produce direct**: the same messages through an rdkafka `FutureProducer` configured like the
+3. **produce via gateway, api-key plan** and 4. **jwt plan**: the same load against APIs behind
+   an `api-key` plan and a `jwt` plan (HS256), each request carrying its credential; compare with
+   1 for the cost of the check (their results are listed after the others).
+5. **produce direct**: the same messages through an rdkafka `FutureProducer` configured like the
    gateway's, with C sends in flight; latency is `send()` → delivery acknowledgement.
-4. **batch produce via gateway**: C clients POST B records per request (`--batch-size`, 100) in
+6. **batch produce via gateway**: C clients POST B records per request (`--batch-size`, 100) in
    the Strimzi bridge's JSON produce format, each value the payload as a JSON string; a record
    counts once its offset came back; latency is per request.
-5. **batch records direct**: the same records through the direct producer with C × B sends in
+7. **batch records direct**: the same records through the direct producer with C × B sends in
    flight.
-6. **drain via gateway**: a topic pre-filled with N messages is read back with successive
+8. **drain via gateway**: a topic pre-filled with N messages is read back with successive
    `GET ?limit=…` requests of one client (one consumer group) until all N arrived.
-7. **drain direct**: the same N messages read by an rdkafka consumer that subscribes in a fresh
+9. **drain direct**: the same N messages read by an rdkafka consumer that subscribes in a fresh
    group (the time includes joining the group, as each GET does).
-8. **drain via one SSE stream**: the same N messages read through one `text/event-stream` GET in
-   a fresh group (the time includes the request and the group join); compare with 7.
-9. **POST → SSE event**: one stream open on a fresh topic; one client POSTs M messages one after
+10. **drain via one SSE stream**: the same N messages read through one `text/event-stream` GET in
+   a fresh group (the time includes the request and the group join); compare with 9.
+11. **POST → SSE event**: one stream open on a fresh topic; one client POSTs M messages one after
    the other, each carrying its send time; latency is POST sent → its event read from the stream.
-10. **idle SSE streams**: streams opened (each its own client identifier, hence its own consumer
+12. **idle SSE streams**: streams opened (each its own client identifier, hence its own consumer
    group and librdkafka consumer) until 50, then 200 are held, each once its first event arrived;
    the gateway's RSS and thread count at each level, per stream.
 ";

@@ -37,6 +37,8 @@ pub struct Load {
     pub budget: Arc<Budget>,
     pub concurrency: usize,
     pub payload: Bytes,
+    /// A header every request carries (a plan's credential).
+    pub credential: Option<(&'static str, String)>,
 }
 
 /// A counter of finished messages, printed to stderr every two seconds while it lives.

@@ -29,7 +29,8 @@ fn definition(api: &str, topic: &str, plans: Value) -> Value {
         "listeners": [{"type": "http", "paths": [{"path": format!("/{api}")}], "entrypoints": [
             {"type": "http-post", "configuration": {"requestHeadersToMessage": true}},
             {"type": "http-get", "configuration": {"messagesLimitCount": 10, "messagesLimitDurationMs": 1000}},
-            {"type": "sse"}
+            {"type": "sse"},
+            {"type": "websocket"}
         ]}],
         "endpointGroups": [{"name": "default", "type": "kafka",
             "sharedConfiguration": {"consumer": {"enabled": true, "topics": [topic], "autoOffsetReset": "earliest"},
@@ -637,4 +638,43 @@ async fn a_key_revoked_on_one_gateway_is_refused_by_another_sharing_the_state() 
     .await;
     assert_eq!(ended, Ok(true), "the second gateway ends the key's stream");
     assert_eq!(post(&second).await.expect("POST").status(), 401);
+}
+
+#[tokio::test]
+async fn a_websocket_session_ends_with_1008_when_its_key_is_revoked() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+    let topic = unique("plans-ws");
+    create_topic(&topic, 1).await;
+    let api = unique("ws-keys");
+    let plans = json!([{"id": "keyed", "name": "keyed", "security": {"type": "api-key"}}]);
+    let edge = Edge::start(&[definition(&api, &topic, plans)], None).await;
+    let (_, created) =
+        edge.admin(reqwest::Method::POST, &format!("/apis/{api}/keys"), Some(json!({"plan": "keyed"}))).await;
+    let key = created["key"].as_str().expect("key").to_string();
+    let url = format!("{}/{api}", edge.base.replace("http://", "ws://"));
+    let refused = tokio_tungstenite::connect_async(url.as_str()).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == 401),
+        "an upgrade without the key is refused with 401"
+    );
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert("X-Gravitee-Api-Key", key.parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade with the key");
+    let (status, _) = edge.admin(reqwest::Method::DELETE, &format!("/apis/{api}/keys/{key}"), None).await;
+    assert_eq!(status, 204);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(frame)) = socket.next().await {
+            if let Message::Close(frame) = frame {
+                return frame;
+            }
+        }
+        None
+    })
+    .await
+    .expect("a close frame in time")
+    .expect("a close frame with a code");
+    assert_eq!(closed.code, CloseCode::Policy);
+    assert!(closed.reason.contains("revoked"), "{}", closed.reason);
 }

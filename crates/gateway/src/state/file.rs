@@ -139,6 +139,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_file_of_an_earlier_version_loads_and_unknown_records_are_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        // A list of subscriptions, as kafka-edge 0.1.0 wrote it, and a record of a later version.
+        let future = serde_json::json!({"kind": "rate-limit", "version": 3, "apiId": "api"});
+        let old = serde_json::json!([serde_json::to_value(subscription("a")).unwrap(), future]);
+        std::fs::write(&path, old.to_string()).unwrap();
+        let store = FileStore::open(&path).unwrap();
+        assert_eq!(store.list(), vec![subscription("a")]);
+        store.put(subscription("b")).await.unwrap();
+        let written: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(written.contains(&future), "{written:?}");
+        assert!(written.iter().any(|record| record.get("kind").is_none() && record["id"] == "a"), "{written:?}");
+        assert_eq!(FileStore::open(&path).unwrap().list(), vec![subscription("a"), subscription("b")]);
+    }
+
+    #[tokio::test]
     async fn a_failed_write_leaves_memory_as_it_was() {
         let store = FileStore::open("/nonexistent-directory/state").unwrap();
         assert!(store.put(subscription("a")).await.is_err());
