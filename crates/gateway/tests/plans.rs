@@ -210,6 +210,19 @@ async fn api_keys_admit_identify_and_revoke() {
         assert_eq!(committed_offset(group, &topic, 0), Some(3), "group {group}");
     }
 
+    // One key from another address is the same client: its GET continues in the same group.
+    produce(&topic, &[(None, "later")]).await;
+    let elsewhere =
+        reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().ok()).build().expect("client");
+    let got = elsewhere
+        .get(&url)
+        .header("X-Gravitee-Api-Key", "chosen-key-abcdef")
+        .header("Accept", "application/json")
+        .send()
+        .await;
+    assert_eq!(contents(&got.expect("GET from 127.0.0.2").json().await.expect("JSON")), ["later"]);
+    assert_eq!(committed_offset("sub-chosen", &topic, 0), Some(4));
+
     // A key of another API is refused.
     let (_, foreign) =
         edge.admin(reqwest::Method::POST, &format!("/apis/{other_api}/keys"), Some(json!({"plan": "keyed"}))).await;
@@ -254,7 +267,7 @@ async fn api_keys_admit_identify_and_revoke() {
     assert_eq!(status, 204);
     let again = edge.http.post(&url).header("X-Gravitee-Api-Key", static_key).body("x").send().await.expect("POST");
     assert_eq!(again.status(), 401);
-    assert_eq!(record_count(&topic), 3, "no refused request produced");
+    assert_eq!(record_count(&topic), 4, "no refused request produced");
 }
 
 /// A JWKS server whose key set can be replaced (key rotation).
@@ -404,6 +417,24 @@ async fn several_plans_pick_by_credential_and_never_fall_back_to_key_less() {
     let keyed = edge.http.post(&url).header("X-Gravitee-Api-Key", "unknown-key-123").body("x").send().await;
     assert_eq!(keyed.expect("POST").status(), 401, "an unknown key is not key-less");
     assert_eq!(record_count(&topic), 2);
+}
+
+#[tokio::test]
+async fn a_selection_rule_decides_whether_its_plan_takes_a_request() {
+    let topic = unique("plans-rule");
+    create_topic(&topic, 1).await;
+    let api = unique("rule");
+    let plans = json!([{"id": "gold", "name": "gold", "security": {"type": "key-less"},
+        "selectionRule": "{#request.headers['x-tier'] != null && #request.headers['x-tier'][0] == 'gold'}"}]);
+    let edge = Edge::start(&[definition(&api, &topic, plans)], None).await;
+    let url = format!("{}/{api}", edge.base);
+    let (status, body, _) = answer(edge.http.post(&url).body("x").send().await.expect("POST")).await;
+    assert_eq!((status, body["key"].as_str()), (401, Some("GATEWAY_PLAN_UNRESOLVABLE")), "{body}");
+    let silver = edge.http.post(&url).header("X-Tier", "silver").body("x").send().await.expect("POST");
+    assert_eq!(silver.status(), 401);
+    let gold = edge.http.post(&url).header("X-Tier", "gold").body("gold").send().await.expect("POST");
+    assert_eq!(gold.status(), 202);
+    assert_eq!(record_count(&topic), 1);
 }
 
 fn certs() -> std::path::PathBuf {
