@@ -161,6 +161,7 @@ impl GatewayProcess {
             .args(definitions.iter().flat_map(|definition| [Path::new("--api"), definition.as_path()]))
             .arg("--listen")
             .arg(address.to_string())
+            .args(["--admin-listen", "off"])
             .arg("--state")
             .arg(format!("file:{}", temp.join("state.json").display()))
             .arg("--api-keys")

@@ -8,6 +8,7 @@ pub mod cors;
 pub mod credentials;
 pub mod forwarded;
 pub mod listener;
+pub mod observe;
 pub mod plan;
 mod routing;
 pub mod state;
@@ -22,6 +23,7 @@ use forwarded::TrustedProxies;
 use kafka_edge_endpoint_kafka::ProducerPool;
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
 use listener::ListenerOptions;
+use observe::{Metrics, Readiness};
 use plan::Revocations;
 use state::StateStore;
 use std::net::SocketAddr;
@@ -54,6 +56,10 @@ pub struct Options {
     pub trusted_proxies: TrustedProxies,
     /// TLS, header timeout, connection cap.
     pub listener: ListenerOptions,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// What `/ready` answers.
+    pub readiness: Arc<Readiness>,
 }
 
 impl Default for Options {
@@ -63,6 +69,8 @@ impl Default for Options {
             state: None,
             trusted_proxies: TrustedProxies::default(),
             listener: ListenerOptions::default(),
+            metrics: Default::default(),
+            readiness: Default::default(),
         }
     }
 }
@@ -102,7 +110,8 @@ impl Gateway {
             }
             None => tracing::info!(address = %listening, "Gateway listening."),
         }
-        listener::serve(listener, app, self.options.listener.clone(), shutdown).await?;
+        let options = ListenerOptions { metrics: Some(self.options.metrics.clone()), ..self.options.listener.clone() };
+        listener::serve(listener, app, options, shutdown).await?;
         // Upgraded (WebSocket) connections are no longer the HTTP server's: wait for them too.
         for api in &self.apis {
             api.websockets.ended().await;

@@ -100,6 +100,7 @@ impl ListenerArgs {
             tls,
             header_timeout: std::time::Duration::from_secs(self.header_timeout),
             max_connections: self.max_connections,
+            metrics: None,
         })
     }
 }
@@ -126,8 +127,9 @@ enum Command {
         /// TLS/SASL for a kafka:// state: a Kafka endpoint's `security` block, as JSON or YAML.
         #[arg(long, env = "KAFKA_EDGE_STATE_SECURITY", value_name = "FILE")]
         state_security: Option<PathBuf>,
-        /// Address of the admin API; it only starts when KAFKA_EDGE_ADMIN_TOKEN is set.
-        #[arg(long, env = "KAFKA_EDGE_ADMIN_LISTEN", default_value = kafka_edge_gateway::admin::DEFAULT_LISTEN, value_name = "ADDR")]
+        /// Address of the admin listener (/health, /ready, /metrics; the admin API when
+        /// KAFKA_EDGE_ADMIN_TOKEN is set), or `off`.
+        #[arg(long, env = "KAFKA_EDGE_ADMIN_LISTEN", default_value = kafka_edge_gateway::admin::DEFAULT_LISTEN, value_name = "ADDR|off")]
         admin_listen: String,
         /// Static webhook subscriptions: a JSON list of {"api","id","plan","configuration"}.
         #[arg(long, value_name = "FILE")]
@@ -179,6 +181,7 @@ fn main() -> ExitCode {
             max_message_bytes,
         } => listener.admin_tls().and_then(|admin_tls| {
             let listener = listener.options()?;
+            let admin_listen = Some(admin_listen);
             let options =
                 subscriptions::Options { state, state_security, admin_listen, admin_tls, subscriptions, api_keys };
             let serving = GatewayOptions { max_message_bytes, trusted_proxies, listener, ..Default::default() };
@@ -286,24 +289,35 @@ fn run(
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        let started = subscriptions::start(&apis, options, shutdown.clone()).await?;
+        let admin_shutdown = CancellationToken::new();
+        let observed = Arc::new(kafka_edge_gateway::admin::Observed {
+            readiness: serving.readiness.clone(),
+            metrics: serving.metrics.clone(),
+            producers: producers.clone(),
+            apis: apis.iter().map(|api| api.id.clone()).collect(),
+        });
+        let started = subscriptions::start(&apis, options, observed, shutdown.clone(), admin_shutdown.clone()).await?;
         let serving = GatewayOptions { state: Some(started.store), ..serving };
+        let readiness = serving.readiness.clone();
         let gateway = Gateway::with_options(apis, shutdown.clone(), serving);
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (set by --listen or KAFKA_EDGE_LISTEN)"))?;
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        readiness.set_listening();
+        tokio::spawn(stop_on_signal(shutdown.clone(), readiness));
         let served = gateway.serve(listener).await;
         shutdown.cancel();
         started.delivery.await.ok();
         kafka_edge_gateway::flush(producers).await;
+        admin_shutdown.cancel();
         tracing::info!("Gateway stopped.");
         served?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// On SIGINT or SIGTERM: `/ready` turns 503 at once, then the listener drains.
+async fn stop_on_signal(shutdown: CancellationToken, readiness: Arc<kafka_edge_gateway::observe::Readiness>) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -312,6 +326,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
             Err(error) => {
                 tracing::error!(%error, "Cannot listen for SIGTERM.");
                 let _ = interrupt.await;
+                readiness.set_draining();
                 shutdown.cancel();
                 return;
             }
@@ -323,6 +338,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+    readiness.set_draining();
     shutdown.cancel();
 }
 

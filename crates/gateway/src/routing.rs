@@ -88,7 +88,29 @@ fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &st
 }
 
 pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Request) -> Response {
-    let Some((api, path_info)) = find_api(&gateway.apis, request.uri().path()) else { return no_context_path() };
+    let started = std::time::Instant::now();
+    let Some((api, path_info)) = find_api(&gateway.apis, request.uri().path()) else {
+        gateway.options.metrics.unrouted();
+        return no_context_path();
+    };
+    let entrypoint = select(api, &request).map(|entrypoint| entrypoint.kind.as_str());
+    let response = with_cors(gateway, api, path_info, remote, request).await;
+    match entrypoint {
+        Some(entrypoint) => {
+            gateway.options.metrics.request(&api.id, entrypoint, response.status().as_u16(), started.elapsed())
+        }
+        None => gateway.options.metrics.unrouted(),
+    }
+    response
+}
+
+async fn with_cors(
+    gateway: &Gateway,
+    api: &LoadedApi,
+    path_info: String,
+    remote: SocketAddr,
+    request: Request,
+) -> Response {
     let Some(cors) = &api.cors else { return serve(gateway, api, path_info, remote, request).await };
     // The preflight is answered before plans: a browser sends no credentials with it.
     if let Some(answer) = cors.preflight(request.method(), request.headers()) {

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Options {
     pub state: String,
     pub state_security: Option<PathBuf>,
-    pub admin_listen: String,
+    /// `None` or `off`: no admin listener.
+    pub admin_listen: Option<String>,
     pub admin_tls: Option<Arc<Tls>>,
     pub subscriptions: Option<PathBuf>,
     pub api_keys: Option<PathBuf>,
@@ -29,8 +30,15 @@ pub struct Started {
     pub delivery: JoinHandle<()>,
 }
 
-/// Starts delivery and the admin API.
-pub async fn start(apis: &[Arc<LoadedApi>], options: Options, shutdown: CancellationToken) -> anyhow::Result<Started> {
+/// Starts delivery and the admin listener. The admin listener stops with `admin_shutdown`, after
+/// the client listener drained, so that `/ready` answers 503 during the drain.
+pub async fn start(
+    apis: &[Arc<LoadedApi>],
+    options: Options,
+    observed: Arc<admin::Observed>,
+    shutdown: CancellationToken,
+    admin_shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
     let security = options.state_security.as_deref().map(kafka_edge_definition::load_security).transpose()?;
     let store =
         state::open_with(&options.state, security.as_ref()).await.with_context(|| match &options.state_security {
@@ -51,35 +59,38 @@ pub async fn start(apis: &[Arc<LoadedApi>], options: Options, shutdown: Cancella
         let count = webhooks.load_static(&bytes).await.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         tracing::info!(count, file = %path.display(), "Static webhook subscriptions loaded.");
     }
-    match admin::token_from_env() {
-        Some(token) => {
-            let listener = tokio::net::TcpListener::bind(&options.admin_listen).await.with_context(|| {
-                format!(
-                    "cannot listen on {} (the admin API's address, set by --admin-listen or KAFKA_EDGE_ADMIN_LISTEN)",
-                    options.admin_listen
-                )
-            })?;
-            let address = listener.local_addr()?;
-            if !address.ip().is_loopback() && options.admin_tls.is_none() {
-                anyhow::bail!(
-                    "the admin API would listen on {address} in plain HTTP, and its token would cross the network in clear: \
-                     give it TLS (--admin-tls-cert and --admin-tls-key) or a loopback address (--admin-listen 127.0.0.1:8083)"
-                );
-            }
-            let admin_options = ListenerOptions { tls: options.admin_tls.clone(), ..Default::default() };
-            let webhooks = webhooks.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(error) = admin::serve(listener, admin_options, webhooks, keys, &token, shutdown).await {
-                    tracing::error!(%error, "Admin API stopped.");
-                }
-            });
-        }
-        None => tracing::info!(
-            "Admin API off: set {} to a secret token to serve it on --admin-listen ({}).",
-            admin::TOKEN_ENV,
-            options.admin_listen
-        ),
+    let Some(admin_listen) = options.admin_listen.filter(|address| !address.eq_ignore_ascii_case("off")) else {
+        tracing::info!("Admin listener off (--admin-listen off): no /health, /ready, /metrics nor admin API.");
+        return Ok(Started { store, delivery: tokio::spawn(webhooks.run()) });
+    };
+    let listener = tokio::net::TcpListener::bind(&admin_listen).await.with_context(|| {
+        format!(
+            "cannot listen on {admin_listen} (the admin listener's address, set by --admin-listen or KAFKA_EDGE_ADMIN_LISTEN)"
+        )
+    })?;
+    let address = listener.local_addr()?;
+    let token = admin::token_from_env();
+    if token.is_some() && !address.ip().is_loopback() && options.admin_tls.is_none() {
+        anyhow::bail!(
+            "the admin API would listen on {address} in plain HTTP, and its token would cross the network in clear: \
+             give it TLS (--admin-tls-cert and --admin-tls-key) or a loopback address (--admin-listen 127.0.0.1:8083)"
+        );
     }
+    let routes = match &token {
+        Some(token) => admin::router(observed, Some((webhooks.clone(), keys, token))),
+        None => {
+            tracing::info!(
+                "Admin API off: set {} to a secret token to serve it on {address}; /health, /ready and /metrics are served.",
+                admin::TOKEN_ENV
+            );
+            admin::router(observed, None)
+        }
+    };
+    let admin_options = ListenerOptions { tls: options.admin_tls.clone(), ..Default::default() };
+    tokio::spawn(async move {
+        if let Err(error) = admin::serve(listener, admin_options, routes, admin_shutdown).await {
+            tracing::error!(%error, "Admin listener stopped.");
+        }
+    });
     Ok(Started { store, delivery: tokio::spawn(webhooks.run()) })
 }

@@ -69,7 +69,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     let file = write_definition(dir.path(), "api.json", &spec.to_json());
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let gateway = Command::new(BINARY)
-        .args(["run", "--api"])
+        .args(["run", "--admin-listen", "127.0.0.1:0", "--api"])
         .arg(&file)
         .env("KAFKA_EDGE_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())

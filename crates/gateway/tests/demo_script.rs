@@ -81,6 +81,7 @@ impl Demo {
             ("KAFKA_EDGE_TESTKIT_SSL_PORT", ssl.to_string()),
             ("KAFKA_EDGE_TESTKIT_SASL_SSL_PORT", sasl_ssl.to_string()),
             ("KAFKA_EDGE_LISTEN", format!("127.0.0.1:{gateway}")),
+            ("KAFKA_EDGE_ADMIN_LISTEN", "127.0.0.1:0".to_string()),
             ("KAFKA_EDGE_STATE", format!("file:{}", dir.path().join("state").display())),
             ("KAFKA_EDGE_DEMO_BINARY", BINARY.to_string()),
         ]

@@ -94,12 +94,11 @@ fn run_on_taken_address(args: &[&str], env: &[(&str, &str)]) -> String {
     let api = dir.path().join("api.json");
     std::fs::write(&api, ApiSpec::new("t").to_json().to_string()).expect("test setup");
     let mut command = Command::new(BINARY);
-    command
-        .arg("run")
-        .arg("--api")
-        .arg(&api)
-        .args(args)
-        .env("KAFKA_EDGE_STATE", format!("file:{}", dir.path().join("state").display()));
+    command.arg("run").arg("--api").arg(&api).args(args);
+    if !args.contains(&"--admin-listen") {
+        command.args(["--admin-listen", "127.0.0.1:0"]);
+    }
+    command.env("KAFKA_EDGE_STATE", format!("file:{}", dir.path().join("state").display()));
     for (name, value) in env {
         command.env(name, value);
     }
@@ -196,7 +195,7 @@ async fn a_missing_topic_is_logged_once_with_its_api_entrypoint_and_cluster() {
         .arg("run")
         .arg("--api")
         .arg(&api)
-        .args(["--listen", &address.to_string()])
+        .args(["--listen", &address.to_string(), "--admin-listen", "127.0.0.1:0"])
         .env("KAFKA_EDGE_STATE", format!("file:{}", dir.path().join("state").display()))
         .stderr(log)
         .spawn()

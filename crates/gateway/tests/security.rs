@@ -252,7 +252,7 @@ async fn no_secret_reaches_the_log() {
     let mut gateway = std::process::Command::new(BINARY)
         .args(["run", "--api"])
         .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "debug")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -132,7 +132,7 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let gateway = KillOnDrop(
         Command::new(BINARY)
-            .args(["run", "--api"])
+            .args(["run", "--admin-listen", "127.0.0.1:0", "--api"])
             .arg(&file)
             .env("KAFKA_EDGE_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())

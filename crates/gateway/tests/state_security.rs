@@ -121,7 +121,15 @@ fn run_names_the_field_of_an_invalid_security_file() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-edge"))
         .args(["run", "--api"])
         .arg(&api)
-        .args(["--listen", "127.0.0.1:0", "--state", "kafka://127.0.0.1:1/state", "--state-security"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--state",
+            "kafka://127.0.0.1:1/state",
+            "--state-security",
+        ])
         .arg(&file)
         .output()
         .expect("kafka-edge runs");

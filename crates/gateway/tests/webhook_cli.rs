@@ -141,10 +141,12 @@ async fn without_a_token_the_admin_api_is_off() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ready, "the gateway listens");
-    assert!(
-        http.get(format!("http://127.0.0.1:{admin_port}/apis/{api}/subscriptions")).send().await.is_err(),
-        "no admin listener"
-    );
+    let off = http.get(format!("http://127.0.0.1:{admin_port}/apis/{api}/subscriptions")).send().await;
+    let off = off.expect("the admin listener serves /health and the like");
+    assert_eq!(off.status(), 404);
+    assert!(off.text().await.expect("body").contains("The admin API is off"));
+    let health = http.get(format!("http://127.0.0.1:{admin_port}/health")).send().await.expect("/health");
+    assert_eq!(health.status(), 200, "health needs no token");
     terminate(&gateway);
     let output = tokio::task::spawn_blocking(move || gateway.wait_with_output()).await.expect("join").expect("wait");
     let log = String::from_utf8_lossy(&output.stderr);

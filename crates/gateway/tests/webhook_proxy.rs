@@ -287,7 +287,7 @@ async fn run_takes_the_system_proxy_only_where_use_system_proxy_asks_for_it() {
     std::fs::write(&statics_file, statics.to_string()).expect("write subscriptions");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
     let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-edge"))
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
         .arg("--api")
         .arg(&system_file)
         .arg("--api")

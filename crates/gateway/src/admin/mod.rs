@@ -1,10 +1,12 @@
 //! The admin API (docs/admin-api.md): webhook subscriptions of PUSH plans and API keys of
 //! `api-key` plans, on a listener of its own.
-//! Every call needs `Authorization: Bearer <KAFKA_EDGE_ADMIN_TOKEN>`; without a configured token
-//! the listener is not started at all. Answers never contain a secret (they are `***`).
+//! Every admin API call needs `Authorization: Bearer <KAFKA_EDGE_ADMIN_TOKEN>`; without a token the
+//! admin API is off and the listener serves only `/health`, `/ready` and `/metrics`, which never
+//! need one. Answers never contain a secret (they are `***`).
 
 use crate::credentials::{CreateKey, CredentialError, Credentials, RegisterCertificate};
 use crate::listener::ListenerOptions;
+use crate::observe::{Metrics, Readiness};
 use crate::state::validate::{self, CreateSubscription};
 use crate::state::{StateError, Subscription, SubscriptionState};
 use crate::webhook::{NotSubscribable, Webhooks};
@@ -16,6 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use http::StatusCode;
 use kafka_edge_definition::Problem;
+use kafka_edge_endpoint_kafka::ProducerPool;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,8 +37,51 @@ struct Admin {
     token: Arc<str>,
 }
 
-/// The admin routes; every one checks the bearer token first.
-pub fn router(webhooks: Arc<Webhooks>, credentials: Arc<Credentials>, token: &str) -> Router {
+/// What `/health`, `/ready` and `/metrics` report.
+pub struct Observed {
+    pub readiness: Arc<Readiness>,
+    pub metrics: Arc<Metrics>,
+    pub producers: Arc<ProducerPool>,
+    /// The ids of the APIs served.
+    pub apis: Vec<String>,
+}
+
+/// The admin listener's routes: `/health`, `/ready` and `/metrics` without a token; the admin API
+/// (every route checks the bearer token first) when `admin` is given, else a 404 that says how to
+/// turn it on.
+pub fn router(observed: Arc<Observed>, admin: Option<(Arc<Webhooks>, Arc<Credentials>, &str)>) -> Router {
+    let open = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(observed);
+    let rest = match admin {
+        Some((webhooks, credentials, token)) => protected(webhooks, credentials, token),
+        None => Router::new().fallback(|| async {
+            let message = format!("The admin API is off: set {TOKEN_ENV} to serve it");
+            error(StatusCode::NOT_FOUND, &message, None)
+        }),
+    };
+    open.merge(rest)
+}
+
+async fn health() -> Response {
+    Json(serde_json::json!({"status": "UP"})).into_response()
+}
+
+/// 200 when the gateway takes traffic; 503 while it starts and from the first moment of a SIGTERM.
+async fn ready(State(observed): State<Arc<Observed>>) -> Response {
+    let state = observed.readiness.state();
+    let status = if state == "READY" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({"status": state, "apis": observed.apis}))).into_response()
+}
+
+async fn metrics(State(observed): State<Arc<Observed>>) -> Response {
+    let text = observed.metrics.render(&observed.readiness, observed.producers.len());
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+fn protected(webhooks: Arc<Webhooks>, credentials: Arc<Credentials>, token: &str) -> Router {
     let admin = Admin { webhooks, credentials, token: token.into() };
     Router::new()
         .route("/apis/{api}/subscriptions", get(list).post(create))
@@ -50,13 +96,11 @@ pub fn router(webhooks: Arc<Webhooks>, credentials: Arc<Credentials>, token: &st
         .with_state(admin)
 }
 
-/// Serves the admin API until `shutdown`.
+/// Serves the admin listener's `routes` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     options: ListenerOptions,
-    webhooks: Arc<Webhooks>,
-    credentials: Arc<Credentials>,
-    token: &str,
+    routes: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
@@ -67,7 +111,7 @@ pub async fn serve(
         }
         None => tracing::info!(%address, "Admin API listening."),
     }
-    crate::listener::serve(listener, router(webhooks, credentials, token), options, shutdown).await
+    crate::listener::serve(listener, routes, options, shutdown).await
 }
 
 /// The configured token: `None` (admin API off) when the variable is unset or empty.

@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use crate::observe::Metrics;
+
 pub use tls::{ClientAuth, Tls, TlsError, TlsFiles};
 
 /// The default `--header-timeout`.
@@ -38,11 +40,18 @@ pub struct ListenerOptions {
     pub header_timeout: Duration,
     /// Connections beyond this many are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Where open and refused connections are counted.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for ListenerOptions {
     fn default() -> Self {
-        Self { tls: None, header_timeout: DEFAULT_HEADER_TIMEOUT, max_connections: DEFAULT_MAX_CONNECTIONS }
+        Self {
+            tls: None,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            metrics: None,
+        }
     }
 }
 
@@ -76,6 +85,9 @@ pub async fn serve(
             },
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
+            if let Some(metrics) = &options.metrics {
+                metrics.connection_refused();
+            }
             if last_refusal_log.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL) {
                 last_refusal_log = Some(Instant::now());
                 tracing::warn!(
@@ -88,8 +100,14 @@ pub async fn serve(
         };
         let watcher = graceful.watcher();
         let (app, options) = (app.clone(), options.clone());
+        if let Some(metrics) = &options.metrics {
+            metrics.connection_opened();
+        }
         tokio::spawn(async move {
             connection(stream, remote, app, &options, watcher).await;
+            if let Some(metrics) = &options.metrics {
+                metrics.connection_closed();
+            }
             drop(permit);
         });
     }

@@ -38,8 +38,15 @@ impl Edge {
         let admin = format!("http://{}", listener.local_addr().expect("address"));
         let (served, stop) = (webhooks.clone(), shutdown.clone());
         tokio::spawn(async move {
+            let observed = std::sync::Arc::new(kafka_edge_gateway::admin::Observed {
+                readiness: Default::default(),
+                metrics: Default::default(),
+                producers: Default::default(),
+                apis: Vec::new(),
+            });
+            let routes = kafka_edge_gateway::admin::router(observed, Some((served, keys, TOKEN)));
             let options = kafka_edge_gateway::listener::ListenerOptions::default();
-            kafka_edge_gateway::admin::serve(listener, options, served, keys, TOKEN, stop).await.expect("admin")
+            kafka_edge_gateway::admin::serve(listener, options, routes, stop).await.expect("admin")
         });
         let delivery = tokio::spawn(webhooks.run());
         Self { admin, http: reqwest::Client::new(), shutdown, delivery }
