@@ -198,13 +198,54 @@ async fn slow_request_heads_time_out() {
     let mut idle = TcpStream::connect(&address).await.expect("connect");
     let mut partial = TcpStream::connect(&address).await.expect("connect");
     partial.write_all(format!("POST {} HTTP/1.1\r\nHost: x\r\nX-Slow: ", spec.path).as_bytes()).await.expect("write");
+    // A prefix of the HTTP/2 preface, then nothing.
+    let mut preface = TcpStream::connect(&address).await.expect("connect");
+    preface.write_all(b"PRI * HTTP").await.expect("write");
     assert!(closed_by_server(&mut idle, Duration::from_secs(10)).await.is_some(), "an idle connection is closed");
     assert!(closed_by_server(&mut partial, Duration::from_secs(10)).await.is_some(), "a partial head is cut");
+    assert!(closed_by_server(&mut preface, Duration::from_secs(10)).await.is_some(), "a partial preface is cut");
     // A client that keeps its connection after a response gets the same bound before its next request.
     let mut kept = TcpStream::connect(&address).await.expect("connect");
     kept.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
     let answered = closed_by_server(&mut kept, Duration::from_secs(10)).await.expect("closed after the response");
     assert!(answered.starts_with("HTTP/1.1 404"), "{answered}");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_tls_connection_that_sends_no_request_is_closed() {
+    let spec = ApiSpec::new(&unique("slow-tls"));
+    let mut listener = tls(&certs().join("broker.cert.pem"), &certs().join("broker.key.pem"), None);
+    listener.header_timeout = Duration::from_secs(1);
+    let gateway = start(&spec, listener).await;
+    let port = gateway.base.rsplit(':').next().expect("port").to_string();
+    let connector = tokio_native_tls::TlsConnector::from(
+        tokio_native_tls::native_tls::TlsConnector::builder()
+            .add_root_certificate(
+                tokio_native_tls::native_tls::Certificate::from_pem(
+                    &std::fs::read(certs().join("ca.pem")).expect("CA"),
+                )
+                .expect("CA certificate"),
+            )
+            .build()
+            .expect("connector"),
+    );
+    for first_bytes in [&b""[..], b"P", b"GET / HTTP/1.1\r\nHost: x\r\n"] {
+        let tcp = TcpStream::connect(format!("127.0.0.1:{port}")).await.expect("connect");
+        let mut stream = connector.connect("localhost", tcp).await.expect("handshake");
+        stream.write_all(first_bytes).await.expect("write");
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut buffer = [0u8; 256];
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "closed after {:?} and then nothing", String::from_utf8_lossy(first_bytes));
+    }
     gateway.stop().await;
 }
 

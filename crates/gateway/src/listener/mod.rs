@@ -8,8 +8,6 @@ pub mod tls;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
 use crate::observe::Metrics;
@@ -27,6 +26,11 @@ pub use tls::{ClientAuth, Tls, TlsError, TlsFiles};
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default `--max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long shutdown waits for open connections to finish their requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an HTTP/2 connection is pinged; a peer that does not answer within the header
+/// timeout is gone.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// How often a refused connection is logged at most.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -61,14 +65,15 @@ pub struct ClientCertificate(pub Arc<[u8]>);
 
 /// Serves `app` on `listener` until `shutdown`, then stops accepting, asks every connection to
 /// close once its requests are answered (HTTP/2 GOAWAY, HTTP/1.1 keep-alive off) and waits for
-/// them. Requests see `ConnectInfo<SocketAddr>` and, with client certificates, [`ClientCertificate`].
+/// them, at most [`DRAIN_TIMEOUT`]. Requests see `ConnectInfo<SocketAddr>` and, with client
+/// certificates, [`ClientCertificate`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     options: ListenerOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
+    let tasks = TaskTracker::new();
     let connections = Arc::new(Semaphore::new(options.max_connections));
     let mut last_refusal_log: Option<Instant> = None;
     loop {
@@ -98,21 +103,47 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let watcher = graceful.watcher();
-        let (app, options) = (app.clone(), options.clone());
+        let (app, options, shutdown) = (app.clone(), options.clone(), shutdown.clone());
         if let Some(metrics) = &options.metrics {
             metrics.connection_opened();
         }
-        tokio::spawn(async move {
-            connection(stream, remote, app, &options, watcher).await;
+        tasks.spawn(async move {
+            connection(stream, remote, app, &options, shutdown).await;
             if let Some(metrics) = &options.metrics {
                 metrics.connection_closed();
             }
             drop(permit);
         });
     }
-    graceful.shutdown().await;
+    tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait()).await.is_err() {
+        tracing::warn!(open = tasks.len(), "Connections still open after the drain timeout; closing them.");
+    }
     Ok(())
+}
+
+/// The HTTP/2 connection preface; a plain connection that starts with it speaks HTTP/2.
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a plain connection speaks HTTP/2, from its first bytes, read (not consumed) within
+/// `timeout`; `None` when they do not come in time.
+async fn speaks_http2(stream: &TcpStream, timeout: Duration) -> Option<bool> {
+    let detect = async {
+        let mut buffer = [0u8; HTTP2_PREFACE.len()];
+        loop {
+            let read = stream.peek(&mut buffer).await.ok().filter(|read| *read > 0)?;
+            if buffer[..read] != HTTP2_PREFACE[..read] {
+                return Some(false);
+            }
+            if read == HTTP2_PREFACE.len() {
+                return Some(true);
+            }
+            // A prefix of the preface: wait for more bytes.
+            stream.readable().await.ok()?;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(timeout, detect).await.ok().flatten()
 }
 
 async fn connection(
@@ -120,26 +151,22 @@ async fn connection(
     remote: SocketAddr,
     app: Router,
     options: &ListenerOptions,
-    watcher: hyper_util::server::graceful::Watcher,
+    shutdown: CancellationToken,
 ) {
     // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds one back until the
     // client acknowledges the previous one, which a delayed ACK can postpone by 40 ms.
     if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "Cannot set TCP_NODELAY on a client connection.");
+        tracing::debug!(%remote, %error, "Cannot set TCP_NODELAY on a client connection.");
     }
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
-    builder.http2().timer(TokioTimer::new());
     let served = match &options.tls {
         None => {
-            // The builder reads the first bytes to tell HTTP/1.1 from HTTP/2 before any header
-            // timer runs: a connection that never sends a byte is bounded here.
-            let mut first = [0u8; 1];
-            if !matches!(tokio::time::timeout(options.header_timeout, stream.peek(&mut first)).await, Ok(Ok(1..))) {
+            // Told here, within the header timeout, rather than by a builder that would wait for
+            // the first bytes without a timer.
+            let Some(http2) = speaks_http2(&stream, options.header_timeout).await else {
                 return tracing::debug!(%remote, "No request within --header-timeout; connection closed.");
-            }
+            };
             let service = with_connection_info(app, remote, None);
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+            serve_connection(TokioIo::new(stream), http2, service, options, &shutdown).await
         }
         Some(tls) => {
             let handshake = tokio::time::timeout(options.header_timeout, tls.acceptor().accept(stream)).await;
@@ -154,16 +181,59 @@ async fn connection(
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .map(|der| ClientCertificate(Arc::from(der.as_ref())));
-            // ALPN decided the protocol: no sniffing, so the HTTP/1.1 header timer runs from the start.
             let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            let builder = if http2 { builder.http2_only() } else { builder.http1_only() };
             let service = with_connection_info(app, remote, certificate);
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+            serve_connection(TokioIo::new(stream), http2, service, options, &shutdown).await
         }
     };
     if let Err(error) = served {
         // Clients that go away, header timeouts: the connection's business, not an operator's.
         tracing::debug!(%remote, %error, "Connection ended with an error.");
+    }
+}
+
+/// One connection in the protocol already decided. HTTP/1.1: the header timer runs from the start
+/// and after every response; HTTP/2: pings find peers that went away. On `shutdown` the
+/// connection is asked to close gracefully and then driven to its end.
+async fn serve_connection<I, S>(
+    io: I,
+    http2: bool,
+    service: S,
+    options: &ListenerOptions,
+    shutdown: &CancellationToken,
+) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = axum::response::Response>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if http2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive_interval(HTTP2_PING_INTERVAL)
+            .keep_alive_timeout(options.header_timeout);
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        tokio::select! {
+            served = connection.as_mut() => return served,
+            _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+        }
+        connection.await
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
+        let connection = builder.serve_connection(io, service).with_upgrades();
+        tokio::pin!(connection);
+        tokio::select! {
+            served = connection.as_mut() => return served,
+            _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+        }
+        connection.await
     }
 }
 
