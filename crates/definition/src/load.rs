@@ -509,7 +509,11 @@ impl RawListener {
         let cors_path = join(base, "cors");
         // Gravitee ignores the other fields of a disabled block; so does kafka-edge, silently.
         let cors = match self.cors {
-            Some(value) if value.get("enabled").is_some_and(|enabled| enabled == true || enabled == "true") => {
+            Some(value)
+                if value.get("enabled").is_some_and(|enabled| {
+                    enabled == true || enabled.as_str().is_some_and(|text| text.trim().eq_ignore_ascii_case("true"))
+                }) =>
+            {
                 parse_into::<Cors>(value, &cors_path, origin, problems, ignored)
             }
             _ => None,

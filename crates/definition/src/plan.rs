@@ -39,7 +39,7 @@ pub struct Plan {
     pub status: PlanStatus,
     /// `selectionRule`: an expression that must be true for the plan to take a request.
     pub selection_rule: Option<String>,
-    /// The plan's own flows, run after the API's for the requests the plan takes.
+    /// The plan's own flows, run before the API's for the requests the plan takes.
     pub flows: Vec<Flow>,
 }
 
@@ -124,6 +124,12 @@ pub struct JwtSecurity {
     /// Read only to refuse it when enabled (certificate-bound tokens are not checked).
     #[serde(default)]
     pub confirmation_method_validation: Option<serde_json::Value>,
+    /// Read only to refuse it when enabled (revocation lists are not checked).
+    #[serde(default)]
+    pub revocation_check: Option<serde_json::Value>,
+    /// Read only to refuse it when true (JWT scopes are not checked).
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub check_required_scopes: bool,
 }
 
 fn default_user_claim() -> String {

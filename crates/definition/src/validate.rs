@@ -240,6 +240,24 @@ fn check_plan_security(security: &PlanSecurity, path: &str, report: &mut impl Fn
                     "certificate-bound tokens are not checked by kafka-edge; refusing to serve the plan without the check".into(),
                 );
             }
+            let revocation_list = jwt
+                .revocation_check
+                .as_ref()
+                .and_then(|v| v.get("enabled"))
+                .is_some_and(|enabled| enabled == true || enabled == "true");
+            if revocation_list {
+                report(
+                    &join(path, "revocationCheck.enabled"),
+                    "revocation lists are not checked by kafka-edge; refusing to serve the plan without the check"
+                        .into(),
+                );
+            }
+            if jwt.check_required_scopes {
+                report(
+                    &join(path, "checkRequiredScopes"),
+                    "JWT scopes are not checked by kafka-edge; refusing to serve the plan without the check (an oauth2 plan checks scopes)".into(),
+                );
+            }
             if jwt.token_typ_validation.enabled && jwt.token_typ_validation.expected_values.is_empty() {
                 report(&join(path, "tokenTypValidation.expectedValues"), "at least one value is required".into());
             }

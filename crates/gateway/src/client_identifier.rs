@@ -13,7 +13,7 @@ pub const CLIENT_IDENTIFIER_HEADER: &str = "x-gravitee-client-identifier";
 
 /// The client identifier of a key-less request.
 pub fn key_less(api_id: &str, remote: IpAddr, headers: &HeaderMap) -> String {
-    with_sent(anonymous(api_id, remote), headers)
+    with_sent(anonymous(api_id, remote), headers, '-')
 }
 
 /// Who a caller without credentials is: a hash of the API and the address.
@@ -27,10 +27,13 @@ pub fn anonymous(api_id: &str, remote: IpAddr) -> String {
     digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// `inferred`, with the value of `X-Gravitee-Client-Identifier` appended when the client sends one.
-pub fn with_sent(inferred: String, headers: &HeaderMap) -> String {
+/// `inferred`, with the value of `X-Gravitee-Client-Identifier` appended after `separator` when
+/// the client sends one. Credentialed identities (subscription ids, client ids) may hold `-`, so
+/// theirs is `/`, which subscription ids cannot hold: the key of subscription `mobile` sending `app`
+/// never lands in the group of subscription `mobile-app`.
+pub fn with_sent(inferred: String, headers: &HeaderMap, separator: char) -> String {
     match headers.get(CLIENT_IDENTIFIER_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
-        Some(provided) if !provided.is_empty() => format!("{inferred}-{provided}"),
+        Some(provided) if !provided.is_empty() => format!("{inferred}{separator}{provided}"),
         _ => inferred,
     }
 }

@@ -32,6 +32,15 @@ pub struct CorsPolicy {
     private_network: bool,
 }
 
+/// Whether an origin entry is a regular expression, as Gravitee reads it (`(`, `[`, or a `*` that
+/// repeats something: `.*`, `)*`, `]*`). A `*` after anything else is a glob's.
+fn is_regex(origin: &str) -> bool {
+    let bytes = origin.as_bytes();
+    origin.contains(['(', '['])
+        || (origin.contains('*')
+            && origin.match_indices('*').all(|(at, _)| at > 0 && matches!(bytes[at - 1], b'.' | b')' | b']')))
+}
+
 const ALLOW_PRIVATE_NETWORK: &str = "access-control-allow-private-network";
 const REQUEST_PRIVATE_NETWORK: &str = "access-control-request-private-network";
 
@@ -42,9 +51,24 @@ impl CorsPolicy {
         for (index, origin) in cors.allow_origin.iter().enumerate() {
             let origin = origin.trim();
             origins.push(if origin == "*" {
+                if cors.allow_credentials {
+                    return Err(Problem::new(
+                        format!("allowOrigin[{index}]"),
+                        "`*` with allowCredentials: true would let every web site read answers made with a visitor's \
+                         credentials (cookies, client certificates); list the origins",
+                    ));
+                }
                 OriginRule::Any
-            } else if origin.contains(['(', '[', '*']) {
+            } else if is_regex(origin) {
                 let pattern = Regex::new(&format!("(?i)^(?:{origin})$")).map_err(|error| {
+                    Problem::new(format!("allowOrigin[{index}]"), format!("not a valid pattern `{origin}`: {error}"))
+                })?;
+                OriginRule::Pattern(pattern)
+            } else if origin.contains('*') {
+                // A glob (`https://*.example.com`), which as a regex would match `https://xexample.com`:
+                // `*` stands for one or more DNS labels, dots are dots.
+                let glob = regex::escape(origin).replace("\\*", "[a-z0-9-]+(?:\\.[a-z0-9-]+)*");
+                let pattern = Regex::new(&format!("(?i)^{glob}$")).map_err(|error| {
                     Problem::new(format!("allowOrigin[{index}]"), format!("not a valid pattern `{origin}`: {error}"))
                 })?;
                 OriginRule::Pattern(pattern)
@@ -183,8 +207,11 @@ mod tests {
 
     #[test]
     fn preflights_are_checked_like_gravitee() {
-        let cors =
-            policy(&["https://app.example.com", "https://.*\\.example\\.org"], &["GET", "POST"], &["content-type"]);
+        let cors = policy(
+            &["https://app.example.com", "https://.*\\.example\\.org", "https://*.example.net"],
+            &["GET", "POST"],
+            &["content-type"],
+        );
         let ok = preflight(&cors, "https://app.example.com", "POST", "Content-Type");
         assert_eq!(ok.status(), 200);
         assert_eq!(ok.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
@@ -192,6 +219,8 @@ mod tests {
         assert_eq!(ok.headers()[ACCESS_CONTROL_MAX_AGE], "600");
         assert_eq!(ok.headers()[ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
         assert_eq!(preflight(&cors, "https://shop.example.org", "GET", "").status(), 200, "a pattern");
+        assert_eq!(preflight(&cors, "https://a.b.example.net", "GET", "").status(), 200, "a glob");
+        assert_eq!(preflight(&cors, "https://xexample.net", "GET", "").status(), 400, "a glob's dot is a dot");
         for (origin, method, headers) in [
             ("https://evil.example.com", "POST", ""),
             ("https://app.example.com", "DELETE", ""),
@@ -204,6 +233,16 @@ mod tests {
         assert!(refused.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
         let get = HeaderMap::new();
         assert!(cors.preflight(&Method::GET, &get).is_none());
+    }
+
+    #[test]
+    fn any_origin_with_credentials_fails_the_load() {
+        let cors: Cors = serde_json::from_value(
+            serde_json::json!({"enabled": true, "allowOrigin": ["*"], "allowCredentials": true}),
+        )
+        .unwrap();
+        let problem = CorsPolicy::compile(&cors).err().unwrap();
+        assert_eq!(problem.path, "allowOrigin[0]");
     }
 
     #[test]

@@ -275,8 +275,11 @@ impl Credentials {
                 return Err(format!("[{index}].plan: `{}` is not an api-key plan of API `{}`", entry.plan, entry.api));
             }
             check_key(&entry.key).map_err(|error| at(Problem::new("key", error.to_string())))?;
-            // A stable default, so that restarts keep the key's consumer group.
-            let subscription = entry.subscription.unwrap_or_else(|| hash_key(&entry.key)[..32].to_owned());
+            // A stable default, so that restarts keep the key's consumer group; not a part of the
+            // key's stored hash, which group listings would show.
+            let subscription = entry
+                .subscription
+                .unwrap_or_else(|| hash_key(&format!("subscription\0{}", entry.key))[..32].to_owned());
             check_id("subscription", &subscription).map_err(at)?;
             records.push(ApiKey {
                 api_id: entry.api,

@@ -1,9 +1,10 @@
 //! The client's address behind reverse proxies (`--trusted-proxies`). Only a connection from a
-//! trusted proxy has its `Forwarded` (RFC 7239) or `X-Forwarded-For` header read; the client is
-//! the right-most address in it that is not itself a trusted proxy, since every proxy appends the
-//! address it received the request from and anything to its left may have been written by the
-//! client. A client connecting directly cannot choose its address (and so its key-less consumer
-//! group) this way.
+//! trusted proxy has its `X-Forwarded-For` header read; the client is the right-most address in
+//! it that is not itself a trusted proxy, since every proxy appends the address it received the
+//! request from and anything to its left may have been written by the client. `Forwarded`
+//! (RFC 7239) is not read: most proxies append to `X-Forwarded-For` only and pass a client's own
+//! `Forwarded` through, so reading it would let the client choose its address (and so its
+//! key-less consumer group).
 
 use http::HeaderMap;
 use ipnet::IpNet;
@@ -34,10 +35,6 @@ impl FromStr for TrustedProxies {
 }
 
 impl TrustedProxies {
-    pub fn is_empty(&self) -> bool {
-        self.networks.is_empty()
-    }
-
     fn trusts(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
         self.networks.iter().any(|network| network.contains(&address))
@@ -48,37 +45,22 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let chain = forwarded_for(headers);
         // Right to left: the first hop that is not one of ours is the client. When every hop is
-        // ours (an internal caller), the left-most is the one that started the request.
-        chain.iter().rev().copied().find(|hop| !self.trusts(*hop)).or_else(|| chain.first().copied()).unwrap_or(peer)
+        // ours, nothing in the header can be told from what a client wrote: the peer it is.
+        forwarded_for(headers).into_iter().rev().find(|hop| !self.trusts(*hop)).unwrap_or(peer)
     }
 }
 
-/// The addresses of `Forwarded: for=…` when the request has that header, else of
-/// `X-Forwarded-For`, in header order. Entries that are not addresses (`unknown`, obfuscated
-/// names) end the chain there: nothing to their left can be placed.
+/// The addresses of `X-Forwarded-For`, in header order. Entries that are not addresses
+/// (`unknown`, obfuscated names) end the chain there: nothing to their left can be placed.
 fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
-    let values = |name| headers.get_all(name).iter().filter_map(|value| value.to_str().ok()).collect::<Vec<_>>();
-    let forwarded = values(http::header::FORWARDED);
-    let entries: Vec<String> = if forwarded.is_empty() {
-        values(http::HeaderName::from_static("x-forwarded-for"))
-            .iter()
-            .flat_map(|value| value.split(','))
-            .map(|entry| entry.trim().to_owned())
-            .collect()
-    } else {
-        forwarded
-            .iter()
-            .flat_map(|value| value.split(','))
-            .filter_map(|element| {
-                element.split(';').find_map(|pair| {
-                    let (name, value) = pair.trim().split_once('=')?;
-                    name.trim().eq_ignore_ascii_case("for").then(|| value.trim().trim_matches('"').to_owned())
-                })
-            })
-            .collect()
-    };
+    let entries: Vec<&str> = headers
+        .get_all(http::HeaderName::from_static("x-forwarded-for"))
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
     let mut chain = Vec::new();
     for entry in entries.iter().rev() {
         match parse_node(entry) {
@@ -124,20 +106,24 @@ mod tests {
         assert_eq!(proxies.client_address(ip("10.9.9.9"), &spoofed), ip("203.0.113.7"));
         assert_eq!(proxies.client_address(ip("198.51.100.1"), &spoofed), ip("198.51.100.1"), "untrusted peer");
         let internal = headers(&[("x-forwarded-for", "10.4.4.4, 10.1.2.3")]);
-        assert_eq!(proxies.client_address(ip("192.168.1.7"), &internal), ip("10.4.4.4"));
+        assert_eq!(
+            proxies.client_address(ip("192.168.1.7"), &internal),
+            ip("192.168.1.7"),
+            "all hops trusted: the peer"
+        );
         assert_eq!(proxies.client_address(ip("10.9.9.9"), &HeaderMap::new()), ip("10.9.9.9"));
         let mapped = "::ffff:10.9.9.9".parse().unwrap();
         assert_eq!(proxies.client_address(mapped, &spoofed), ip("203.0.113.7"), "IPv4-mapped peers");
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_reads_ports_and_brackets() {
+    fn only_x_forwarded_for_is_read_with_ports_and_brackets() {
         let proxies: TrustedProxies = "127.0.0.1".parse().unwrap();
-        let both = headers(&[
-            ("forwarded", "for=198.51.100.9;proto=https, for=\"[2001:db8::5]:4711\""),
-            ("x-forwarded-for", "203.0.113.7"),
-        ]);
+        let both =
+            headers(&[("forwarded", "for=198.51.100.9"), ("x-forwarded-for", "203.0.113.7, [2001:db8::5]:4711")]);
         assert_eq!(proxies.client_address(ip("127.0.0.1"), &both), ip("2001:db8::5"));
+        let spoof = headers(&[("forwarded", "for=198.51.100.9")]);
+        assert_eq!(proxies.client_address(ip("127.0.0.1"), &spoof), ip("127.0.0.1"), "Forwarded is not read");
         let unknown = headers(&[("x-forwarded-for", "203.0.113.1, unknown, 198.51.100.2:80")]);
         assert_eq!(proxies.client_address(ip("127.0.0.1"), &unknown), ip("198.51.100.2"));
     }
@@ -145,7 +131,7 @@ mod tests {
     #[test]
     fn lists_are_checked() {
         assert!("10.0.0.0/8,::1".parse::<TrustedProxies>().is_ok());
-        assert!("".parse::<TrustedProxies>().unwrap().is_empty());
+        assert!("".parse::<TrustedProxies>().unwrap().networks.is_empty());
         let error = "10.0.0.0/33".parse::<TrustedProxies>().unwrap_err();
         assert!(error.contains("`10.0.0.0/33`"), "{error}");
     }

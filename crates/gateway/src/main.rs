@@ -181,9 +181,10 @@ fn main() -> ExitCode {
             max_message_bytes,
         } => listener.admin_tls().and_then(|admin_tls| {
             let listener = listener.options()?;
+            let admin_listener = ListenerOptions { tls: admin_tls, metrics: None, ..listener.clone() };
             let admin_listen = Some(admin_listen);
             let options =
-                subscriptions::Options { state, state_security, admin_listen, admin_tls, subscriptions, api_keys };
+                subscriptions::Options { state, state_security, admin_listen, admin_listener, subscriptions, api_keys };
             let serving = GatewayOptions { max_message_bytes, trusted_proxies, listener, ..Default::default() };
             run(apis, listen, serving, options)
         }),

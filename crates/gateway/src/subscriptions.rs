@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use kafka_edge_gateway::credentials::Credentials;
-use kafka_edge_gateway::listener::{ListenerOptions, Tls};
+use kafka_edge_gateway::listener::ListenerOptions;
 use kafka_edge_gateway::state::StateStore;
 use kafka_edge_gateway::{admin, state, webhook::Webhooks, LoadedApi};
 use std::path::PathBuf;
@@ -18,7 +18,8 @@ pub struct Options {
     pub state_security: Option<PathBuf>,
     /// `None` or `off`: no admin listener.
     pub admin_listen: Option<String>,
-    pub admin_tls: Option<Arc<Tls>>,
+    /// The admin listener's TLS, header timeout and connection cap.
+    pub admin_listener: ListenerOptions,
     pub subscriptions: Option<PathBuf>,
     pub api_keys: Option<PathBuf>,
 }
@@ -70,7 +71,7 @@ pub async fn start(
     })?;
     let address = listener.local_addr()?;
     let token = admin::token_from_env();
-    if token.is_some() && !address.ip().is_loopback() && options.admin_tls.is_none() {
+    if token.is_some() && !address.ip().is_loopback() && options.admin_listener.tls.is_none() {
         anyhow::bail!(
             "the admin API would listen on {address} in plain HTTP, and its token would cross the network in clear: \
              give it TLS (--admin-tls-cert and --admin-tls-key) or a loopback address (--admin-listen 127.0.0.1:8083)"
@@ -86,7 +87,7 @@ pub async fn start(
             admin::router(observed, None)
         }
     };
-    let admin_options = ListenerOptions { tls: options.admin_tls.clone(), ..Default::default() };
+    let admin_options = options.admin_listener;
     tokio::spawn(async move {
         if let Err(error) = admin::serve(listener, admin_options, routes, admin_shutdown).await {
             tracing::error!(%error, "Admin listener stopped.");

@@ -12,8 +12,9 @@ pub const API_KEY_HEADER: &str = "x-gravitee-api-key";
 pub const API_KEY_QUERY: &str = "api-key";
 
 /// Length of a key given by an operator, and its alphabet (URL-unreserved characters, so the key
-/// works unchanged in a query parameter).
-const KEY_LENGTH: std::ops::RangeInclusive<usize> = 8..=256;
+/// works unchanged in a query parameter). At least 16: the state holds a key's plain SHA-256, which
+/// anyone who can read the state could try short keys against.
+const KEY_LENGTH: std::ops::RangeInclusive<usize> = 16..=256;
 
 /// Why a key given to the admin API or in a keys file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,8 +99,8 @@ mod tests {
 
     #[test]
     fn chosen_keys_are_checked() {
-        assert!(check_key("abcdefgh").is_ok());
-        for bad in ["short", "with space in it", "semi;colon-key", &"x".repeat(257)] {
+        assert!(check_key("abcdefgh-12345678").is_ok());
+        for bad in ["short", "abcdefgh", "with space in it", "semi;colon-key-x", &"x".repeat(257)] {
             assert_eq!(check_key(bad), Err(ApiKeyError), "{bad}");
         }
     }

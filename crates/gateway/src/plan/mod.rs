@@ -220,7 +220,9 @@ impl Plans {
         store: Option<&dyn StateStore>,
     ) -> Result<Admission<'p>, Refusal> {
         let mut admission = self.choose(presented, context, remote, store).await?;
-        admission.client_identifier = client_identifier::with_sent(admission.client_identifier, headers);
+        let credentialed = admission.plan.is_some_and(|plan| plan.kind() != PlanSecurityType::KeyLess);
+        let separator = if credentialed { '/' } else { '-' };
+        admission.client_identifier = client_identifier::with_sent(admission.client_identifier, headers, separator);
         admission.attributes.push((ATTR_CLIENT_IDENTIFIER.into(), admission.client_identifier.clone()));
         Ok(admission)
     }
@@ -254,6 +256,10 @@ impl Plans {
             if kinds.contains(&PlanSecurityType::OAuth2) {
                 let candidates: Vec<&CompiledPlan> = self.of_kind(PlanSecurityType::OAuth2).filter(selected).collect();
                 return oauth2::admit(&candidates, token).await;
+            }
+            // A Bearer token for an API that takes JWTs is an attempt to authenticate: never key-less.
+            if kinds.contains(&PlanSecurityType::Jwt) {
+                return Err(Refusal::invalid(PlanSecurityType::Jwt, "the Bearer token is not a JWT"));
             }
         }
         if let Some(key) = presented.api_key.as_deref().filter(|_| kinds.contains(&PlanSecurityType::ApiKey)) {

@@ -19,6 +19,8 @@ const INACTIVE_CACHE: Duration = Duration::from_secs(10);
 /// Cached answers at most; beyond, expired ones are dropped, then all.
 const CACHE_ENTRIES: usize = 10_000;
 const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// An `exp` this far in the past still counts (clocks disagree a little), as for JWTs.
+const CLOCK_SKEW_SECONDS: u64 = 60;
 
 pub(super) struct OAuth2Guard {
     introspection: Introspection,
@@ -153,10 +155,13 @@ impl Introspection {
         }
         let claims: Map<String, Value> =
             response.json().await.map_err(|_| "the introspection endpoint did not answer a JSON object".to_string())?;
-        // As Gravitee: an answer without `active` counts as active.
+        // RFC 7662 makes `active` required; Gravitee takes an answer without it as active, which
+        // would let an endpoint that answers 200 to anything admit every token.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let expired = claims.get("exp").and_then(Value::as_u64).is_some_and(|exp| exp + CLOCK_SKEW_SECONDS < now);
         Ok(match claims.get("active") {
-            Some(Value::Bool(false)) => Answer::Inactive,
-            _ => Answer::Active(claims),
+            Some(Value::Bool(true)) if !expired => Answer::Active(claims),
+            _ => Answer::Inactive,
         })
     }
 }
