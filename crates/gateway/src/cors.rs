@@ -94,7 +94,7 @@ impl CorsPolicy {
         })
     }
 
-    fn allows(&self, origin: &str) -> bool {
+    pub fn allows(&self, origin: &str) -> bool {
         let lower = origin.to_ascii_lowercase();
         self.origins.iter().any(|rule| match rule {
             OriginRule::Any => true,

@@ -117,6 +117,13 @@ async fn with_cors(
         return answer;
     }
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    // Browsers send a WebSocket upgrade from any page without asking (no preflight), with the
+    // visitor's client certificate: a page of another origin must not open a session as the visitor.
+    let is_upgrade = request.headers().get(header::UPGRADE).is_some();
+    if let Some(origin) = origin.as_deref().filter(|origin| is_upgrade && !cors.allows(origin)) {
+        let message = format!("Forbidden: origin '{origin}' may not open a WebSocket on this API (cors.allowOrigin)");
+        return json_error(StatusCode::FORBIDDEN, &message, Some("CORS_ORIGIN_NOT_ALLOWED"));
+    }
     let mut response = serve(gateway, api, path_info, remote, request).await;
     if let Some(origin) = origin {
         cors.decorate(&origin, &mut response);

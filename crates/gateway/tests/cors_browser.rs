@@ -33,6 +33,8 @@ const gateway = new URLSearchParams(location.search).get('gateway');
 async fn gateway_allowing(topic: &str, origin: &str) -> TestGateway {
     let spec = ApiSpec::new(topic);
     let mut definition = spec.to_json();
+    let entrypoints = definition["listeners"][0]["entrypoints"].as_array_mut().expect("entrypoints");
+    entrypoints.push(json!({"type": "websocket"}));
     definition["listeners"][0]["cors"] = json!({
         "enabled": true, "allowOrigin": [origin], "allowMethods": ["GET", "POST"],
         "allowHeaders": ["Content-Type", "X-Order-Source"], "exposeHeaders": ["X-Request-Id"],
@@ -101,5 +103,27 @@ async fn preflights_and_errors_carry_the_cors_answer() {
     assert_eq!(error.status(), 400);
     assert_eq!(error.headers()["access-control-allow-origin"], origin);
     assert_eq!(error.headers()["access-control-allow-credentials"], "true");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_websocket_from_another_origin_is_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let topic = unique("cors-ws");
+    create_topic(&topic, 1).await;
+    let origin = "https://app.example.com";
+    let gateway = gateway_allowing(&topic, origin).await;
+    let open = |from: &'static str| {
+        let mut request = gateway.url().replacen("http://", "ws://", 1).into_client_request().expect("request");
+        request.headers_mut().insert("Origin", from.parse().expect("header"));
+        tokio_tungstenite::connect_async(request)
+    };
+    let refused = open("https://evil.example.com").await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == 403),
+        "{refused:?}"
+    );
+    let (_socket, response) = open("https://app.example.com").await.expect("an allowed origin upgrades");
+    assert_eq!(response.status(), 101);
     gateway.stop().await;
 }

@@ -36,7 +36,10 @@ enum Keys {
 struct Jwks {
     url: String,
     client: reqwest::Client,
-    cache: tokio::sync::Mutex<JwksCache>,
+    /// Never held across an await: requests with known keys never wait for a fetch.
+    cache: std::sync::RwLock<JwksCache>,
+    /// One fetch at a time; requests that need it wait for it, the others use the cache.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -78,7 +81,12 @@ impl JwtGuard {
                     .map_err(|error| {
                         Problem::new("resolverParameter", format!("cannot build the JWKS client: {error}"))
                     })?;
-                Keys::Jwks(Jwks { url: parameter.to_owned(), client, cache: Default::default() })
+                Keys::Jwks(Jwks {
+                    url: parameter.to_owned(),
+                    client,
+                    cache: Default::default(),
+                    fetching: Default::default(),
+                })
             }
             _ => Keys::Given(given_key(algorithm, parameter)?),
         };
@@ -188,41 +196,72 @@ fn given_key(algorithm: Algorithm, parameter: &str) -> Result<DecodingKey, Probl
 
 impl Jwks {
     /// The key for `kid` (any key of the set when the token names none): from the cache, else
-    /// from a fresh fetch.
+    /// from a fresh fetch. A stale cache still serves while another request refreshes it.
     async fn key(&self, kid: Option<&str>, algorithm: Algorithm) -> Result<DecodingKey, Rejection> {
-        let mut cache = self.cache.lock().await;
+        let (found, stale) = self.cached(kid);
+        match (found, stale) {
+            (Some(key), false) => return Ok(key),
+            (Some(key), true) => {
+                // Whoever gets the guard refreshes; the others keep using the stale key.
+                let Ok(_guard) = self.fetching.try_lock() else { return Ok(key) };
+                self.refresh(algorithm).await;
+            }
+            (None, _) => {
+                let _guard = self.fetching.lock().await;
+                // A fetch that ran while this request waited may have brought the key.
+                if let (Some(key), _) = self.cached(kid) {
+                    return Ok(key);
+                }
+                self.refresh(algorithm).await;
+            }
+        }
+        let (found, _) = self.cached(kid);
+        if let Some(key) = found {
+            return Ok(key);
+        }
+        let never_read = self.read().keys.is_empty();
+        Err(match kid {
+            // Never read: the token cannot be judged.
+            _ if never_read => Rejection::Unavailable("the plan's JWKS URL cannot be read".into()),
+            Some(_) => invalid("the token's key id (kid) is not in the plan's JWKS"),
+            None => invalid("the token names no key id (kid) and the plan's JWKS has several keys"),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, JwksCache> {
+        self.cache.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The cached key for `kid` (a token without `kid` only against a set of one key), and
+    /// whether the cache is due for a refresh.
+    fn cached(&self, kid: Option<&str>) -> (Option<DecodingKey>, bool) {
+        let cache = self.read();
         let stale = cache.fetched.is_none_or(|at| at.elapsed() > JWKS_MAX_AGE);
-        // A token without `kid` is verified only against a set of one key.
-        let find = |cache: &JwksCache| match kid {
+        let key = match kid {
             Some(kid) => cache.keys.iter().find(|(id, _)| id.as_deref() == Some(kid)).map(|(_, key)| key.clone()),
             None if cache.keys.len() == 1 => cache.keys.first().map(|(_, key)| key.clone()),
             None => None,
         };
-        if !stale {
-            if let Some(key) = find(&cache) {
-                return Ok(key);
+        (key, stale)
+    }
+
+    /// Fetches the set again unless that happened less than a second ago. Called with `fetching`
+    /// held.
+    async fn refresh(&self, algorithm: Algorithm) {
+        let recent = self.read().fetched.is_some_and(|at| at.elapsed() < JWKS_MIN_INTERVAL);
+        if recent {
+            return;
+        }
+        let fetched = self.fetch(algorithm).await;
+        let mut cache = self.cache.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match fetched {
+            Ok(keys) => *cache = JwksCache { keys, fetched: Some(Instant::now()) },
+            Err(reason) => {
+                // Logged once per attempt, at most once a second; the cached keys stay in use.
+                tracing::warn!(reason, "Cannot refresh the JWKS of a jwt plan.");
+                cache.fetched = Some(Instant::now());
             }
         }
-        let may_fetch = cache.fetched.is_none_or(|at| at.elapsed() >= JWKS_MIN_INTERVAL);
-        if may_fetch {
-            match self.fetch(algorithm).await {
-                Ok(keys) => *cache = JwksCache { keys, fetched: Some(Instant::now()) },
-                Err(reason) => {
-                    // Logged once per attempt, at most once a second; the cached keys stay in use.
-                    tracing::warn!(reason, "Cannot refresh the JWKS of a jwt plan.");
-                    cache.fetched = Some(Instant::now());
-                }
-            }
-        }
-        if let Some(key) = find(&cache) {
-            return Ok(key);
-        }
-        Err(match kid {
-            // Never read: the token cannot be judged.
-            _ if cache.keys.is_empty() => Rejection::Unavailable("the plan's JWKS URL cannot be read".into()),
-            Some(_) => invalid("the token's key id (kid) is not in the plan's JWKS"),
-            None => invalid("the token names no key id (kid) and the plan's JWKS has several keys"),
-        })
     }
 
     async fn fetch(&self, algorithm: Algorithm) -> Result<Vec<(Option<String>, DecodingKey)>, String> {
@@ -234,8 +273,9 @@ impl Jwks {
         Ok(set
             .keys
             .iter()
-            // A key that names another algorithm is not this plan's.
+            // A key that names another algorithm, or is for encryption, is not this plan's.
             .filter(|jwk| jwk.common.key_algorithm.is_none_or(|alg| format!("{alg:?}") == format!("{algorithm:?}")))
+            .filter(|jwk| !matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)))
             .filter_map(|jwk| Some((jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk).ok()?)))
             .collect())
     }

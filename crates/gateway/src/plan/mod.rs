@@ -58,7 +58,7 @@ pub struct CompiledPlan {
 enum Guard {
     KeyLess,
     ApiKey { propagate: bool },
-    Jwt(jwt::JwtGuard),
+    Jwt(Box<jwt::JwtGuard>),
     OAuth2(Box<oauth2::OAuth2Guard>),
     Mtls,
 }
@@ -157,7 +157,7 @@ impl Plans {
                 Some(PlanSecurity::Jwt(configuration)) => jwt::JwtGuard::build(configuration)
                     .map_err(|problem| problems.push(problem.under(&format!("{base}.security.configuration"))))
                     .ok()
-                    .map(Guard::Jwt),
+                    .map(|guard| Guard::Jwt(Box::new(guard))),
                 Some(PlanSecurity::OAuth2(configuration)) => {
                     // The definition's validation checked that the resource exists and is oauth2.
                     let resource = definition
