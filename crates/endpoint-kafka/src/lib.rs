@@ -76,6 +76,17 @@ impl Endpoint for KafkaEndpoint {
         published
     }
 
+    /// Creates the producer of a producing endpoint whose configuration does not depend on the
+    /// request (no expression in its connection, topics or compression), so that the first POST
+    /// does not pay for it.
+    async fn warm(&self) -> Result<(), EndpointFailure> {
+        if !self.resolver.produces_statically() {
+            return Ok(());
+        }
+        let settings = self.resolver.producer(&ExecutionContext::default(), &Default::default())?;
+        self.producers.warm(&settings).await
+    }
+
     async fn subscribe(
         &self,
         context: &ExecutionContext,

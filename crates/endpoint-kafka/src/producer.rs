@@ -288,6 +288,14 @@ impl ProducerPool {
         }
     }
 
+    /// Creates (and probes) the producer `settings` need, if the pool has none yet.
+    /// The probe asks for no topic: on a broker with `auto.create.topics.enable`, asking for one
+    /// would create it at the gateway's start, before anyone produced to it.
+    pub(crate) async fn warm(&self, settings: &ProducerSettings) -> Result<(), EndpointFailure> {
+        let pool_key = (settings.connection.clone(), settings.compression);
+        self.producer_for(&pool_key, "").await.map(drop)
+    }
+
     /// The pooled producer for `key`, created (and its cluster probed) on first use. Also closes
     /// idle producers; the one asked for is lent first, so it is never among them.
     async fn producer_for(&self, key: &PoolKey, probe_topic: &str) -> Result<Lease, EndpointFailure> {

@@ -147,6 +147,8 @@ pub(crate) struct Resolver {
     sasl_mechanism: Option<Property>,
     sasl_jaas_config: Option<Property>,
     tls: Tls,
+    /// `producer.enabled`.
+    produces: bool,
     producer_topics: TopicList,
     compression: Property,
     consumer_topics: TopicList,
@@ -247,6 +249,7 @@ impl Resolver {
                 .transpose()
                 .map_err(expression("security.sasl.saslJaasConfig"))?,
             tls,
+            produces: shared.producer.enabled,
             producer_topics: TopicList::new("producer.topics", &shared.producer.topics)
                 .map_err(expression("producer.topics"))?,
             compression: Property::dynamic("producer.compressionType", &shared.producer.compression_type)
@@ -433,6 +436,20 @@ impl Resolver {
             }
         }
         Ok(())
+    }
+
+    /// Whether the endpoint produces, and everything its producer needs is fixed by the definition
+    /// (no expression in the connection, the topics or the compression).
+    pub fn produces_statically(&self) -> bool {
+        let literal = |property: &Property| property.value.is_literal();
+        self.produces
+            && literal(&self.bootstrap_servers)
+            && literal(&self.protocol)
+            && literal(&self.compression)
+            && self.sasl_mechanism.as_ref().is_none_or(literal)
+            && self.sasl_jaas_config.as_ref().is_none_or(literal)
+            && !self.producer_topics.entries.is_empty()
+            && self.producer_topics.entries.iter().all(Template::is_literal)
     }
 
     /// `message_attributes` come first: a message-level topic attribute wins (DESIGN 4.2).

@@ -60,6 +60,18 @@ async fn health_readiness_and_metrics_follow_the_gateway() {
     assert_eq!(ready["apis"], json!([spec.id]));
     assert_eq!(http.get(format!("{admin}/health")).send().await.expect("/health").status(), 200);
 
+    // The API's producer is created at start, before any POST needs it.
+    let mut warmed = false;
+    for _ in 0..500 {
+        let page = http.get(format!("{admin}/metrics")).send().await.expect("/metrics").text().await.expect("text");
+        if sample(&page, "kafka_edge_producers") >= 1.0 {
+            warmed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(warmed, "a producer exists before the first POST");
+
     let base = format!("http://127.0.0.1:{port}{}", spec.path);
     let before = http.get(format!("{admin}/metrics")).send().await.expect("/metrics").text().await.expect("text");
     let series = format!("kafka_edge_requests_total{{api=\"{}\",entrypoint=\"http-post\",status=\"202\"}}", spec.id);

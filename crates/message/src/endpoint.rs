@@ -25,6 +25,13 @@ pub trait Endpoint: Send + Sync {
         context: &ExecutionContext,
         options: SubscribeOptions,
     ) -> Result<Subscription, EndpointFailure>;
+
+    /// Prepares what every request will need (a producer and its connection) before the first
+    /// request comes, where that does not depend on the request. Failing is not an error here:
+    /// the first request that needs it tries again and reports.
+    async fn warm(&self) -> Result<(), EndpointFailure> {
+        Ok(())
+    }
 }
 
 /// How a subscription should start and deliver.
