@@ -45,13 +45,21 @@ struct Histogram {
     sum: f64,
 }
 
+/// The requests one entrypoint of one API answered.
+#[derive(Default)]
+struct Series {
+    /// Status → requests answered.
+    statuses: BTreeMap<u16, u64>,
+    /// Time to the response head.
+    durations: Histogram,
+}
+
 /// The gateway's counters.
 #[derive(Default)]
 pub struct Metrics {
-    /// (API, entrypoint, status) → requests answered.
-    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
-    /// (API, entrypoint) → time to the response head.
-    durations: Mutex<BTreeMap<(String, &'static str), Histogram>>,
+    /// API → entrypoint → its series: one lock per request, and no allocation once an API and
+    /// entrypoint were seen.
+    requests: Mutex<BTreeMap<String, BTreeMap<&'static str, Series>>>,
     /// Requests no API or entrypoint took (404, 405).
     unrouted: AtomicU64,
     open_connections: AtomicU64,
@@ -66,10 +74,15 @@ impl Metrics {
     /// A request of `api` served by `entrypoint` was answered with `status` after `elapsed`
     /// (for a stream: when its head was sent).
     pub fn request(&self, api: &str, entrypoint: &'static str, status: u16, elapsed: Duration) {
-        *lock(&self.requests).entry((api.to_owned(), entrypoint, status)).or_default() += 1;
         let seconds = elapsed.as_secs_f64();
-        let mut durations = lock(&self.durations);
-        let histogram = durations.entry((api.to_owned(), entrypoint)).or_default();
+        let mut requests = lock(&self.requests);
+        let entrypoints = match requests.get_mut(api) {
+            Some(entrypoints) => entrypoints,
+            None => requests.entry(api.to_owned()).or_default(),
+        };
+        let series = entrypoints.entry(entrypoint).or_default();
+        *series.statuses.entry(status).or_default() += 1;
+        let histogram = &mut series.durations;
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
                 *bucket += 1;
@@ -103,12 +116,19 @@ impl Metrics {
         family(&mut out, "kafka_edge_ready", "gauge", "1 when the gateway takes traffic (as /ready answers 200).");
         let _ = writeln!(out, "kafka_edge_ready {}", u8::from(readiness.state() == "READY"));
         family(&mut out, "kafka_edge_requests_total", "counter", "Requests answered, by API, entrypoint and status.");
-        for ((api, entrypoint, status), count) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "kafka_edge_requests_total{{api=\"{}\",entrypoint=\"{entrypoint}\",status=\"{status}\"}} {count}",
-                escape(api)
-            );
+        let requests = lock(&self.requests);
+        let series = || {
+            requests.iter().flat_map(|(api, entrypoints)| {
+                entrypoints.iter().map(move |(entrypoint, series)| (escape(api), *entrypoint, series))
+            })
+        };
+        for (api, entrypoint, series) in series() {
+            for (status, count) in &series.statuses {
+                let _ = writeln!(
+                    out,
+                    "kafka_edge_requests_total{{api=\"{api}\",entrypoint=\"{entrypoint}\",status=\"{status}\"}} {count}"
+                );
+            }
         }
         family(
             &mut out,
@@ -123,8 +143,9 @@ impl Metrics {
             "histogram",
             "Time from a request to its response head (for streams: to the stream's start), by API and entrypoint.",
         );
-        for ((api, entrypoint), histogram) in lock(&self.durations).iter() {
-            let labels = format!("api=\"{}\",entrypoint=\"{entrypoint}\"", escape(api));
+        for (api, entrypoint, series) in series() {
+            let histogram = &series.durations;
+            let labels = format!("api=\"{api}\",entrypoint=\"{entrypoint}\"");
             for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
                 let _ = writeln!(out, "kafka_edge_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
             }

@@ -93,12 +93,15 @@ pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Req
         gateway.options.metrics.unrouted();
         return no_context_path();
     };
-    let entrypoint = select(api, &request).map(|entrypoint| entrypoint.kind.as_str());
-    let response = with_cors(gateway, api, path_info, remote, request).await;
+    let entrypoint = select(api, &request);
+    let response = with_cors(gateway, api, entrypoint, path_info, remote, request).await;
     match entrypoint {
-        Some(entrypoint) => {
-            gateway.options.metrics.request(&api.id, entrypoint, response.status().as_u16(), started.elapsed())
-        }
+        Some(entrypoint) => gateway.options.metrics.request(
+            &api.id,
+            entrypoint.kind.as_str(),
+            response.status().as_u16(),
+            started.elapsed(),
+        ),
         None => gateway.options.metrics.unrouted(),
     }
     response
@@ -107,11 +110,12 @@ pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Req
 async fn with_cors(
     gateway: &Gateway,
     api: &LoadedApi,
+    entrypoint: Option<&Entrypoint>,
     path_info: String,
     remote: SocketAddr,
     request: Request,
 ) -> Response {
-    let Some(cors) = &api.cors else { return serve(gateway, api, path_info, remote, request).await };
+    let Some(cors) = &api.cors else { return serve(gateway, api, entrypoint, path_info, remote, request).await };
     // The preflight is answered before plans: a browser sends no credentials with it.
     if let Some(answer) = cors.preflight(request.method(), request.headers()) {
         return answer;
@@ -124,7 +128,7 @@ async fn with_cors(
         let message = format!("Forbidden: origin '{origin}' may not open a WebSocket on this API (cors.allowOrigin)");
         return json_error(StatusCode::FORBIDDEN, &message, Some("CORS_ORIGIN_NOT_ALLOWED"));
     }
-    let mut response = serve(gateway, api, path_info, remote, request).await;
+    let mut response = serve(gateway, api, entrypoint, path_info, remote, request).await;
     if let Some(origin) = origin {
         cors.decorate(&origin, &mut response);
     }
@@ -134,11 +138,12 @@ async fn with_cors(
 async fn serve(
     gateway: &Gateway,
     api: &LoadedApi,
+    entrypoint: Option<&Entrypoint>,
     path_info: String,
     remote: SocketAddr,
     request: Request,
 ) -> Response {
-    let Some(entrypoint) = select(api, &request) else { return not_served(api, request.method()) };
+    let Some(entrypoint) = entrypoint else { return not_served(api, request.method()) };
     let (mut parts, body) = request.into_parts();
     let client = gateway.options.trusted_proxies.client_address(remote.ip(), &parts.headers);
     let mut execution = ExecutionContext {
@@ -150,7 +155,8 @@ async fn serve(
         request: Arc::new(request_info(&parts, client, path_info)),
     };
     let state = gateway.options.state.as_deref();
-    let presented = Presented::read(&parts);
+    // An API without plans reads no credential: nothing to parse on its requests.
+    let presented = if api.plans.is_open() { Presented::default() } else { Presented::read(&parts) };
     let admission = match api.plans.admit(&presented, &execution, &parts.headers, client, state).await {
         Ok(admission) => admission,
         Err(refusal) => return refusal.into_response(),

@@ -44,14 +44,11 @@ pub fn hash_key(key: &str) -> String {
 }
 
 /// The key the request carries: the header first, then the query parameter.
-pub(super) fn presented(parts: &Parts) -> Option<String> {
+pub(super) fn presented(parts: &Parts, query: &[(String, String)]) -> Option<String> {
     let from_header = parts.headers.get(API_KEY_HEADER).and_then(|value| value.to_str().ok()).map(str::trim);
     match from_header {
         Some(key) if !key.is_empty() => Some(key.to_owned()),
-        _ => kafka_edge_entrypoints::query::parse(parts.uri.query())
-            .into_iter()
-            .find(|(name, value)| name == API_KEY_QUERY && !value.is_empty())
-            .map(|(_, value)| value),
+        _ => super::query_parameter(query, API_KEY_QUERY),
     }
 }
 
@@ -114,8 +111,12 @@ mod tests {
             }
             builder.body(()).unwrap().into_parts().0
         };
-        assert_eq!(presented(&request("/a?api-key=q", Some("h"))), Some("h".into()));
-        assert_eq!(presented(&request("/a?x=1&api-key=q%2Dk", None)), Some("q-k".into()));
-        assert_eq!(presented(&request("/a", None)), None);
+        let presented = |parts: http::request::Parts| {
+            let query = kafka_edge_entrypoints::query::parse(parts.uri.query());
+            presented(&parts, &query)
+        };
+        assert_eq!(presented(request("/a?api-key=q", Some("h"))), Some("h".into()));
+        assert_eq!(presented(request("/a?x=1&api-key=q%2Dk", None)), Some("q-k".into()));
+        assert_eq!(presented(request("/a", None)), None);
     }
 }

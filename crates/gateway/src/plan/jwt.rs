@@ -159,13 +159,7 @@ impl JwtGuard {
     /// The client the token names: the configured claim, else `azp`, else `aud`, else
     /// `client_id` (Gravitee's order); of a list, its first entry.
     fn client_id(&self, claims: &Map<String, Value>) -> Result<String, String> {
-        let text = |name: &str| match claims.get(name) {
-            Some(Value::String(value)) if !value.is_empty() => Some(value.clone()),
-            Some(Value::Array(values)) => {
-                values.first().and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned)
-            }
-            _ => None,
-        };
+        let text = |name: &str| super::claim_text(claims, name);
         match &self.client_id_claim {
             Some(claim) => text(claim).ok_or_else(|| format!("the token has no `{claim}` claim naming the client")),
             None => text("azp")

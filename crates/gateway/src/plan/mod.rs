@@ -89,6 +89,7 @@ pub struct Admission<'p> {
 }
 
 /// The credentials a request carries.
+#[derive(Default)]
 pub struct Presented {
     bearer: Option<String>,
     api_key: Option<String>,
@@ -102,24 +103,32 @@ pub const ACCESS_TOKEN_QUERY: &str = "access_token";
 impl Presented {
     /// `Authorization: Bearer` (else the `access_token` query parameter) and the API key.
     pub fn read(parts: &Parts) -> Self {
+        let query = kafka_edge_entrypoints::query::parse(parts.uri.query());
         let from_header =
             parts.headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
                 let (scheme, token) = value.trim().split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
             });
         let bearer =
-            from_header.or_else(|| query_parameter(parts, ACCESS_TOKEN_QUERY)).filter(|token| !token.is_empty());
+            from_header.or_else(|| query_parameter(&query, ACCESS_TOKEN_QUERY)).filter(|token| !token.is_empty());
         let certificate = parts.extensions.get::<ClientCertificate>().cloned();
-        Self { bearer, api_key: api_key::presented(parts), certificate }
+        Self { bearer, api_key: api_key::presented(parts, &query), certificate }
     }
 }
 
 /// The first non-empty value of a query parameter.
-fn query_parameter(parts: &Parts, name: &str) -> Option<String> {
-    kafka_edge_entrypoints::query::parse(parts.uri.query())
-        .into_iter()
-        .find(|(found, value)| found == name && !value.is_empty())
-        .map(|(_, value)| value)
+fn query_parameter(query: &[(String, String)], name: &str) -> Option<String> {
+    query.iter().find(|(found, value)| found == name && !value.is_empty()).map(|(_, value)| value.clone())
+}
+
+/// A claim's text: a non-empty string, or the first non-empty entry of a list (`aud`).
+fn claim_text(claims: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<String> {
+    match claims.get(name)? {
+        serde_json::Value::String(value) => Some(value.clone()),
+        serde_json::Value::Array(values) => values.first().and_then(serde_json::Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+    .filter(|value| !value.is_empty())
 }
 
 impl Plans {
@@ -274,6 +283,11 @@ impl Plans {
             return Ok(key_less(Some(plan)));
         }
         Err(Refusal::missing(&kinds, presented))
+    }
+
+    /// Whether the API has no STANDARD plan: it reads no credential.
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
     /// Whether `plan` is an `api-key` plan of the API (keys can be issued for it).

@@ -193,11 +193,7 @@ pub(super) async fn admit<'p>(candidates: &[&'p CompiledPlan], token: &str) -> R
             return Err(Refusal::insufficient_scope(required));
         }
     }
-    let text = |name: &str| match claims.get(name) {
-        Some(Value::String(value)) if !value.is_empty() => Some(value.clone()),
-        Some(Value::Array(values)) => values.first().and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    };
+    let text = |name: &str| super::claim_text(&claims, name);
     let client_id = text("client_id").or_else(|| text("aud")).ok_or_else(|| {
         Refusal::invalid(PlanSecurityType::OAuth2, "the introspection names no client (client_id or aud)")
     })?;
