@@ -26,7 +26,14 @@ pub(crate) enum Role<'a> {
     /// A pooled producer of the Kafka endpoint (DESIGN 4.3, 6: acks=all, idempotence).
     Producer { compression: CompressionType, max_message_bytes: usize },
     /// The consumer of one subscription (DESIGN 4.4).
-    Consumer { group_id: &'a str, auto_offset_reset: AutoOffsetReset, auto_commit: bool, follows_pattern: bool },
+    Consumer {
+        group_id: &'a str,
+        auto_offset_reset: AutoOffsetReset,
+        auto_commit: bool,
+        follows_pattern: bool,
+        /// KIP-848's protocol rather than the classic one.
+        consumer_protocol: bool,
+    },
     /// Reads a compacted topic from the beginning, by assignment (the group is never joined).
     TopicFollower,
     /// Writes a compacted topic.
@@ -57,7 +64,7 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 .set("socket.connection.setup.timeout.ms", "10000")
                 .set("message.max.bytes", message_max_bytes.to_string());
         }
-        Role::Consumer { group_id, auto_offset_reset, auto_commit, follows_pattern } => {
+        Role::Consumer { group_id, auto_offset_reset, auto_commit, follows_pattern, consumer_protocol } => {
             let auto_offset_reset = match auto_offset_reset {
                 AutoOffsetReset::Earliest => "earliest",
                 AutoOffsetReset::Latest => "latest",
@@ -70,7 +77,6 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 // Only what the entrypoint acknowledged is stored, so only that is committed.
                 .set("enable.auto.offset.store", "false")
                 .set("enable.partition.eof", "false")
-                .set("session.timeout.ms", "10000")
                 // A partition with nothing new must not hold a request: the broker parks an empty
                 // fetch this long, and offset lookups for the other partitions wait behind it on
                 // the same connection (with the 500 ms default, short http-get windows came back
@@ -82,6 +88,13 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 .set("fetch.queue.backoff.ms", "50")
                 .set("socket.connection.setup.timeout.ms", "10000")
                 .set("reconnect.backoff.ms", "100");
+            if *consumer_protocol {
+                // The broker owns session and assignment settings under KIP-848: librdkafka
+                // refuses `session.timeout.ms` and the other classic-only properties with it.
+                config.set("group.protocol", "consumer");
+            } else {
+                config.set("session.timeout.ms", "10000");
+            }
             if *follows_pattern {
                 // New topics that match are found on the next metadata refresh (librdkafka: 5 min).
                 config.set("topic.metadata.refresh.interval.ms", "10000");
@@ -162,6 +175,10 @@ impl Callbacks {
     pub(crate) fn with_rebalance(mut self, rebalance: Rebalance) -> Self {
         self.rebalance = Some(rebalance);
         self
+    }
+
+    pub(crate) fn rebalance(&self) -> Option<&Rebalance> {
+        self.rebalance.as_ref()
     }
 }
 

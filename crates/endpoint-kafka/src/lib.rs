@@ -9,6 +9,7 @@ mod producer;
 mod report;
 mod security;
 mod settings;
+mod shared;
 mod subscriber;
 
 pub use compacted_topic::{TopicLog, TopicLogError, TopicRecord};
@@ -18,6 +19,7 @@ pub use settings::{
     static_connection, ConnectionProperties, ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX,
     ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED,
 };
+pub use shared::{ConsumerOptions, GroupProtocol, KafkaClients};
 
 use kafka_edge_definition::{Endpoint as EndpointDefinition, Problem};
 use kafka_edge_message::{
@@ -29,21 +31,22 @@ use std::sync::Arc;
 /// The Kafka endpoint of one API.
 #[derive(Debug)]
 pub struct KafkaEndpoint {
+    api_id: String,
     resolver: Resolver,
-    producers: Arc<ProducerPool>,
+    clients: Arc<KafkaClients>,
 }
 
 impl KafkaEndpoint {
-    /// `producers` is shared by every API of the gateway, so equal configurations share a producer.
     /// What `new` would refuse, without building anything else (for `validate`).
     pub fn check(api_id: &str, definition: &EndpointDefinition) -> Result<(), Problem> {
         Resolver::new(api_id, definition).map(|_| ())
     }
 
     /// Fails when a store cannot be read (wrong password, missing file) or an expression does
-    /// not parse; the error names the property.
-    pub fn new(api_id: &str, definition: &EndpointDefinition, producers: Arc<ProducerPool>) -> Result<Self, Problem> {
-        Ok(Self { resolver: Resolver::new(api_id, definition)?, producers })
+    /// not parse; the error names the property. `clients` are shared by every API of the
+    /// gateway, so equal configurations share a producer.
+    pub fn new(api_id: &str, definition: &EndpointDefinition, clients: Arc<KafkaClients>) -> Result<Self, Problem> {
+        Ok(Self { api_id: api_id.to_string(), resolver: Resolver::new(api_id, definition)?, clients })
     }
 }
 
@@ -69,7 +72,7 @@ impl Endpoint for KafkaEndpoint {
             )));
         }
         let published =
-            self.producers.publish(&settings, key, &message.record, &message.content, &message.headers).await;
+            self.clients.producers.publish(&settings, key, &message.record, &message.content, &message.headers).await;
         if let Err(failure) = &published {
             report::Origin::new(context, settings.connection.bootstrap_servers()).failure(failure);
         }
@@ -84,7 +87,7 @@ impl Endpoint for KafkaEndpoint {
             return Ok(());
         }
         let settings = self.resolver.producer(&ExecutionContext::default(), &Default::default())?;
-        self.producers.warm(&settings).await
+        self.clients.producers.warm(&settings).await
     }
 
     async fn subscribe(
@@ -101,6 +104,10 @@ impl Endpoint for KafkaEndpoint {
             None => None,
         };
         let origin = report::Origin::new(context, settings.connection.bootstrap_servers());
-        subscriber::subscribe(settings, options.qos, cursor, origin).await
+        subscriber::subscribe(&self.clients, settings, options.qos, cursor, origin).await
+    }
+
+    fn close_idle(&self) {
+        self.clients.warm.close_api(&self.api_id);
     }
 }

@@ -169,7 +169,7 @@ pub(crate) struct ProducerSettings {
 }
 
 /// Which topics a subscription reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum TopicSelection {
     Names(Vec<String>),
     /// A regular expression over topic names; topics created later are picked up.
@@ -177,7 +177,7 @@ pub(crate) enum TopicSelection {
 }
 
 /// What a subscription needs.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ConsumerSettings {
     pub connection: ConnectionProperties,
     pub topics: TopicSelection,

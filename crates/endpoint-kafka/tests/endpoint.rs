@@ -3,7 +3,8 @@
 
 use kafka_edge_definition::{load_str, Endpoint as EndpointDefinition, Format};
 use kafka_edge_endpoint_kafka::{
-    KafkaEndpoint, ProducerPool, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY,
+    KafkaClients, KafkaEndpoint, ProducerPool, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX, ATTR_PRODUCER_TOPICS,
+    ATTR_RECORD_KEY,
 };
 use kafka_edge_message::{Endpoint, ExecutionContext, Message, Qos, SubscribeOptions};
 use kafka_edge_testkit::*;
@@ -28,7 +29,7 @@ fn endpoint_definition(producer_topic: &str, consumer: serde_json::Value) -> End
 }
 
 fn endpoint(producer_topic: &str) -> KafkaEndpoint {
-    KafkaEndpoint::new("endpoint-test", &endpoint_definition(producer_topic, json!({})), Arc::new(ProducerPool::new()))
+    KafkaEndpoint::new("endpoint-test", &endpoint_definition(producer_topic, json!({})), clients(ProducerPool::new()))
         .expect("endpoint")
 }
 
@@ -120,9 +121,10 @@ async fn the_producer_topics_attribute_overrides_the_configured_topics() {
 async fn equal_configurations_share_one_producer() {
     let topic = unique("shared");
     create_topic(&topic, 1).await;
-    let pool = Arc::new(ProducerPool::new());
-    let first = KafkaEndpoint::new("a", &endpoint_definition(&topic, json!({})), pool.clone()).expect("endpoint");
-    let second = KafkaEndpoint::new("b", &endpoint_definition(&topic, json!({})), pool.clone()).expect("endpoint");
+    let shared = clients(ProducerPool::new());
+    let pool = shared.producers.clone();
+    let first = KafkaEndpoint::new("a", &endpoint_definition(&topic, json!({})), shared.clone()).expect("endpoint");
+    let second = KafkaEndpoint::new("b", &endpoint_definition(&topic, json!({})), shared.clone()).expect("endpoint");
     first.publish(&ExecutionContext::default(), Message::new("1")).await.unwrap();
     second.publish(&ExecutionContext::default(), Message::new("2")).await.unwrap();
     assert_eq!(pool.len(), 1);
@@ -134,8 +136,9 @@ async fn an_idle_producer_is_closed_and_the_one_in_use_kept() {
     const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
     let topic = unique("idle");
     create_topic(&topic, 1).await;
-    let pool = Arc::new(ProducerPool::with_idle_timeout(IDLE_TIMEOUT));
-    let endpoint = KafkaEndpoint::new("idle", &endpoint_definition(&topic, json!({})), pool.clone()).expect("endpoint");
+    let shared = clients(ProducerPool::with_idle_timeout(IDLE_TIMEOUT));
+    let pool = shared.producers.clone();
+    let endpoint = KafkaEndpoint::new("idle", &endpoint_definition(&topic, json!({})), shared).expect("endpoint");
     // The same broker written differently, chosen per request like a client-supplied value would be.
     let port = bootstrap().rsplit_once(':').map(|(_, port)| port.to_string()).expect("host:port");
     let mut written_differently = ExecutionContext::default();
@@ -168,7 +171,7 @@ async fn the_group_id_attribute_names_the_consumer_group() {
     let endpoint = KafkaEndpoint::new(
         "g",
         &endpoint_definition(&topic, json!({"enabled": true, "topics": [topic], "autoOffsetReset": "earliest"})),
-        Arc::new(ProducerPool::new()),
+        clients(ProducerPool::new()),
     )
     .expect("endpoint");
     let group = unique("chosen-group");
@@ -197,7 +200,7 @@ async fn the_confluent_header_is_removed_when_configured() {
             &topic,
             json!({"enabled": true, "topics": [topic], "autoOffsetReset": "earliest", "removeConfluentHeader": true}),
         ),
-        Arc::new(ProducerPool::new()),
+        clients(ProducerPool::new()),
     )
     .expect("endpoint");
     let context = ExecutionContext { client_identifier: unique("client"), ..Default::default() };
@@ -207,4 +210,8 @@ async fn the_confluent_header_is_removed_when_configured() {
     assert_eq!(&first.content[..], b"{}");
     assert_eq!(&second.content[..], &[0, 1]);
     subscription.close().await;
+}
+
+fn clients(producers: ProducerPool) -> Arc<KafkaClients> {
+    Arc::new(KafkaClients::new(Arc::new(producers), Default::default()))
 }

@@ -80,17 +80,13 @@ pub async fn handle(
 
     // Everything in `items` is delivered; at at-most-once a partition whose commit failed went to
     // another consumer, which delivers its messages, so they leave the page. Closing commits
-    // synchronously before we answer; the consumer leaves its group while the answer is on its way.
+    // synchronously before we answer; the consumer then stays in its group for the client's next
+    // GET, or leaves while the answer is on its way.
     delivery::settle_page(qos, &mut items).await;
     // An empty page still gets a cursor where ids exist, so a client looping on nextCursor goes on:
     // the endpoint's position after everything delivered (following it neither skips nor repeats).
     let wants_position = items.is_empty() && failure.is_none() && cursor.is_none() && qos.emits_ids();
-    let position = if wants_position {
-        subscription.close_after_commit_with_position().await
-    } else {
-        subscription.close_after_commit().await;
-        None
-    };
+    let position = subscription.close_keeping_warm(wants_position).await;
 
     let next_cursor = items.iter().rev().find_map(|m| m.id.clone()).or(cursor).or(position);
     page_response(format, configuration, items, failure, next_cursor, limit.map(|l| l.0))

@@ -10,7 +10,7 @@ use crate::plan::Plans;
 use kafka_edge_definition::{
     ApiDefinition, Endpoint as EndpointDefinition, Entrypoint, EntrypointConfiguration, PlanMode, Problem,
 };
-use kafka_edge_endpoint_kafka::{KafkaEndpoint, ProducerPool};
+use kafka_edge_endpoint_kafka::{KafkaClients, KafkaEndpoint};
 use kafka_edge_entrypoints::webhook::WebhookEntrypoint;
 use kafka_edge_entrypoints::websocket;
 use kafka_edge_message::{ApiInfo, Endpoint};
@@ -43,12 +43,12 @@ pub struct LoadedApi {
 impl LoadedApi {
     /// Builds the API; nothing connects to Kafka until a request needs it. Problems carry their
     /// path below the definition's root (no file: the caller knows it).
-    pub fn build(definition: &ApiDefinition, producers: &Arc<ProducerPool>) -> Result<Self, Vec<Problem>> {
+    pub fn build(definition: &ApiDefinition, clients: &Arc<KafkaClients>) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let flows = ApiFlows::compile(&definition.flows).map_err(|found| problems.extend(found)).ok();
         let plans = Plans::build(definition).map_err(|found| problems.extend(found)).ok();
         let cors = cors(definition, &mut problems);
-        let endpoints = build_endpoints(definition, producers, &mut problems);
+        let endpoints = build_endpoints(definition, clients, &mut problems);
         let primary = endpoints.first().and_then(|endpoint| endpoint.built.clone());
         if endpoints.is_empty() {
             problems.push(Problem::new("endpointGroups", "no Kafka endpoint"));
@@ -113,14 +113,14 @@ struct BuiltEndpoint<'a> {
 /// once, so a wrong password shows at load.
 fn build_endpoints<'a>(
     definition: &'a ApiDefinition,
-    producers: &Arc<ProducerPool>,
+    clients: &Arc<KafkaClients>,
     problems: &mut Vec<Problem>,
 ) -> Vec<BuiltEndpoint<'a>> {
     let mut endpoints = Vec::new();
     for (g, group) in definition.endpoint_groups.iter().enumerate() {
         for (e, endpoint) in group.endpoints.iter().enumerate() {
             let endpoint_path = format!("endpointGroups[{g}].endpoints[{e}]");
-            let built = KafkaEndpoint::new(&definition.id, endpoint, producers.clone()).map_err(|problem| {
+            let built = KafkaEndpoint::new(&definition.id, endpoint, clients.clone()).map_err(|problem| {
                 // The endpoint names its properties below the configuration block it reads.
                 if problem.path.starts_with("bootstrapServers") {
                     problem.under(&format!("{endpoint_path}.configuration"))

@@ -94,7 +94,8 @@ impl Gateway {
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
-    /// and WebSocket sessions finish (their consumers commit and leave their groups). The
+    /// and WebSocket sessions finish (their consumers commit and leave their groups, as do the
+    /// http-get consumers kept warm). The
     /// producers are the runtime's: [`flush`] them once everything that publishes has ended.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         let shutdown = self.shutdown.clone();
@@ -115,6 +116,8 @@ impl Gateway {
         // Upgraded (WebSocket) connections are no longer the HTTP server's: wait for them too.
         for api in &self.apis {
             api.websockets.ended().await;
+            // Warm http-get consumers leave their groups now, not when the process is gone.
+            api.endpoint.close_idle();
         }
         tracing::info!("Gateway stopped accepting.");
         Ok(())

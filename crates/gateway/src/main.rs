@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_edge_definition::{load_paths, Ignored, Problem};
-use kafka_edge_endpoint_kafka::ProducerPool;
+use kafka_edge_endpoint_kafka::{ConsumerOptions, GroupProtocol, KafkaClients, ProducerPool};
 use kafka_edge_gateway::forwarded::TrustedProxies;
 use kafka_edge_gateway::listener::{
     ClientAuth, ListenerOptions, Tls, TlsFiles, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -35,6 +35,32 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How subscriptions' consumers join their groups, and how long http-get keeps them.
+#[derive(clap::Args)]
+struct ConsumerArgs {
+    /// Consumer group protocol: `consumer` (KIP-848, Kafka 4.0+: no initial rebalance delay),
+    /// `classic`, or `auto` (consumer where the cluster supports it, learnt once per cluster).
+    #[arg(long, env = "KAFKA_EDGE_GROUP_PROTOCOL", default_value = "auto", value_name = "auto|classic|consumer")]
+    group_protocol: GroupProtocol,
+    /// Seconds an http-get consumer stays in its group after a response, for the same client's
+    /// next GET (0: it leaves with every response).
+    #[arg(long, env = "KAFKA_EDGE_HTTP_GET_KEEP_WARM", default_value_t = ConsumerOptions::DEFAULT_KEEP_WARM_FOR.as_secs(), value_name = "SECONDS")]
+    http_get_keep_warm: u64,
+    /// Most http-get consumers kept warm at once, over every API.
+    #[arg(long, env = "KAFKA_EDGE_MAX_WARM_CONSUMERS", default_value_t = ConsumerOptions::DEFAULT_MAX_WARM, value_name = "N")]
+    max_warm_consumers: usize,
+}
+
+impl ConsumerArgs {
+    fn options(&self) -> ConsumerOptions {
+        ConsumerOptions {
+            group_protocol: self.group_protocol,
+            keep_warm_for: std::time::Duration::from_secs(self.http_get_keep_warm),
+            max_warm: self.max_warm_consumers,
+        }
+    }
 }
 
 /// How the client listener accepts connections.
@@ -154,6 +180,8 @@ enum Command {
             value_parser = clap::value_parser!(u32).range(1024..=900_000_000).map(|bytes| bytes as usize)
         )]
         max_message_bytes: usize,
+        #[command(flatten)]
+        consumers: Box<ConsumerArgs>,
     },
     /// Check API definitions: exit 0 when all are valid, otherwise print one line per problem.
     Validate {
@@ -179,6 +207,7 @@ fn main() -> ExitCode {
             trusted_proxies,
             listener,
             max_message_bytes,
+            consumers,
         } => listener.admin_tls().and_then(|admin_tls| {
             let listener = listener.options()?;
             let admin_listener = ListenerOptions { tls: admin_tls, metrics: None, ..listener.clone() };
@@ -186,7 +215,7 @@ fn main() -> ExitCode {
             let options =
                 subscriptions::Options { state, state_security, admin_listen, admin_listener, subscriptions, api_keys };
             let serving = GatewayOptions { max_message_bytes, trusted_proxies, listener, ..Default::default() };
-            run(apis, listen, serving, options)
+            run(apis, listen, serving, options, consumers.options())
         }),
         Command::Validate { paths } => Ok(validate(&paths)),
     };
@@ -211,7 +240,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
-    match load(paths, &Arc::new(ProducerPool::new())) {
+    match load(paths, &Arc::new(KafkaClients::default())) {
         Ok(loaded) if loaded.is_empty() => {
             println!(
                 "no API definition (.json, .yaml, .yml) found in {}",
@@ -246,11 +275,11 @@ struct LoadedFile {
 
 /// Loads the definitions and builds every API (flows compiled, stores read) with the runtime's
 /// producer pool: `validate` and `run` refuse the same things.
-fn load(paths: &[PathBuf], producers: &Arc<ProducerPool>) -> Result<Vec<LoadedFile>, Vec<Problem>> {
+fn load(paths: &[PathBuf], clients: &Arc<KafkaClients>) -> Result<Vec<LoadedFile>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut built = Vec::new();
     for loaded in load_paths(paths)? {
-        match LoadedApi::build(&loaded.api, producers) {
+        match LoadedApi::build(&loaded.api, clients) {
             Ok(api) => built.push(LoadedFile { file: loaded.file, api: Arc::new(api), ignored: loaded.ignored }),
             Err(found) => problems.extend(found.into_iter().map(|problem| problem.in_file(&loaded.file))),
         }
@@ -267,10 +296,12 @@ fn run(
     listen: String,
     serving: GatewayOptions,
     options: subscriptions::Options,
+    consumers: ConsumerOptions,
 ) -> anyhow::Result<ExitCode> {
     // One pool for every API, the webhook DLQs included: flushed once, when nothing publishes.
     let producers = Arc::new(ProducerPool::new().with_max_message_bytes(serving.max_message_bytes));
-    let loaded = match load(&paths, &producers) {
+    let clients = Arc::new(KafkaClients::new(producers.clone(), consumers));
+    let loaded = match load(&paths, &clients) {
         Ok(loaded) => loaded,
         Err(problems) => {
             for problem in &problems {

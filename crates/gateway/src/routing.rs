@@ -170,7 +170,12 @@ async fn serve(
         remove_credential(plan.kind(), &mut parts, Arc::make_mut(&mut execution.request));
     }
     let revoked = match (admission.revocable, state) {
-        (Some(key), Some(state)) => gateway.revocations.token(&key, state),
+        (Some(key), Some(state)) => {
+            if matches!(entrypoint.configuration, EntrypointConfiguration::HttpGet(_)) {
+                gateway.revocations.release_on_revoke(&key, &api.endpoint);
+            }
+            gateway.revocations.token(&key, state)
+        }
         _ => CancellationToken::new(),
     };
     let shape = RequestShape {

@@ -32,6 +32,10 @@ pub trait Endpoint: Send + Sync {
     async fn warm(&self) -> Result<(), EndpointFailure> {
         Ok(())
     }
+
+    /// Lets go of whatever is kept warm for returning clients (a credential was revoked, the
+    /// definition is replaced).
+    fn close_idle(&self) {}
 }
 
 /// How a subscription should start and deliver.
@@ -63,6 +67,9 @@ pub enum Release {
     Wait,
     /// Let the endpoint release them after returning.
     InBackground,
+    /// As `InBackground`, but the endpoint may instead keep them, ready for the same client's
+    /// next subscription (an http-get client that comes back).
+    KeepWarm,
 }
 
 /// How a subscription is closed.
@@ -130,16 +137,11 @@ impl Subscription {
         self.close_with(Close { release: Release::Wait, resume_position: false }).await;
     }
 
-    /// Ends the subscription and waits only until the endpoint committed what the QoS requires;
-    /// the consumer leaves its group right after.
-    pub async fn close_after_commit(self) {
-        self.close_with(Close { release: Release::InBackground, resume_position: false }).await;
-    }
-
-    /// As [`Subscription::close_after_commit`], and answers where a client continues exactly
-    /// after what was delivered (the endpoint's cursor), when the endpoint can tell.
-    pub async fn close_after_commit_with_position(self) -> Option<String> {
-        self.close_with(Close { release: Release::InBackground, resume_position: true }).await
+    /// Ends one request of a client that is likely to come back (http-get): waits until the
+    /// endpoint committed what the QoS requires, and lets it keep its consumer warm for the
+    /// client's next request; with the resume position when `with_position`.
+    pub async fn close_keeping_warm(self, with_position: bool) -> Option<String> {
+        self.close_with(Close { release: Release::KeepWarm, resume_position: with_position }).await
     }
 
     async fn close_with(mut self, close: Close) -> Option<String> {

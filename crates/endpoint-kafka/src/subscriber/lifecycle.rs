@@ -10,6 +10,7 @@
 //! losing it afterwards is a closed connection, not a bad configuration (DESIGN 4.6).
 
 use std::sync::atomic::{AtomicU8, Ordering};
+use tokio::sync::watch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -62,24 +63,39 @@ impl Phase {
     }
 }
 
-/// The phase of one consumer; moves only along the diagram.
+/// The phase of one consumer; moves only along the diagram. Also counts the group's rebalances,
+/// for whoever waits for one: a parked consumer leaves at the first, and `auto` learns from the
+/// first assignment that the cluster speaks the consumer protocol.
 #[derive(Debug)]
-pub(crate) struct Lifecycle(AtomicU8);
+pub(crate) struct Lifecycle {
+    phase: AtomicU8,
+    rebalances: watch::Sender<u64>,
+}
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self(AtomicU8::new(Phase::Created as u8))
+        Self { phase: AtomicU8::new(Phase::Created as u8), rebalances: watch::Sender::new(0) }
     }
 }
 
 impl Lifecycle {
     pub(crate) fn phase(&self) -> Phase {
-        Phase::from_u8(self.0.load(Ordering::Acquire))
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// The group assigned or revoked partitions (called on librdkafka's polling thread).
+    pub(crate) fn rebalanced(&self) {
+        self.rebalances.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Sees the rebalances from now on.
+    pub(crate) fn rebalances(&self) -> watch::Receiver<u64> {
+        self.rebalances.subscribe()
     }
 
     /// Moves to `next` when the diagram allows it from the current phase; returns whether it did.
     pub(crate) fn advance(&self, next: Phase) -> bool {
-        self.0
+        self.phase
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
                 Phase::from_u8(current).may_move_to(next).then_some(next as u8)
             })

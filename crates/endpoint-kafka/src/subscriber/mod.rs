@@ -1,7 +1,8 @@
 //! One consumer per client connection (DESIGN 4.4, 4.5), split by concern: subscribing (here),
 //! the task that pumps records to the entrypoint (`pump`), acknowledgements turned into offsets
 //! (`offsets`), group rebalances (`rebalance`), and the consumer's explicit lifecycle
-//! (`lifecycle`: created → subscribed → assigned → consuming → closing → closed).
+//! (`lifecycle`: created → subscribed → assigned → consuming → closing → closed), and the
+//! http-get consumers kept warm between a client's requests (`warm`).
 //!
 //! Offsets are stored only for messages the entrypoint acknowledged, so a message that was
 //! fetched but never delivered is never committed.
@@ -10,8 +11,10 @@ mod lifecycle;
 mod offsets;
 mod pump;
 mod rebalance;
+mod warm;
 
 pub(crate) use rebalance::Rebalance;
+pub(crate) use warm::WarmConsumers;
 
 use crate::client::{self, Callbacks, Role};
 use crate::cursor::Cursor;
@@ -19,14 +22,16 @@ use crate::failure::{missing_topic, probe_cluster, topic_exists, unknown};
 use crate::producer::short_uuid;
 use crate::report::Origin;
 use crate::settings::{ConsumerSettings, TopicSelection};
+use crate::shared::{Joining, KafkaClients};
 use kafka_edge_message::{Close, EndpointFailure, FailureKind, Qos, Subscription};
 use lifecycle::{Lifecycle, Phase};
 use offsets::{AckChannel, Offsets, TopicIndex};
-use pump::Pump;
+use pump::{Pump, WarmSpot};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use warm::{Resume, WarmKey};
 
 /// Messages buffered between the consumer task and the entrypoint.
 const CHANNEL_CAPACITY: usize = 32;
@@ -35,40 +40,126 @@ const CHANNEL_CAPACITY: usize = 32;
 /// away must not hold the client's response. The close goes on in the background.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts a subscription. Fails at once on a configuration librdkafka refuses or a cluster that
-/// does not answer; losing the cluster later is reported through the message stream. Either is
-/// logged for `origin` (once a minute per cause).
+/// Longest `auto` waits to learn whether a cluster speaks the consumer protocol. A broker that
+/// does not refuses the first heartbeat at once; one that does answers it with an assignment,
+/// unless the topics do not exist yet, which this bounds.
+const LEARN_PROTOCOL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How a subscription is closed, with where to send the answer (the resume position, if asked).
+pub(crate) type Stop = (Close, oneshot::Sender<Option<String>>);
+
+/// Starts a subscription, resuming the warm consumer of the same client when one is parked.
+/// Fails at once on a configuration librdkafka refuses or a cluster that does not answer; losing
+/// the cluster later is reported through the message stream. Either is logged for `origin`
+/// (once a minute per cause).
 pub(crate) async fn subscribe(
+    clients: &KafkaClients,
     settings: ConsumerSettings,
     qos: Qos,
     cursor: Option<Cursor>,
     origin: Origin,
 ) -> Result<Subscription, EndpointFailure> {
-    start(settings, qos, cursor, origin.clone()).await.inspect_err(|failure| origin.failure(failure))
+    let warm_key = (qos != Qos::None && !clients.consumers.keep_warm_for.is_zero()).then(|| WarmKey {
+        api: origin.api.clone(),
+        settings: settings.clone(),
+        qos,
+    });
+    if let Some(key) = &warm_key {
+        if let Some(parked) = clients.warm.take(key) {
+            if let Some(subscription) = resume(parked, cursor.clone(), origin.clone()).await {
+                return Ok(subscription);
+            }
+        }
+    }
+    let warm = warm_key.map(|key| WarmSpot {
+        consumers: clients.warm.clone(),
+        key,
+        idle_for: clients.consumers.keep_warm_for,
+    });
+    let bootstrap_servers = settings.connection.bootstrap_servers().to_string();
+    let joining = clients.protocols.joining(clients.consumers.group_protocol, &bootstrap_servers);
+    let (started, learnt) = start(settings.clone(), qos, cursor.clone(), origin.clone(), joining, warm.clone()).await;
+    if let Some(supports_consumer) = learnt {
+        clients.protocols.learn(&bootstrap_servers, supports_consumer);
+    }
+    let started = match (started, learnt) {
+        (Err(_), Some(false)) => start(settings, qos, cursor, origin.clone(), Joining::Classic, warm).await.0,
+        (started, _) => started,
+    };
+    started.inspect_err(|failure| origin.failure(failure))
 }
 
+/// Hands a parked consumer the new request; `None` when it left meanwhile.
+async fn resume(parked: oneshot::Sender<Resume>, cursor: Option<Cursor>, origin: Origin) -> Option<Subscription> {
+    let (messages_tx, messages_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let (resumed_tx, resumed_rx) = oneshot::channel();
+    let resume = Resume { messages: messages_tx, stop: stop_rx, cursor, origin, resumed: resumed_tx };
+    parked.send(resume).ok()?;
+    tokio::time::timeout(CLOSE_TIMEOUT, resumed_rx).await.ok()?.ok()?;
+    Some(subscription(messages_rx, stop_tx))
+}
+
+/// The subscription the entrypoint holds: its messages, and a close that tells the consumer's
+/// task how to close and waits (bounded) for its answer.
+fn subscription(
+    messages: mpsc::Receiver<Result<kafka_edge_message::Message, EndpointFailure>>,
+    stop: oneshot::Sender<Stop>,
+) -> Subscription {
+    Subscription::new(messages, move |close: Close| {
+        // Sent now, before the subscription closes its end of the channel: the pump must learn
+        // how to close from this, not from seeing the channel closed (which means "wait").
+        let (answer_tx, answer_rx) = oneshot::channel();
+        let _ = stop.send((close, answer_tx));
+        Box::pin(async move {
+            match tokio::time::timeout(CLOSE_TIMEOUT, answer_rx).await {
+                Ok(answer) => answer.ok().flatten(),
+                Err(_) => {
+                    tracing::warn!("Kafka consumer still closing; the request does not wait for it.");
+                    None
+                }
+            }
+        })
+    })
+}
+
+/// Creates, probes and subscribes a consumer and starts its task. When `learning` (auto, on a
+/// cluster not tried yet, joining with the consumer protocol) it also waits for the cluster's
+/// verdict: `Some(false)` when it refused the consumer protocol (the subscription then failed),
+/// `Some(true)` when it assigned partitions or did not refuse in time.
 async fn start(
     settings: ConsumerSettings,
     qos: Qos,
     cursor: Option<Cursor>,
     origin: Origin,
-) -> Result<Subscription, EndpointFailure> {
+    joining: Joining,
+    warm: Option<WarmSpot>,
+) -> (Result<Subscription, EndpointFailure>, Option<bool>) {
+    let consumer_protocol = joining != Joining::Classic;
+    let learning = joining == Joining::TryConsumer;
     let client_id = format!("gio-apim-consumer-{}", short_uuid());
     let role = Role::Consumer {
         group_id: &settings.group_id,
         auto_offset_reset: settings.auto_offset_reset,
         auto_commit: qos != Qos::None,
         follows_pattern: matches!(settings.topics, TopicSelection::Pattern(_)),
+        consumer_protocol,
     };
     let config = client::config(&settings.connection, &client_id, &role);
     let lifecycle = Arc::new(Lifecycle::default());
     let reporter = origin.clone();
-    let callbacks = Callbacks::for_connection(&settings.connection, client_id.clone())
-        .await?
+    let callbacks = match Callbacks::for_connection(&settings.connection, client_id.clone()).await {
+        Ok(callbacks) => callbacks,
+        Err(failure) => return (Err(failure), None),
+    };
+    let callbacks = callbacks
         .with_errors(Box::new(move |error, reason| reporter.client_error(error, reason)))
         .with_rebalance(Rebalance::new(lifecycle.clone(), cursor, qos != Qos::None));
-    let consumer: StreamConsumer<Callbacks> = client::create(&config, callbacks)?;
-    let (subscription, known_topics) = match &settings.topics {
+    let consumer: StreamConsumer<Callbacks> = match client::create(&config, callbacks) {
+        Ok(consumer) => consumer,
+        Err(failure) => return (Err(failure), None),
+    };
+    let (subscribed, known_topics) = match &settings.topics {
         TopicSelection::Names(names) => (names.clone(), names.clone()),
         // librdkafka treats a subscription starting with `^` as a regular expression; anchoring
         // both ends gives the whole-name match of Java's Pattern.matches.
@@ -79,24 +170,29 @@ async fn start(
     let consumer = if settings.connection.token_source().is_some() {
         consumer
     } else {
-        probe(consumer, known_topics.clone(), settings.check_topic_existence, &origin).await?
+        match probe(consumer, known_topics.clone(), settings.check_topic_existence, &origin).await {
+            Ok(consumer) => consumer,
+            Err(failure) => return (Err(failure), None),
+        }
     };
-    let topic_names: Vec<&str> = subscription.iter().map(String::as_str).collect();
-    consumer.subscribe(&topic_names).map_err(|error| {
+    let topic_names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+    if let Err(error) = consumer.subscribe(&topic_names) {
         tracing::warn!(%client_id, %error, "Kafka consumer could not subscribe.");
-        unknown(&error)
-    })?;
+        return (Err(unknown(&error)), None);
+    }
     lifecycle.advance(Phase::Subscribed);
-    tracing::debug!(%client_id, group_id = %settings.group_id, topics = ?subscription, %qos, "Kafka consumer subscribed.");
+    tracing::debug!(%client_id, group_id = %settings.group_id, topics = ?subscribed, %qos, consumer_protocol, "Kafka consumer subscribed.");
 
     let (messages_tx, messages_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = oneshot::channel();
+    let (refused_tx, refused_rx) = oneshot::channel();
+    let mut rebalances = lifecycle.rebalances();
     let pump = Pump {
         origin,
-        subscribed: subscription,
+        subscribed,
         offsets: Offsets::new(Arc::new(consumer), qos, TopicIndex::new(known_topics)),
-        lifecycle,
+        lifecycle: lifecycle.clone(),
         group_id: settings.group_id,
         encode_message_id: settings.encode_message_id,
         auto_offset_reset: settings.auto_offset_reset,
@@ -104,26 +200,30 @@ async fn start(
         acknowledger: Arc::new(AckChannel(ack_tx)),
         acks: ack_rx,
         messages: messages_tx,
+        warm,
+        fetched_from: Default::default(),
+        failed: false,
+        protocol_refused: learning.then_some(refused_tx),
     };
-    let task = tokio::spawn(pump.run(stop_rx));
-    Ok(Subscription::new(messages_rx, move |close: Close| {
-        // Sent now, before the subscription closes its end of the channel: the pump must learn
-        // how to close from this, not from seeing the channel closed (which means "wait").
-        let _ = stop_tx.send(close);
-        Box::pin(async move {
-            match tokio::time::timeout(CLOSE_TIMEOUT, task).await {
-                Ok(Ok(position)) => position,
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "Kafka consumer task failed.");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!("Kafka consumer still closing; the request does not wait for it.");
-                    None
-                }
-            }
-        })
-    }))
+    tokio::spawn(pump.run(stop_rx));
+    let subscription = subscription(messages_rx, stop_tx);
+    if !learning {
+        return (Ok(subscription), None);
+    }
+    let reached = rebalances.wait_for(|_| lifecycle.reached_cluster());
+    let supports_consumer = tokio::select! {
+        // Dropped unsent: the subscription ended for another reason, which says nothing.
+        refused = refused_rx => refused.ok().map(|()| false),
+        _ = reached => Some(true),
+        _ = tokio::time::sleep(LEARN_PROTOCOL_TIMEOUT) => Some(true),
+    };
+    match supports_consumer {
+        Some(false) => {
+            let refused = EndpointFailure::new(FailureKind::Unknown, "the cluster refused the consumer group protocol");
+            (Err(refused), Some(false))
+        }
+        learnt => (Ok(subscription), learnt),
+    }
 }
 
 /// Proves the cluster answers before the consumer joins its group (see `probe_cluster`, which

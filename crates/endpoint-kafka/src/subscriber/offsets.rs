@@ -101,6 +101,19 @@ impl Offsets {
         }
     }
 
+    /// Where each partition handed out since the consumer last parked continues: just after its
+    /// latest acknowledged record, or at the first record handed out when none after it was.
+    pub(super) fn rewind_targets(&self, fetched_from: impl Iterator<Item = (u64, i64)>) -> Vec<(String, i32, i64)> {
+        let recorded = self.recorded.lock().map(|recorded| recorded.clone()).unwrap_or_default();
+        fetched_from
+            .filter_map(|(stream, first)| {
+                let (topic, partition) = self.topics.partition(stream)?;
+                let next = recorded.get(&stream).map_or(first, |&acknowledged| first.max(acknowledged + 1));
+                Some((topic, partition, next))
+            })
+            .collect()
+    }
+
     async fn commit_now(&self, topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
         let mut offsets = TopicPartitionList::new();
         offsets.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;

@@ -1,10 +1,13 @@
 //! The task that owns a subscription's consumer: it pumps records into a bounded channel that the
 //! entrypoint reads (when the channel is full it stops polling, so a slow client holds at most the
 //! channel and librdkafka's small prefetch queue), serves acknowledgements, and on stop commits
-//! what was acknowledged and closes the consumer, which leaves its group.
+//! what was acknowledged and closes the consumer, which leaves its group; or, for an http-get
+//! that may come back, parks it warm (see `warm`) until the client's next request.
 
 use super::lifecycle::{Lifecycle, Phase};
 use super::offsets::{AckChannel, AckRequest, Offsets};
+use super::warm::{Resume, WarmConsumers, WarmKey};
+use super::Stop;
 use crate::client::Callbacks;
 use crate::cursor::{message_id, Cursor};
 use crate::failure::{classify_connection_error, unknown};
@@ -17,8 +20,10 @@ use kafka_edge_message::{
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
-use rdkafka::topic_partition_list::Offset;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Longest wait for the committed offsets or watermarks of a resume position.
@@ -38,6 +43,23 @@ pub(super) struct Pump {
     pub(super) acknowledger: Arc<AckChannel>,
     pub(super) acks: mpsc::UnboundedReceiver<AckRequest>,
     pub(super) messages: mpsc::Sender<Result<Message, EndpointFailure>>,
+    /// Where the consumer may park after a request that keeps it warm.
+    pub(super) warm: Option<WarmSpot>,
+    /// The first offset handed to the entrypoint per partition (by stream id) since the consumer
+    /// last parked: what it rewinds to when nothing after it was acknowledged.
+    pub(super) fetched_from: HashMap<u64, i64>,
+    /// The subscription ended with a failure: the consumer is not worth keeping.
+    pub(super) failed: bool,
+    /// Told when the cluster refuses the consumer group protocol (`auto` learning it).
+    pub(super) protocol_refused: Option<oneshot::Sender<()>>,
+}
+
+/// Where a consumer parks between an http-get client's requests, and for how long.
+#[derive(Clone)]
+pub(super) struct WarmSpot {
+    pub(super) consumers: Arc<WarmConsumers>,
+    pub(super) key: WarmKey,
+    pub(super) idle_for: Duration,
 }
 
 enum Step {
@@ -46,16 +68,43 @@ enum Step {
 }
 
 impl Pump {
-    /// Runs until the subscription is closed (`stop` says how the close waits), the entrypoint
+    /// Serves requests until the consumer closes: the first subscription, then, each time it
+    /// parks warm, the request that resumes it.
+    pub(super) async fn run(mut self, mut stop: oneshot::Receiver<Stop>) {
+        loop {
+            let (close, answer) = self.serve(&mut stop).await;
+            let parking = match (&self.warm, close.release, self.failed) {
+                (Some(spot), Release::KeepWarm, false) => spot.consumers.offer(spot.key.clone()),
+                _ => None,
+            };
+            let Some(parked) = parking else {
+                self.finish(close, answer).await;
+                return;
+            };
+            let position = self.park(close.resume_position).await;
+            if let Some(answer) = answer {
+                let _ = answer.send(position);
+            }
+            match self.idle(parked).await {
+                Some(resume) => stop = self.resume(resume).await,
+                None => {
+                    self.finish(WAIT, None).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Pumps one subscription's records until it is closed (`stop` says how), the entrypoint
     /// stops reading, or the consumer fails.
-    /// Returns the resume position when the close asked for it.
-    pub(super) async fn run(mut self, mut stop: oneshot::Receiver<Close>) -> Option<String> {
-        let mut close = WAIT;
+    async fn serve(&mut self, stop: &mut oneshot::Receiver<Stop>) -> (Close, Option<oneshot::Sender<Option<String>>>) {
+        let mut close = (WAIT, None);
+        let consumer = self.offsets.consumer.clone();
         loop {
             let step = tokio::select! {
                 biased;
-                requested = &mut stop => {
-                    close = requested.unwrap_or(WAIT);
+                requested = &mut *stop => {
+                    close = requested.map_or((WAIT, None), |(close, answer)| (close, Some(answer)));
                     Step::Stop
                 }
                 _ = self.messages.closed() => Step::Stop,
@@ -63,16 +112,21 @@ impl Pump {
                     self.offsets.acknowledge(position, done).await;
                     Step::Continue
                 }
-                received = self.offsets.consumer.recv() => match received {
+                received = consumer.recv() => match received {
                     Ok(record) => {
                         self.lifecycle.advance(Phase::Consuming);
-                        let message = self.to_message(&record);
+                        let message = self.hand_out(&record);
                         drop(record);
-                        self.deliver(Ok(message), &mut stop, &mut close).await
+                        self.deliver(Ok(message), stop, &mut close).await
+                    }
+                    Err(error) if self.refuses_protocol(&error) => {
+                        self.failed = true;
+                        Step::Stop
                     }
                     Err(error) => match self.on_error(&error) {
                         Some(failure) => {
-                            self.deliver(Err(failure), &mut stop, &mut close).await;
+                            self.failed = true;
+                            self.deliver(Err(failure), stop, &mut close).await;
                             Step::Stop
                         }
                         None => Step::Continue,
@@ -80,10 +134,9 @@ impl Pump {
                 },
             };
             if let Step::Stop = step {
-                break;
+                return close;
             }
         }
-        self.finish(close).await
     }
 
     /// Hands one item to the entrypoint, serving acknowledgements while the channel is full (an
@@ -91,14 +144,14 @@ impl Pump {
     async fn deliver(
         &mut self,
         item: Result<Message, EndpointFailure>,
-        stop: &mut oneshot::Receiver<Close>,
-        close: &mut Close,
+        stop: &mut oneshot::Receiver<Stop>,
+        close: &mut (Close, Option<oneshot::Sender<Option<String>>>),
     ) -> Step {
         loop {
             tokio::select! {
                 biased;
                 requested = &mut *stop => {
-                    *close = requested.unwrap_or(WAIT);
+                    *close = requested.map_or((WAIT, None), |(close, answer)| (close, Some(answer)));
                     return Step::Stop;
                 }
                 Some((position, done)) = self.acks.recv() => self.offsets.acknowledge(position, done).await,
@@ -115,10 +168,12 @@ impl Pump {
         }
     }
 
-    fn to_message(&self, record: &BorrowedMessage<'_>) -> Message {
+    fn hand_out(&mut self, record: &BorrowedMessage<'_>) -> Message {
         let topic = record.topic();
         let partition = record.partition();
         let offset = record.offset();
+        let stream = self.offsets.topics.stream(topic, partition);
+        self.fetched_from.entry(stream).or_insert(offset);
         let mut payload = record.payload().unwrap_or_default();
         if self.remove_confluent_header && payload.len() >= 5 && payload[0] == 0 {
             payload = &payload[5..];
@@ -140,7 +195,7 @@ impl Pump {
         let qos = self.offsets.qos;
         let id = qos.emits_ids().then(|| message_id(topic, partition, offset, self.encode_message_id));
         let ack = (qos != Qos::None).then(|| {
-            let position = AckPosition { stream: self.offsets.topics.stream(topic, partition), offset };
+            let position = AckPosition { stream, offset };
             AckHandle::new(self.acknowledger.clone(), position)
         });
         Message {
@@ -151,6 +206,26 @@ impl Pump {
             attributes: Default::default(),
             ack,
             record: Default::default(),
+        }
+    }
+
+    /// Whether `error` is the cluster refusing the consumer group protocol while `auto` learns it:
+    /// the subscription then ends quietly, and is started again with the classic protocol.
+    fn refuses_protocol(&mut self, error: &KafkaError) -> bool {
+        let refused = !self.lifecycle.reached_cluster()
+            && matches!(
+                error.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature)
+            );
+        match self.protocol_refused.take() {
+            Some(learner) if refused => {
+                let _ = learner.send(());
+                true
+            }
+            learner => {
+                self.protocol_refused = learner;
+                false
+            }
         }
     }
 
@@ -188,45 +263,176 @@ impl Pump {
         }
     }
 
-    /// Commits what was acknowledged, then closes the consumer, which leaves its group. With
-    /// `Release::InBackground` it returns once the commit is done: rust-rdkafka's close loop
-    /// notices the consumer closed only at the end of a 100 ms poll, which an http-get answer
-    /// need not wait for (the runtime still waits for it at exit). Blocking librdkafka calls run
-    /// off the async threads. The resume position, when asked for, is read after the commit.
-    async fn finish(mut self, close: Close) -> Option<String> {
-        while let Ok((position, done)) = self.acks.try_recv() {
-            self.offsets.acknowledge(position, done).await;
-        }
+    /// Commits what was acknowledged, then closes the consumer, which leaves its group. The
+    /// answer (with the resume position, when asked for) goes out once the commit is done, or
+    /// with `Release::Wait` once the consumer left: rust-rdkafka's close loop notices the consumer
+    /// closed only at the end of a 100 ms poll, which an http-get answer need not wait for.
+    /// Blocking librdkafka calls run off the async threads.
+    async fn finish(mut self, close: Close, answer: Option<oneshot::Sender<Option<String>>>) {
+        self.take_pending_acks().await;
         self.lifecycle.advance(Phase::Closing);
         let Pump { offsets, lifecycle, encode_message_id, auto_offset_reset, .. } = self;
         let (consumer, qos) = (offsets.consumer, offsets.qos);
-        let (commit_attempt, commit_done) = oneshot::channel::<Option<String>>();
         let closing = tokio::task::spawn_blocking(move || {
-            if qos != Qos::None {
-                match consumer.commit_consumer_state(CommitMode::Sync) {
-                    Ok(()) => {}
-                    Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
-                    Err(error) => tracing::warn!(%error, "Final offset commit failed."),
-                }
-            }
+            commit_delivered(&consumer, qos);
             let position = close
                 .resume_position
                 .then(|| resume_position(&consumer, auto_offset_reset))
                 .flatten()
                 .map(|cursor| cursor.render(encode_message_id));
-            let _ = commit_attempt.send(position);
+            let answer = match (answer, close.release) {
+                (Some(answer), Release::Wait) => Some((answer, position)),
+                (Some(answer), _) => {
+                    let _ = answer.send(position);
+                    None
+                }
+                (None, _) => None,
+            };
             let client_id = consumer.context().client_id.clone();
             drop(consumer);
             lifecycle.advance(Phase::Closed);
             tracing::debug!(%client_id, "Kafka consumer closed.");
+            if let Some((answer, position)) = answer {
+                let _ = answer.send(position);
+            }
         });
-        let position = commit_done.await;
-        if position.is_err() || close.release != Release::InBackground {
-            if let Err(error) = closing.await {
-                tracing::error!(%error, "Closing the Kafka consumer failed.");
+        if let Err(error) = closing.await {
+            tracing::error!(%error, "Closing the Kafka consumer failed.");
+        }
+    }
+
+    async fn take_pending_acks(&mut self) {
+        while let Ok((position, done)) = self.acks.try_recv() {
+            self.offsets.acknowledge(position, done).await;
+        }
+    }
+
+    /// Parks the consumer between requests: commits what was delivered, stops fetching, and moves
+    /// each partition it handed out back to just after its last acknowledged record (what sat in
+    /// the channel or librdkafka's queue was never delivered). Returns the resume position when
+    /// asked for, as `finish` would.
+    async fn park(&mut self, with_position: bool) -> Option<String> {
+        self.take_pending_acks().await;
+        let rewind = self.offsets.rewind_targets(self.fetched_from.drain());
+        let consumer = self.offsets.consumer.clone();
+        let (qos, auto_offset_reset, encode_message_id) =
+            (self.offsets.qos, self.auto_offset_reset, self.encode_message_id);
+        let position = tokio::task::spawn_blocking(move || {
+            commit_delivered(&consumer, qos);
+            if let Ok(assignment) = consumer.assignment() {
+                if let Err(error) = consumer.pause(&assignment) {
+                    tracing::debug!(%error, "Pausing a parked consumer failed.");
+                }
+            }
+            seek(&consumer, rewind);
+            with_position
+                .then(|| resume_position(&consumer, auto_offset_reset))
+                .flatten()
+                .map(|c| c.render(encode_message_id))
+        })
+        .await
+        .ok()
+        .flatten();
+        self.lifecycle.advance(Phase::Idle);
+        tracing::debug!(client_id = %self.offsets.consumer.context().client_id, "Kafka consumer parked warm.");
+        position
+    }
+
+    /// Waits, still a member of its group, for the same client's next request. Leaves (`None`)
+    /// when the idle window ends, the gateway lets it go, the group rebalances (another member
+    /// joined: another gateway of a fleet serves this client now, and must get every partition),
+    /// or the cluster is lost.
+    async fn idle(&mut self, mut parked: oneshot::Receiver<Resume>) -> Option<Resume> {
+        let idle_for = self.warm.as_ref().map_or(Duration::ZERO, |spot| spot.idle_for);
+        let window = tokio::time::sleep(idle_for);
+        tokio::pin!(window);
+        let mut rebalances = self.lifecycle.rebalances();
+        rebalances.borrow_and_update();
+        let consumer = self.offsets.consumer.clone();
+        loop {
+            tokio::select! {
+                biased;
+                resume = &mut parked => return resume.ok(),
+                _ = &mut window => return None,
+                _ = rebalances.changed() => return None,
+                Some((position, done)) = self.acks.recv() => self.offsets.acknowledge(position, done).await,
+                received = consumer.recv() => match received {
+                    // A partition assigned while parked fetches: leave rather than hold it (its
+                    // offset is not stored, so the next member reads it).
+                    Ok(_) => return None,
+                    Err(error) if self.on_error(&error).is_some() => return None,
+                    Err(_) => {}
+                },
             }
         }
-        position.ok().flatten()
+    }
+
+    /// Takes up a new request: its channel, its stop, its origin; applies its cursor (seeking the
+    /// partitions assigned now, keeping the rest for the next assignment) and fetches again.
+    async fn resume(&mut self, resume: Resume) -> oneshot::Receiver<Stop> {
+        let Resume { messages, stop, cursor, origin, resumed } = resume;
+        self.messages = messages;
+        self.origin = origin;
+        let consumer = self.offsets.consumer.clone();
+        let resumed_fetching = tokio::task::spawn_blocking(move || {
+            let Ok(assignment) = consumer.assignment() else { return };
+            if let Some(mut cursor) = cursor {
+                let mut assigned_positions = Vec::new();
+                for element in assignment.elements() {
+                    let (topic, partition) = (element.topic(), element.partition());
+                    if let Some(offset) = cursor.resume_offset(topic, partition) {
+                        assigned_positions.push((topic.to_string(), partition, offset));
+                        if let Some(positions) = cursor.positions.get_mut(topic) {
+                            positions.remove(&partition);
+                        }
+                    }
+                }
+                seek(&consumer, assigned_positions);
+                if let Some(rebalance) = consumer.context().rebalance() {
+                    rebalance.set_pending_cursor(Some(cursor));
+                }
+            }
+            if let Err(error) = consumer.resume(&assignment) {
+                tracing::debug!(%error, "Resuming a warm consumer failed.");
+            }
+        });
+        let _ = resumed_fetching.await;
+        self.failed = false;
+        self.lifecycle.advance(Phase::Consuming);
+        tracing::debug!(client_id = %self.offsets.consumer.context().client_id, "Warm Kafka consumer resumed.");
+        let _ = resumed.send(());
+        stop
+    }
+}
+
+/// Commits what was acknowledged (nothing at QoS none, which stores nothing). Blocking.
+fn commit_delivered(consumer: &StreamConsumer<Callbacks>, qos: Qos) {
+    if qos == Qos::None {
+        return;
+    }
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
+        Err(error) => tracing::warn!(%error, "Offset commit failed."),
+    }
+}
+
+/// Moves the fetch position of each `(topic, partition)` to its offset. Blocking.
+fn seek(consumer: &StreamConsumer<Callbacks>, positions: Vec<(String, i32, i64)>) {
+    if positions.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for (topic, partition, offset) in &positions {
+        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    match consumer.seek_partitions(list, POSITION_TIMEOUT) {
+        Ok(sought) => {
+            for element in sought.elements().iter().filter(|e| e.error().is_err()) {
+                tracing::debug!(topic = element.topic(), partition = element.partition(), "Seek failed.");
+            }
+        }
+        Err(error) => tracing::debug!(%error, "Seek failed."),
     }
 }
 

@@ -42,6 +42,15 @@ impl Rebalance {
             _ => {}
         }
         Self::assign_as_told(client_id, consumer, event, partitions);
+        self.lifecycle.rebalanced();
+    }
+
+    /// Where a resumed consumer's client asked to continue, for the partitions it is not assigned
+    /// now (the assigned ones are sought at once).
+    pub(crate) fn set_pending_cursor(&self, cursor: Option<Cursor>) {
+        if let Ok(mut pending) = self.pending_cursor.lock() {
+            *pending = cursor;
+        }
     }
 
     /// Takes the assignment or revocation as the group decided it (eager or cooperative).

@@ -111,8 +111,8 @@ pub struct TestGateway {
 
 /// The API a definition describes, built as `kafka-edge run` builds it (with a pool of its own).
 pub fn built(definition: &kafka_edge_definition::ApiDefinition) -> std::sync::Arc<kafka_edge_gateway::LoadedApi> {
-    let producers = std::sync::Arc::new(kafka_edge_endpoint_kafka::ProducerPool::new());
-    std::sync::Arc::new(kafka_edge_gateway::LoadedApi::build(definition, &producers).expect("API builds"))
+    let clients = std::sync::Arc::new(kafka_edge_endpoint_kafka::KafkaClients::default());
+    std::sync::Arc::new(kafka_edge_gateway::LoadedApi::build(definition, &clients).expect("API builds"))
 }
 
 impl TestGateway {
@@ -132,12 +132,30 @@ impl TestGateway {
 
     /// Served with these options.
     pub async fn start_with(definition: Value, path: &str, options: kafka_edge_gateway::Options) -> Self {
+        Self::start_configured(definition, path, options, Default::default()).await
+    }
+
+    /// As `kafka-edge run` with these consumer options (`--group-protocol`,
+    /// `--http-get-keep-warm`) serves the API.
+    pub async fn start_with_consumers(spec: &ApiSpec, consumers: kafka_edge_endpoint_kafka::ConsumerOptions) -> Self {
+        Self::start_configured(spec.to_json(), &spec.path, Default::default(), consumers).await
+    }
+
+    async fn start_configured(
+        definition: Value,
+        path: &str,
+        options: kafka_edge_gateway::Options,
+        consumers: kafka_edge_endpoint_kafka::ConsumerOptions,
+    ) -> Self {
         let loaded = load_str(&definition.to_string(), Format::Json, "test").expect("valid test definition");
         let shutdown = CancellationToken::new();
-        let producers = std::sync::Arc::new(
-            kafka_edge_endpoint_kafka::ProducerPool::new().with_max_message_bytes(options.max_message_bytes),
-        );
-        let api = kafka_edge_gateway::LoadedApi::build(&loaded.api, &producers).expect("API builds");
+        let producers =
+            kafka_edge_endpoint_kafka::ProducerPool::new().with_max_message_bytes(options.max_message_bytes);
+        let clients = std::sync::Arc::new(kafka_edge_endpoint_kafka::KafkaClients::new(
+            std::sync::Arc::new(producers),
+            consumers,
+        ));
+        let api = kafka_edge_gateway::LoadedApi::build(&loaded.api, &clients).expect("API builds");
         let api_id = api.id.clone();
         let gateway = Gateway::with_options(vec![std::sync::Arc::new(api)], shutdown.clone(), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -1,0 +1,34 @@
+//! `--group-protocol` on brokers other than the test bed's (which speaks both protocols): `auto`
+//! learns that a broker speaks only the classic protocol and serves every request with it, on a
+//! private broker of this test binary's own.
+
+mod common;
+
+use common::*;
+use kafka_edge_endpoint_kafka::{ConsumerOptions, GroupProtocol};
+use serde_json::json;
+
+#[tokio::test]
+async fn auto_falls_back_to_the_classic_protocol_on_a_broker_without_the_consumer_protocol() {
+    let broker = tokio::task::spawn_blocking(|| PrivateBroker::start("group.coordinator.rebalance.protocols=classic"))
+        .await
+        .expect("private broker");
+    let topic = unique("classic-only");
+    let mut spec = ApiSpec::new(&topic);
+    spec.bootstrap = broker.bootstrap().to_string();
+    spec.http_get_qos = "at-least-once";
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 2000});
+    let consumers = ConsumerOptions { group_protocol: GroupProtocol::Auto, ..Default::default() };
+    let gateway = TestGateway::start_with_consumers(&spec, consumers).await;
+    // The broker creates the topic on the first produce.
+    for value in ["one", "two"] {
+        assert_eq!(gateway.post(value).await.status(), 202);
+    }
+    let client = unique("client");
+    let first = gateway.get_json(&client, "?limit=1").await;
+    assert_eq!(contents(&first), ["one"], "the first GET, which learns the protocol, is served: {first}");
+    let second = gateway.get_json(&client, "?limit=1").await;
+    assert_eq!(contents(&second), ["two"], "then the classic protocol serves, warm: {second}");
+    gateway.stop().await;
+    drop(broker);
+}
