@@ -66,7 +66,8 @@ pub struct ConsumerOptions {
 }
 
 impl ConsumerOptions {
-    pub const DEFAULT_KEEP_WARM_FOR: Duration = Duration::from_secs(15);
+    /// Off by default: a resumed consumer still fetches slowly after its pause (docs/http-get.md).
+    pub const DEFAULT_KEEP_WARM_FOR: Duration = Duration::ZERO;
     pub const DEFAULT_MAX_WARM: usize = 256;
 }
 

@@ -79,18 +79,16 @@ async fn pages_neither_skip_nor_repeat_what_the_parked_consumer_had_fetched_ahea
 }
 
 #[tokio::test]
-async fn disabled_the_consumer_leaves_its_group_when_the_response_is_sent() {
+async fn a_stopping_gateway_lets_its_warm_consumers_leave() {
     let (topic, _) = topic_of(1, 1).await;
-    let gateway =
-        TestGateway::start_with_consumers(&spec_for(&topic, "at-least-once"), keeping_warm_for(Duration::ZERO)).await;
-    let client = unique("cold");
+    let window = keeping_warm_for(Duration::from_secs(60));
+    let gateway = TestGateway::start_with_consumers(&spec_for(&topic, "at-least-once"), window).await;
+    let client = unique("stopping");
     let group = gateway.group_of(&client);
     assert_eq!(contents(&gateway.get_json(&client, "").await), ["v0"]);
-    assert!(
-        eventually_within(Duration::from_secs(1), || group_members(&group) == 0).await,
-        "with --http-get-keep-warm 0 the consumer left {group} within a second"
-    );
+    assert_eq!(group_members(&group), 1, "parked in {group}");
     gateway.stop().await;
+    assert!(eventually(|| group_members(&group) == 0).await, "the parked consumer left {group} at shutdown");
 }
 
 #[tokio::test]
