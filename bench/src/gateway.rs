@@ -150,6 +150,17 @@ impl GatewayProcess {
     /// answers HTTP.
     /// `temp` holds the gateway's state file and the API keys file.
     pub async fn start(binary: &Path, definitions: &[PathBuf], temp: &Path, log: PathBuf) -> anyhow::Result<Self> {
+        Self::start_with(binary, definitions, temp, log, &[]).await
+    }
+
+    /// As `start`, with more `run` options.
+    pub async fn start_with(
+        binary: &Path,
+        definitions: &[PathBuf],
+        temp: &Path,
+        log: PathBuf,
+        options: &[&str],
+    ) -> anyhow::Result<Self> {
         let address = free_address()?;
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let keys = temp.join("api-keys.json");
@@ -166,6 +177,7 @@ impl GatewayProcess {
             .arg(format!("file:{}", temp.join("state.json").display()))
             .arg("--api-keys")
             .arg(&keys)
+            .args(options)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

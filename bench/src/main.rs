@@ -7,6 +7,7 @@
 //! the latency from a POST to its SSE event, and the cost of many idle SSE streams. Results replace
 //! the results section of BENCHMARKS.md.
 
+mod delay;
 mod gateway;
 mod http;
 mod kafka;
@@ -71,6 +72,13 @@ struct Args {
     /// Partitions of the drain topic [default: --partitions].
     #[arg(long)]
     drain_partitions: Option<i32>,
+    /// A second broker that keeps Kafka's default `group.initial.rebalance.delay.ms` (3 s), for
+    /// the join scenario; scripts/bench starts one. Without it the scenario is skipped.
+    #[arg(long, env = "KAFKA_EDGE_BENCH_DELAYED_BOOTSTRAP", value_name = "HOST:PORT")]
+    delayed_bootstrap: Option<String>,
+    /// New clients timed per way of joining in the join scenario.
+    #[arg(long, default_value_t = 5)]
+    delay_clients: usize,
     /// Where the results section is written.
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: PathBuf,
@@ -457,6 +465,32 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 10], temp: &std::pat
             level.threads.saturating_sub(idle_threads) as f64 / clients,
             level.open_time.as_secs_f64()
         ));
+    }
+
+    if let Some(delayed) = &args.delayed_bootstrap {
+        eprintln!("bench: [+] GET on a broker with the default 3 s initial rebalance delay ({delayed})");
+        let topic = format!("bench-delay-{id}");
+        kafka::create_topics(delayed, &[topic.as_str()], args.partitions).await?;
+        let delayed_producer = kafka::gateway_like_producer(delayed)?;
+        let fill = Load { concurrency: 16, ..load(200, None) };
+        let quiet = Progress::start("delay topic", Some(200));
+        kafka::produce("delay topic", &delayed_producer, &topic, &fill, &quiet, cpu()).await?;
+        drop(quiet);
+        let measured = delay::measure(&binary, delayed, &topic, temp, args.delay_clients).await?;
+        let median_ms = |times: &[Duration]| delay::median(times).as_secs_f64() * 1000.0;
+        notes.push(format!(
+            "GET on a broker with Kafka's default `group.initial.rebalance.delay.ms` (3 s), {} new clients per row, each GETs `?limit=1` twice with messages waiting (median ms):",
+            args.delay_clients
+        ));
+        for times in &measured {
+            notes.push(format!(
+                "{}: first GET {:.0} ms, the returning client's GET {:.0} ms",
+                times.label,
+                median_ms(&times.first),
+                median_ms(&times.returning)
+            ));
+        }
+        kafka::delete_topics(delayed, &[topic.as_str()]).await;
     }
 
     let (_, version) = rdkafka::util::get_rdkafka_version();

@@ -66,8 +66,7 @@ pub struct ConsumerOptions {
 }
 
 impl ConsumerOptions {
-    /// Off by default: a resumed consumer still fetches slowly after its pause (docs/http-get.md).
-    pub const DEFAULT_KEEP_WARM_FOR: Duration = Duration::ZERO;
+    pub const DEFAULT_KEEP_WARM_FOR: Duration = Duration::from_secs(15);
     pub const DEFAULT_MAX_WARM: usize = 256;
 }
 

@@ -45,7 +45,7 @@ struct ConsumerArgs {
     #[arg(long, env = "KAFKA_EDGE_GROUP_PROTOCOL", default_value = "auto", value_name = "auto|classic|consumer")]
     group_protocol: GroupProtocol,
     /// Seconds an http-get consumer stays in its group after a response, for the same client's
-    /// next GET (0, the default: it leaves with every response).
+    /// next GET (0: it leaves with every response).
     #[arg(long, env = "KAFKA_EDGE_HTTP_GET_KEEP_WARM", default_value_t = ConsumerOptions::DEFAULT_KEEP_WARM_FOR.as_secs(), value_name = "SECONDS")]
     http_get_keep_warm: u64,
     /// Most http-get consumers kept warm at once, over every API.

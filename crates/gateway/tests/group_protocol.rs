@@ -28,7 +28,7 @@ async fn auto_falls_back_to_the_classic_protocol_on_a_broker_without_the_consume
     let first = gateway.get_json(&client, "?limit=1").await;
     assert_eq!(contents(&first), ["one"], "the first GET, which learns the protocol, is served: {first}");
     let second = gateway.get_json(&client, "?limit=1").await;
-    assert_eq!(contents(&second), ["two"], "then the classic protocol serves: {second}");
+    assert_eq!(contents(&second), ["two"], "then the classic protocol serves, warm: {second}");
     gateway.stop().await;
     drop(broker);
 }

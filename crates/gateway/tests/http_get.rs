@@ -1,12 +1,11 @@
 //! http-get against the real broker: continuation per client, ids and cursors, body formats,
-//! errors, and consumers that leave their group when the request ends (unless kept warm: http_get_warm.rs).
+//! errors, and consumers that are group members while serving (kept warm after: http_get_warm.rs).
 
 mod common;
 
 use base64::Engine as _;
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 fn encoded_id(topic: &str, partition: i32, offset: i64) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{topic}@{partition}#{offset}"))
@@ -205,7 +204,7 @@ async fn auto_offset_reset_none_without_committed_offsets_is_an_error() {
 }
 
 #[tokio::test]
-async fn the_consumer_is_a_group_member_during_the_request_and_leaves_when_it_ends() {
+async fn the_consumer_is_a_group_member_during_the_request_and_is_kept_warm_after_it() {
     let topic = topic_with(&[]).await;
     let mut spec = ApiSpec::new(&topic);
     spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 4000});
@@ -219,13 +218,10 @@ async fn the_consumer_is_a_group_member_during_the_request_and_leaves_when_it_en
     };
     let (body, ()) = tokio::join!(request, watcher);
     assert_eq!(body["items"], json!([]));
-    // The response is sent once the offsets are committed; the consumer leaves right after
-    // (unless kept warm with --http-get-keep-warm: http_get_warm.rs).
-    assert!(
-        eventually_within(Duration::from_secs(1), || group_members(&group) == 0).await,
-        "the consumer left group {group} within a second"
-    );
+    // Committed before the response; then parked for the client's next GET (http_get_warm.rs).
+    assert_eq!(group_members(&group), 1, "the consumer stays in {group} for the client's next GET");
     gateway.stop().await;
+    assert!(eventually(|| group_members(&group) == 0).await, "a stopping gateway's warm consumer leaves {group}");
 }
 
 #[tokio::test]

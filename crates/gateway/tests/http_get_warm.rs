@@ -79,16 +79,40 @@ async fn pages_neither_skip_nor_repeat_what_the_parked_consumer_had_fetched_ahea
 }
 
 #[tokio::test]
-async fn a_stopping_gateway_lets_its_warm_consumers_leave() {
+async fn disabled_the_consumer_leaves_its_group_when_the_response_is_sent() {
     let (topic, _) = topic_of(1, 1).await;
-    let window = keeping_warm_for(Duration::from_secs(60));
-    let gateway = TestGateway::start_with_consumers(&spec_for(&topic, "at-least-once"), window).await;
-    let client = unique("stopping");
+    let gateway =
+        TestGateway::start_with_consumers(&spec_for(&topic, "at-least-once"), keeping_warm_for(Duration::ZERO)).await;
+    let client = unique("cold");
     let group = gateway.group_of(&client);
     assert_eq!(contents(&gateway.get_json(&client, "").await), ["v0"]);
-    assert_eq!(group_members(&group), 1, "parked in {group}");
+    assert!(
+        eventually_within(Duration::from_secs(1), || group_members(&group) == 0).await,
+        "with --http-get-keep-warm 0 the consumer left {group} within a second"
+    );
     gateway.stop().await;
-    assert!(eventually(|| group_members(&group) == 0).await, "the parked consumer left {group} at shutdown");
+}
+
+#[tokio::test]
+async fn an_empty_page_then_a_new_record_reaches_the_warm_consumer() {
+    let topic = unique("warm-empty");
+    create_topic(&topic, 2).await;
+    let mut spec = spec_for(&topic, "at-least-once");
+    spec.consumer_extra = json!({"autoOffsetReset": "latest"});
+    spec.http_get = json!({"messagesLimitCount": 1, "messagesLimitDurationMs": 1000});
+    let gateway = TestGateway::start_with_consumers(&spec, keeping_warm_for(Duration::from_secs(30))).await;
+    let client = unique("empty");
+    assert_eq!(contents(&gateway.get_json(&client, "").await), Vec::<String>::new(), "nothing yet");
+    produce(&topic, &[(Some("k"), "after the empty page")]).await;
+    let mut received = Vec::new();
+    for _ in 0..5 {
+        received.extend(contents(&gateway.get_json(&client, "").await));
+        if !received.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(received, ["after the empty page"], "produced while the consumer was parked, delivered once");
+    gateway.stop().await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 //! A consumer that was ever assigned partitions or received a record has reached its cluster:
 //! losing it afterwards is a closed connection, not a bad configuration (DESIGN 4.6).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,11 +70,16 @@ impl Phase {
 pub(crate) struct Lifecycle {
     phase: AtomicU8,
     rebalances: watch::Sender<u64>,
+    revocations: AtomicU64,
 }
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self { phase: AtomicU8::new(Phase::Created as u8), rebalances: watch::Sender::new(0) }
+        Self {
+            phase: AtomicU8::new(Phase::Created as u8),
+            rebalances: watch::Sender::new(0),
+            revocations: AtomicU64::new(0),
+        }
     }
 }
 
@@ -86,6 +91,17 @@ impl Lifecycle {
     /// The group assigned or revoked partitions (called on librdkafka's polling thread).
     pub(crate) fn rebalanced(&self) {
         self.rebalances.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// The group took partitions away (called on librdkafka's polling thread).
+    pub(crate) fn revoked(&self) {
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many times the group took partitions away: what a consumer knows of its partitions'
+    /// positions holds only while this does not change.
+    pub(crate) fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::Acquire)
     }
 
     /// Sees the rebalances from now on.

@@ -28,6 +28,7 @@ use lifecycle::{Lifecycle, Phase};
 use offsets::{AckChannel, Offsets, TopicIndex};
 use pump::{Pump, WarmSpot};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -202,6 +203,7 @@ async fn start(
         messages: messages_tx,
         warm,
         fetched_from: Default::default(),
+        positions: HashMap::new(),
         failed: false,
         protocol_refused: learning.then_some(refused_tx),
     };

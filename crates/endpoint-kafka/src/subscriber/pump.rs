@@ -48,6 +48,10 @@ pub(super) struct Pump {
     /// The first offset handed to the entrypoint per partition (by stream id) since the consumer
     /// last parked: what it rewinds to when nothing after it was acknowledged.
     pub(super) fetched_from: HashMap<u64, i64>,
+    /// Where each partition continues, as far as the pump knows: where it last sought it, or
+    /// just after what it delivered. Valid while the group revokes nothing (a consumer that
+    /// lost partitions is not parked).
+    pub(super) positions: HashMap<(String, i32), i64>,
     /// The subscription ended with a failure: the consumer is not worth keeping.
     pub(super) failed: bool,
     /// Told when the cluster refuses the consumer group protocol (`auto` learning it).
@@ -73,7 +77,8 @@ impl Pump {
     pub(super) async fn run(mut self, mut stop: oneshot::Receiver<Stop>) {
         loop {
             let (close, answer) = self.serve(&mut stop).await;
-            let parking = match (&self.warm, close.release, self.failed) {
+            let revoked = self.lifecycle.revocations() > 0;
+            let parking = match (&self.warm, close.release, self.failed || revoked) {
                 (Some(spot), Release::KeepWarm, false) => spot.consumers.offer(spot.key.clone()),
                 _ => None,
             };
@@ -307,13 +312,14 @@ impl Pump {
         }
     }
 
-    /// Parks the consumer between requests: commits what was delivered, stops fetching, and moves
-    /// each partition it handed out back to just after its last acknowledged record (what sat in
-    /// the channel or librdkafka's queue was never delivered). Returns the resume position when
-    /// asked for, as `finish` would.
+    /// Parks the consumer between requests: commits what was delivered, stops fetching, and
+    /// notes where each partition it handed out continues: just after its last acknowledged
+    /// record (what sat in the channel or librdkafka's queue was never delivered). Returns the
+    /// resume position when asked for, as `finish` would.
     async fn park(&mut self, with_position: bool) -> Option<String> {
         self.take_pending_acks().await;
         let rewind = self.offsets.rewind_targets(self.fetched_from.drain());
+        self.positions.extend(rewind.into_iter().map(|(topic, partition, offset)| ((topic, partition), offset)));
         let consumer = self.offsets.consumer.clone();
         let (qos, auto_offset_reset, encode_message_id) =
             (self.offsets.qos, self.auto_offset_reset, self.encode_message_id);
@@ -324,7 +330,6 @@ impl Pump {
                     tracing::debug!(%error, "Pausing a parked consumer failed.");
                 }
             }
-            seek(&consumer, rewind);
             with_position
                 .then(|| resume_position(&consumer, auto_offset_reset))
                 .flatten()
@@ -367,27 +372,31 @@ impl Pump {
         }
     }
 
-    /// Takes up a new request: its channel, its stop, its origin; applies its cursor (seeking the
-    /// partitions assigned now, keeping the rest for the next assignment) and fetches again.
+    /// Takes up a new request: its channel, its stop, its origin; fetches again, each partition
+    /// from where the last request left it or where the request's cursor says (partitions the
+    /// cursor names that are not assigned now take it at their next assignment).
+    ///
+    /// The partitions are sought after they resume, every one whose position is known: librdkafka
+    /// does not wake a broker's fetcher on resume, which then starts up to a second later, and a
+    /// seek does wake it. A seek also drops what was fetched before it.
     async fn resume(&mut self, resume: Resume) -> oneshot::Receiver<Stop> {
         let Resume { messages, stop, cursor, origin, resumed } = resume;
         self.messages = messages;
         self.origin = origin;
         let consumer = self.offsets.consumer.clone();
+        let mut targets = std::mem::take(&mut self.positions);
         let resumed_fetching = tokio::task::spawn_blocking(move || {
-            let Ok(assignment) = consumer.assignment() else { return };
+            let Ok(assignment) = consumer.assignment() else { return targets };
             if let Some(mut cursor) = cursor {
-                let mut assigned_positions = Vec::new();
                 for element in assignment.elements() {
                     let (topic, partition) = (element.topic(), element.partition());
                     if let Some(offset) = cursor.resume_offset(topic, partition) {
-                        assigned_positions.push((topic.to_string(), partition, offset));
+                        targets.insert((topic.to_string(), partition), offset);
                         if let Some(positions) = cursor.positions.get_mut(topic) {
                             positions.remove(&partition);
                         }
                     }
                 }
-                seek(&consumer, assigned_positions);
                 if let Some(rebalance) = consumer.context().rebalance() {
                     rebalance.set_pending_cursor(Some(cursor));
                 }
@@ -395,8 +404,12 @@ impl Pump {
             if let Err(error) = consumer.resume(&assignment) {
                 tracing::debug!(%error, "Resuming a warm consumer failed.");
             }
+            targets.retain(|(topic, partition), _| assignment.find_partition(topic, *partition).is_some());
+            let sought = targets.iter().map(|((topic, partition), offset)| (topic.clone(), *partition, *offset));
+            seek(&consumer, sought.collect());
+            targets
         });
-        let _ = resumed_fetching.await;
+        self.positions = resumed_fetching.await.unwrap_or_default();
         self.failed = false;
         self.lifecycle.advance(Phase::Consuming);
         tracing::debug!(client_id = %self.offsets.consumer.context().client_id, "Warm Kafka consumer resumed.");

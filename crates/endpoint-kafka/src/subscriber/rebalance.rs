@@ -36,8 +36,11 @@ impl Rebalance {
                 self.apply_cursor(partitions);
                 self.lifecycle.advance(Phase::Assigned);
             }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if self.commit_on_revoke => {
-                let _ = consumer.commit_consumer_state(CommitMode::Sync);
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.lifecycle.revoked();
+                if self.commit_on_revoke {
+                    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+                }
             }
             _ => {}
         }
