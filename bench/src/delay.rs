@@ -44,6 +44,9 @@ pub async fn measure(
 ) -> anyhow::Result<Vec<JoinTimes>> {
     let mut api = gateway::topic_api_definition(bootstrap, "kafka-edge-bench-delay", CONTEXT_PATH, topic, 1);
     api["listeners"][0]["entrypoints"][0]["configuration"]["messagesLimitDurationMs"] = serde_json::json!(10_000);
+    // A state of its own: the main gateway's names APIs these gateways do not serve.
+    let temp = &temp.join("delay");
+    std::fs::create_dir_all(temp)?;
     let definition = temp.join("api-delay.json");
     std::fs::write(&definition, serde_json::to_vec_pretty(&api)?)?;
     let mut measured = Vec::new();

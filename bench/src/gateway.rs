@@ -146,14 +146,19 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts `binary run --api <definition>… --listen 127.0.0.1:<free port>` and waits until it
-    /// answers HTTP.
-    /// `temp` holds the gateway's state file and the API keys file.
+    /// Starts the gateway as `start_with` does, with the bench's API key (`--api-keys`, a file
+    /// written into `temp`, which also holds the state file).
     pub async fn start(binary: &Path, definitions: &[PathBuf], temp: &Path, log: PathBuf) -> anyhow::Result<Self> {
-        Self::start_with(binary, definitions, temp, log, &[]).await
+        let keys = temp.join("api-keys.json");
+        let key =
+            json!([{"api": "kafka-edge-bench-api-key", "key": API_KEY, "plan": "keyed", "subscription": "bench"}]);
+        std::fs::write(&keys, key.to_string()).with_context(|| format!("writing {}", keys.display()))?;
+        let keys = keys.display().to_string();
+        Self::start_with(binary, definitions, temp, log, &["--api-keys", &keys]).await
     }
 
-    /// As `start`, with more `run` options.
+    /// `binary run --api <definition>… --listen … --state file:<temp>/state.json <options>`, and
+    /// waits until it answers HTTP.
     pub async fn start_with(
         binary: &Path,
         definitions: &[PathBuf],
@@ -163,10 +168,6 @@ impl GatewayProcess {
     ) -> anyhow::Result<Self> {
         let address = free_address()?;
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let keys = temp.join("api-keys.json");
-        let key =
-            json!([{"api": "kafka-edge-bench-api-key", "key": API_KEY, "plan": "keyed", "subscription": "bench"}]);
-        std::fs::write(&keys, key.to_string()).with_context(|| format!("writing {}", keys.display()))?;
         let child = Command::new(binary)
             .arg("run")
             .args(definitions.iter().flat_map(|definition| [Path::new("--api"), definition.as_path()]))
@@ -175,8 +176,6 @@ impl GatewayProcess {
             .args(["--admin-listen", "off"])
             .arg("--state")
             .arg(format!("file:{}", temp.join("state.json").display()))
-            .arg("--api-keys")
-            .arg(&keys)
             .args(options)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)

@@ -8,6 +8,7 @@
 //! the results section of BENCHMARKS.md.
 
 mod delay;
+mod fan_out;
 mod gateway;
 mod http;
 mod kafka;
@@ -79,6 +80,12 @@ struct Args {
     /// New clients timed per way of joining in the join scenario.
     #[arg(long, default_value_t = 5)]
     delay_clients: usize,
+    /// Shared SSE streams held open, cumulatively (QoS none, autoOffsetReset latest: one consumer).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    shared_streams: Vec<usize>,
+    /// Records sent to the shared streams at each level, a tenth of a second apart.
+    #[arg(long, default_value_t = 20)]
+    shared_stream_records: usize,
     /// Where the results section is written.
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: PathBuf,
@@ -465,6 +472,37 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 10], temp: &std::pat
             level.threads.saturating_sub(idle_threads) as f64 / clients,
             level.open_time.as_secs_f64()
         ));
+    }
+
+    if !args.shared_streams.is_empty() {
+        eprintln!("bench: [+] shared SSE streams held: {:?} (QoS none, latest: one consumer)", args.shared_streams);
+        let topic = format!("bench-fan-out-{id}");
+        kafka::create_topics(&args.bootstrap, &[topic.as_str()], args.partitions).await?;
+        let levels = fan_out::measure(
+            &binary,
+            &args.bootstrap,
+            &producer,
+            &topic,
+            temp,
+            &args.shared_streams,
+            args.shared_stream_records,
+        )
+        .await?;
+        for level in &levels {
+            notes.push(format!(
+                "{} shared SSE streams (QoS none, latest; one consumer for all): RSS {}, {} threads, opened in {:.1} s; {} records 0.1 s apart reached every stream in p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (producer send → event read, all streams); {} streams missed a record",
+                level.streams,
+                report::mebibytes(level.rss_kib),
+                level.threads,
+                level.open_time.as_secs_f64(),
+                args.shared_stream_records,
+                level.latency_p50.as_secs_f64() * 1000.0,
+                level.latency_p99.as_secs_f64() * 1000.0,
+                level.latency_max.as_secs_f64() * 1000.0,
+                level.missed
+            ));
+        }
+        kafka::delete_topics(&args.bootstrap, &[topic.as_str()]).await;
     }
 
     if let Some(delayed) = &args.delayed_bootstrap {

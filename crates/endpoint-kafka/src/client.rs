@@ -36,6 +36,9 @@ pub(crate) enum Role<'a> {
     },
     /// Reads a compacted topic from the beginning, by assignment (the group is never joined).
     TopicFollower,
+    /// The consumer many streams share: assigns itself every partition at its end, never joins
+    /// a group, commits nothing.
+    FanOut,
     /// Writes a compacted topic.
     TopicWriter,
     /// Probes the cluster and manages topics; a producer so that polling it serves the error
@@ -106,6 +109,16 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 .set("group.id", format!("kafka-edge-state-{}", uuid::Uuid::new_v4().simple()))
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "false");
+        }
+        Role::FanOut => {
+            config
+                .set("group.id", format!("kafka-edge-fan-out-{}", uuid::Uuid::new_v4().simple()))
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("enable.partition.eof", "false")
+                .set("fetch.wait.max.ms", "100")
+                .set("socket.connection.setup.timeout.ms", "10000")
+                .set("reconnect.backoff.ms", "100");
         }
         Role::TopicWriter => {
             config.set("acks", "all").set("enable.idempotence", "true");

@@ -3,7 +3,7 @@
 //! kept warm between a client's requests.
 
 use crate::producer::ProducerPool;
-use crate::subscriber::WarmConsumers;
+use crate::subscriber::{FanOuts, WarmConsumers};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -86,17 +86,23 @@ pub struct KafkaClients {
     pub(crate) consumers: ConsumerOptions,
     pub(crate) protocols: LearntProtocols,
     pub(crate) warm: Arc<WarmConsumers>,
+    pub(crate) fan_outs: Arc<FanOuts>,
 }
 
 impl KafkaClients {
     pub fn new(producers: Arc<ProducerPool>, consumers: ConsumerOptions) -> Self {
         let warm = Arc::new(WarmConsumers::new(consumers.max_warm));
-        Self { producers, consumers, protocols: LearntProtocols::default(), warm }
+        Self { producers, consumers, protocols: LearntProtocols::default(), warm, fan_outs: Default::default() }
     }
 
     /// Consumers kept warm right now (for metrics).
     pub fn warm_consumers(&self) -> usize {
         self.warm.len()
+    }
+
+    /// Streams served by shared consumers, and those consumers (for metrics).
+    pub fn shared_streams(&self) -> (usize, usize) {
+        self.fan_outs.counts()
     }
 }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, StatusCode};
 use kafka_edge_definition::{Qos, SseConfiguration};
 use kafka_edge_message::delivery::{self, Receipt};
-use kafka_edge_message::{EndpointFailure, Message, SubscribeOptions, Subscription};
+use kafka_edge_message::{EndpointFailure, FailureKind, Message, SubscribeOptions, Subscription};
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::time::Duration;
@@ -105,6 +105,10 @@ impl Events {
                         Some(event) => event,
                         None => continue,
                     },
+                    Some(Err(failure)) if failure.kind == FailureKind::TooSlow => {
+                        self.end().await;
+                        Bytes::from(format!("event: goaway\ndata: Too slow: {}\n\n", failure.message))
+                    }
                     Some(Err(failure)) => {
                         self.end().await;
                         error_event(&failure)

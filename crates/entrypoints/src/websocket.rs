@@ -28,7 +28,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, StreamExt};
 use http::request::Parts;
 use kafka_edge_definition::{Qos, WebsocketConfiguration};
-use kafka_edge_message::{delivery, EndpointFailure, Message, SubscribeOptions, Subscription};
+use kafka_edge_message::{delivery, EndpointFailure, FailureKind, Message, SubscribeOptions, Subscription};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
@@ -249,6 +249,9 @@ async fn write(
         };
         let mut message = match next {
             Some(Ok(message)) => message,
+            Some(Err(failure)) if failure.kind == FailureKind::TooSlow => {
+                return End::Close(close_code::AGAIN, failure.message)
+            }
             Some(Err(failure)) => return End::Close(close_code::ERROR, failure.message),
             None => {
                 subscription = None;

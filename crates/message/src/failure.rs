@@ -17,6 +17,9 @@ pub enum FailureKind {
     PayloadTooLarge,
     /// A flow step interrupted the request or message with this status (and the message text).
     Interrupted { status: u16 },
+    /// A stream's client read so slowly that it fell too far behind a consumer shared with other
+    /// clients; it is ended so that it slows no one (SSE `goaway`, WebSocket 1013).
+    TooSlow,
     /// Anything else.
     Unknown,
 }
@@ -31,6 +34,7 @@ impl FailureKind {
             FailureKind::BadRequest => "FAILURE_ENDPOINT_BAD_REQUEST",
             FailureKind::PayloadTooLarge => "FAILURE_ENDPOINT_MESSAGE_TOO_LARGE",
             FailureKind::Interrupted { .. } => "FLOW_INTERRUPTED",
+            FailureKind::TooSlow => "FAILURE_ENDPOINT_CLIENT_TOO_SLOW",
             FailureKind::Unknown => "FAILURE_ENDPOINT_UNKNOWN_ERROR",
         }
     }
@@ -48,7 +52,10 @@ impl FailureKind {
             FailureKind::PayloadTooLarge => 413,
             FailureKind::Interrupted { status } => status,
             FailureKind::InvalidDynamicConfiguration => 500,
-            FailureKind::ConfigurationInvalid | FailureKind::ConnectionClosed | FailureKind::Unknown => 503,
+            FailureKind::ConfigurationInvalid
+            | FailureKind::ConnectionClosed
+            | FailureKind::TooSlow
+            | FailureKind::Unknown => 503,
         }
     }
 }

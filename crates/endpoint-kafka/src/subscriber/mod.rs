@@ -7,12 +7,15 @@
 //! Offsets are stored only for messages the entrypoint acknowledged, so a message that was
 //! fetched but never delivered is never committed.
 
+mod fan_out;
 mod lifecycle;
 mod offsets;
 mod pump;
 mod rebalance;
 mod warm;
 
+pub(crate) use fan_out::FanOuts;
+pub(crate) use pump::message_of;
 pub(crate) use rebalance::Rebalance;
 pub(crate) use warm::WarmConsumers;
 
@@ -60,6 +63,17 @@ pub(crate) async fn subscribe(
     cursor: Option<Cursor>,
     origin: Origin,
 ) -> Result<Subscription, EndpointFailure> {
+    if fan_out::eligible(&settings, qos, cursor.is_some(), origin.entrypoint) {
+        match fan_out::subscribe(&clients.fan_outs, settings.clone(), origin.clone()).await {
+            Ok(Some(subscription)) => return Ok(subscription),
+            // A topic is missing: the client gets a consumer of its own, which waits for it.
+            Ok(None) => {}
+            Err(failure) => {
+                origin.failure(&failure);
+                return Err(failure);
+            }
+        }
+    }
     let warm_key = (qos != Qos::None && !clients.consumers.keep_warm_for.is_zero()).then(|| WarmKey {
         api: origin.api.clone(),
         settings: settings.clone(),

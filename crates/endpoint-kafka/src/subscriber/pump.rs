@@ -174,44 +174,17 @@ impl Pump {
     }
 
     fn hand_out(&mut self, record: &BorrowedMessage<'_>) -> Message {
-        let topic = record.topic();
-        let partition = record.partition();
-        let offset = record.offset();
+        let (topic, partition, offset) = (record.topic(), record.partition(), record.offset());
         let stream = self.offsets.topics.stream(topic, partition);
         self.fetched_from.entry(stream).or_insert(offset);
-        let mut payload = record.payload().unwrap_or_default();
-        if self.remove_confluent_header && payload.len() >= 5 && payload[0] == 0 {
-            payload = &payload[5..];
-        }
-        let mut headers = Headers::new();
-        if let Some(record_headers) = record.headers() {
-            for header in record_headers.iter() {
-                let value = header.value.map(String::from_utf8_lossy).unwrap_or_default();
-                headers.append(header.key, value);
-            }
-        }
-        let metadata = Metadata {
-            key: record.key().map(|key| String::from_utf8_lossy(key).into_owned()),
-            topic: topic.to_string(),
-            partition,
-            offset,
-            source_timestamp: record.timestamp().to_millis(),
-        };
         let qos = self.offsets.qos;
-        let id = qos.emits_ids().then(|| message_id(topic, partition, offset, self.encode_message_id));
-        let ack = (qos != Qos::None).then(|| {
+        let mut message = message_of(record, self.remove_confluent_header);
+        message.id = qos.emits_ids().then(|| message_id(topic, partition, offset, self.encode_message_id));
+        message.ack = (qos != Qos::None).then(|| {
             let position = AckPosition { stream, offset };
             AckHandle::new(self.acknowledger.clone(), position)
         });
-        Message {
-            id,
-            content: Bytes::copy_from_slice(payload),
-            headers,
-            metadata: Some(metadata),
-            attributes: Default::default(),
-            ack,
-            record: Default::default(),
-        }
+        message
     }
 
     /// Whether `error` is the cluster refusing the consumer group protocol while `auto` learns it:
@@ -447,6 +420,30 @@ fn seek(consumer: &StreamConsumer<Callbacks>, positions: Vec<(String, i32, i64)>
         }
         Err(error) => tracing::debug!(%error, "Seek failed."),
     }
+}
+
+/// A consumed record as a message (no id, nothing to acknowledge: the caller adds what its QoS
+/// gives).
+pub(crate) fn message_of(record: &BorrowedMessage<'_>, remove_confluent_header: bool) -> Message {
+    let mut payload = record.payload().unwrap_or_default();
+    if remove_confluent_header && payload.len() >= 5 && payload[0] == 0 {
+        payload = &payload[5..];
+    }
+    let mut headers = Headers::new();
+    if let Some(record_headers) = record.headers() {
+        for header in record_headers.iter() {
+            let value = header.value.map(String::from_utf8_lossy).unwrap_or_default();
+            headers.append(header.key, value);
+        }
+    }
+    let metadata = Metadata {
+        key: record.key().map(|key| String::from_utf8_lossy(key).into_owned()),
+        topic: record.topic().to_string(),
+        partition: record.partition(),
+        offset: record.offset(),
+        source_timestamp: record.timestamp().to_millis(),
+    };
+    Message { content: Bytes::copy_from_slice(payload), headers, metadata: Some(metadata), ..Message::default() }
 }
 
 /// How a pump closes unless told otherwise: waiting for the group leave, no position.
