@@ -622,4 +622,12 @@ Scenarios, in order, on fresh topics:
 12. **idle SSE streams**: streams opened (each its own client identifier, hence its own consumer
    group and librdkafka consumer) until 50, then 200 are held, each once its first event arrived;
    the gateway's RSS and thread count at each level, per stream.
+13. **shared SSE streams**: a second gateway serves an API whose SSE entrypoint has QoS none and
+   `autoOffsetReset: latest`, so all its streams share one consumer; 1,000 then 10,000 streams
+   are opened (`--shared-streams`), and at each level 20 records, 0.1 s apart, are timed from the
+   producer's send to each stream's read; RSS, threads, time to open, streams that missed one.
+14. **GET join**: scripts/bench starts a second broker that keeps Kafka's default
+   `group.initial.rebalance.delay.ms` (3 s) and passes it as `--delayed-bootstrap`; five new
+   clients each GET `?limit=1` twice, through a gateway with the classic protocol and no warm
+   consumers (kafka-edge before), with warm consumers, and with `auto` (the consumer protocol).
 ";

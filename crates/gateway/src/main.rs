@@ -325,7 +325,7 @@ fn run(
         let observed = Arc::new(kafka_edge_gateway::admin::Observed {
             readiness: serving.readiness.clone(),
             metrics: serving.metrics.clone(),
-            producers: producers.clone(),
+            clients: clients.clone(),
             apis: apis.iter().map(|api| api.id.clone()).collect(),
         });
         let started = subscriptions::start(&apis, options, observed, shutdown.clone(), admin_shutdown.clone()).await?;

@@ -109,7 +109,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self, readiness: &Readiness, producers: usize) -> String {
+    pub fn render(&self, readiness: &Readiness, clients: &ClientCounts) -> String {
         let mut out = String::new();
         family(&mut out, "kafka_edge_build_info", "gauge", "The running version.");
         let _ = writeln!(out, "kafka_edge_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
@@ -173,8 +173,45 @@ impl Metrics {
             "gauge",
             "Kafka producers in the pool (one per distinct producer configuration).",
         );
-        let _ = writeln!(out, "kafka_edge_producers {producers}");
+        let _ = writeln!(out, "kafka_edge_producers {}", clients.producers);
+        family(
+            &mut out,
+            "kafka_edge_warm_consumers",
+            "gauge",
+            "http-get consumers parked in their group for their client's next GET.",
+        );
+        let _ = writeln!(out, "kafka_edge_warm_consumers {}", clients.warm_consumers);
+        family(&mut out, "kafka_edge_shared_consumers", "gauge", "Consumers shared by streams (QoS none, latest).");
+        let _ = writeln!(out, "kafka_edge_shared_consumers {}", clients.shared_consumers);
+        family(
+            &mut out,
+            "kafka_edge_shared_streams",
+            "gauge",
+            "SSE and WebSocket streams served by a shared consumer.",
+        );
+        let _ = writeln!(out, "kafka_edge_shared_streams {}", clients.shared_streams);
         out
+    }
+}
+
+/// The Kafka clients of the gateway, counted for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ClientCounts {
+    pub producers: usize,
+    pub warm_consumers: usize,
+    pub shared_consumers: usize,
+    pub shared_streams: usize,
+}
+
+impl ClientCounts {
+    pub fn of(clients: &kafka_edge_endpoint_kafka::KafkaClients) -> Self {
+        let (shared_streams, shared_consumers) = clients.shared_streams();
+        Self {
+            producers: clients.producers.len(),
+            warm_consumers: clients.warm_consumers(),
+            shared_consumers,
+            shared_streams,
+        }
     }
 }
 
@@ -200,7 +237,7 @@ mod tests {
         metrics.request("orders", "http-post", 401, Duration::from_millis(1));
         let readiness = Readiness::default();
         readiness.set_listening();
-        let text = metrics.render(&readiness, 2);
+        let text = metrics.render(&readiness, &ClientCounts { producers: 2, ..Default::default() });
         assert!(
             text.contains("kafka_edge_requests_total{api=\"orders\",entrypoint=\"http-post\",status=\"202\"} 2"),
             "{text}"
@@ -217,6 +254,8 @@ mod tests {
         );
         assert!(text.contains("kafka_edge_ready 1") && text.contains("kafka_edge_producers 2"), "{text}");
         readiness.set_draining();
-        assert!(metrics.render(&readiness, 0).contains("kafka_edge_ready 0"));
+        assert!(metrics
+            .render(&readiness, &ClientCounts { producers: 0, ..Default::default() })
+            .contains("kafka_edge_ready 0"));
     }
 }

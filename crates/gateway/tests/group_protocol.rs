@@ -32,3 +32,28 @@ async fn auto_falls_back_to_the_classic_protocol_on_a_broker_without_the_consume
     gateway.stop().await;
     drop(broker);
 }
+
+#[tokio::test]
+async fn the_consumer_protocol_on_a_broker_without_it_is_a_clear_error() {
+    let broker = tokio::task::spawn_blocking(|| PrivateBroker::start("group.coordinator.rebalance.protocols=classic"))
+        .await
+        .expect("private broker");
+    let topic = unique("classic-only");
+    let mut spec = ApiSpec::new(&topic);
+    spec.bootstrap = broker.bootstrap().to_string();
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 5000});
+    let consumers = ConsumerOptions { group_protocol: GroupProtocol::Consumer, ..Default::default() };
+    let gateway = TestGateway::start_with_consumers(&spec, consumers).await;
+    assert_eq!(gateway.post("one").await.status(), 202);
+    let page = gateway.get_json(&unique("client"), "").await;
+    assert_eq!(page["items"], json!([]), "{page}");
+    assert_eq!(page["error"]["metadata"]["key"], "FAILURE_ENDPOINT_CONFIGURATION_INVALID", "{page}");
+    let reason = page["error"]["content"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("does not support the consumer group protocol")
+            && reason.contains("--group-protocol auto or classic"),
+        "{page}"
+    );
+    gateway.stop().await;
+    drop(broker);
+}

@@ -87,6 +87,12 @@ async fn health_readiness_and_metrics_follow_the_gateway() {
     assert!(sample(&after, &count) >= 10.0, "{after}");
     assert!(sample(&after, "kafka_edge_producers") >= 1.0, "{after}");
 
+    // A GET's consumer stays warm for the client's next GET, and /metrics counts it.
+    let answered = http.get(format!("{base}?limit=1")).header("X-Gravitee-Client-Identifier", "warm").send().await;
+    assert_eq!(answered.expect("GET").status(), 200);
+    let parked = http.get(format!("{admin}/metrics")).send().await.expect("/metrics").text().await.expect("text");
+    assert_eq!(sample(&parked, "kafka_edge_warm_consumers"), 1.0, "{parked}");
+
     // A GET that waits for messages until its 3 s window ends keeps the drain going.
     let waiting = tokio::spawn({
         let (http, url) = (http.clone(), format!("{base}?limit=100"));

@@ -292,3 +292,48 @@ async fn an_invalid_upgrade_is_answered_with_a_json_error() {
     assert_eq!(body, json!({"message": "`Sec-WebSocket-Key` header missing", "http_status_code": 400}));
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn connections_with_qos_none_reading_from_latest_share_a_consumer_and_each_get_every_message() {
+    let topic = unique("ws-shared");
+    create_topic(&topic, 2).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.consumer_extra = json!({"autoOffsetReset": "latest"});
+    let gateway = start(&spec, "none", json!({"subscriber": {"enabled": true}, "publisher": {"enabled": false}})).await;
+    let client = unique("same-client");
+    let mut sockets = [connect(&gateway, &client).await, connect(&gateway, &client).await];
+    // The shared consumer starts at the end of the topic: ping until each connection reads.
+    for socket in sockets.iter_mut() {
+        let reached = tokio::time::timeout(TIMEOUT, async {
+            loop {
+                produce(&topic, &[(None, "ping")]).await;
+                let frame = tokio::time::timeout(Duration::from_millis(300), socket.next()).await;
+                if let Ok(Some(Ok(Message::Binary(data)))) = frame {
+                    if &data[..] == b"ping" {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(reached.is_ok(), "a connection never read a ping");
+    }
+    let values: Vec<String> = (0..10).map(|n| format!("m{n}")).collect();
+    let keys: Vec<String> = (0..10).map(|n| format!("k{n}")).collect();
+    let records: Vec<(Option<&str>, &str)> =
+        keys.iter().zip(&values).map(|(k, v)| (Some(k.as_str()), v.as_str())).collect();
+    produce(&topic, &records).await;
+    for socket in sockets.iter_mut() {
+        let mut received = Vec::new();
+        while received.len() < values.len() {
+            let frame = binary_frames(socket, 1).await.remove(0);
+            if frame != "ping" {
+                received.push(frame);
+            }
+        }
+        received.sort_by_key(|value| value[1..].parse::<u32>().unwrap_or(u32::MAX));
+        assert_eq!(received, values, "two connections of one client each get every message");
+    }
+    assert_eq!(group_members(&gateway.group_of(&client)), 0, "a shared consumer joins no group");
+    gateway.stop().await;
+}

@@ -220,6 +220,7 @@ async fn start(
         positions: HashMap::new(),
         failed: false,
         protocol_refused: learning.then_some(refused_tx),
+        consumer_protocol,
     };
     tokio::spawn(pump.run(stop_rx));
     let subscription = subscription(messages_rx, stop_tx);

@@ -56,6 +56,8 @@ pub(super) struct Pump {
     pub(super) failed: bool,
     /// Told when the cluster refuses the consumer group protocol (`auto` learning it).
     pub(super) protocol_refused: Option<oneshot::Sender<()>>,
+    /// The consumer joins with KIP-848's consumer protocol.
+    pub(super) consumer_protocol: bool,
 }
 
 /// Where a consumer parks between an http-get client's requests, and for how long.
@@ -209,6 +211,18 @@ impl Pump {
 
     /// Decides what a consumer error means: `Some` ends the subscription with that failure.
     fn on_error(&self, error: &KafkaError) -> Option<EndpointFailure> {
+        let unsupported = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature)
+        );
+        if self.consumer_protocol && unsupported && !self.lifecycle.reached_cluster() {
+            let failure = EndpointFailure::configuration_invalid(
+                "the Kafka cluster does not support the consumer group protocol (KIP-848, Kafka 4.0+): \
+                 run kafka-edge with --group-protocol auto or classic",
+            );
+            self.origin.failure(&failure);
+            return Some(failure);
+        }
         if let Some(failure) = classify_connection_error(error, self.lifecycle.reached_cluster()) {
             let client_id = &self.offsets.consumer.context().client_id;
             tracing::debug!(%client_id, %error, "Kafka consumer cannot reach its cluster.");

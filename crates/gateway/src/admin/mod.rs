@@ -6,7 +6,7 @@
 
 use crate::credentials::{CreateKey, CredentialError, Credentials, RegisterCertificate};
 use crate::listener::ListenerOptions;
-use crate::observe::{Metrics, Readiness};
+use crate::observe::{ClientCounts, Metrics, Readiness};
 use crate::state::validate::{self, CreateSubscription};
 use crate::state::{StateError, Subscription, SubscriptionState};
 use crate::webhook::{NotSubscribable, Webhooks};
@@ -18,7 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use http::StatusCode;
 use kafka_edge_definition::Problem;
-use kafka_edge_endpoint_kafka::ProducerPool;
+use kafka_edge_endpoint_kafka::KafkaClients;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,7 @@ struct Admin {
 pub struct Observed {
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
-    pub producers: Arc<ProducerPool>,
+    pub clients: Arc<KafkaClients>,
     /// The ids of the APIs served.
     pub apis: Vec<String>,
 }
@@ -77,7 +77,7 @@ async fn ready(State(observed): State<Arc<Observed>>) -> Response {
 }
 
 async fn metrics(State(observed): State<Arc<Observed>>) -> Response {
-    let text = observed.metrics.render(&observed.readiness, observed.producers.len());
+    let text = observed.metrics.render(&observed.readiness, &ClientCounts::of(&observed.clients));
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

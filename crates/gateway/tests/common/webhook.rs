@@ -41,7 +41,7 @@ impl Edge {
             let observed = std::sync::Arc::new(kafka_edge_gateway::admin::Observed {
                 readiness: Default::default(),
                 metrics: Default::default(),
-                producers: Default::default(),
+                clients: Default::default(),
                 apis: Vec::new(),
             });
             let routes = kafka_edge_gateway::admin::router(observed, Some((served, keys, TOKEN)));
