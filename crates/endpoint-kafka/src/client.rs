@@ -30,7 +30,6 @@ pub(crate) enum Role<'a> {
         group_id: &'a str,
         auto_offset_reset: AutoOffsetReset,
         auto_commit: bool,
-        follows_pattern: bool,
         /// KIP-848's protocol rather than the classic one.
         consumer_protocol: bool,
     },
@@ -67,7 +66,7 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 .set("socket.connection.setup.timeout.ms", "10000")
                 .set("message.max.bytes", message_max_bytes.to_string());
         }
-        Role::Consumer { group_id, auto_offset_reset, auto_commit, follows_pattern, consumer_protocol } => {
+        Role::Consumer { group_id, auto_offset_reset, auto_commit, consumer_protocol } => {
             let auto_offset_reset = match auto_offset_reset {
                 AutoOffsetReset::Earliest => "earliest",
                 AutoOffsetReset::Latest => "latest",
@@ -97,10 +96,6 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 config.set("group.protocol", "consumer");
             } else {
                 config.set("session.timeout.ms", "10000");
-            }
-            if *follows_pattern {
-                // New topics that match are found on the next metadata refresh (librdkafka: 5 min).
-                config.set("topic.metadata.refresh.interval.ms", "10000");
             }
         }
         Role::TopicFollower => {

@@ -298,3 +298,23 @@ async fn the_response_phase_sets_headers_and_a_request_interrupt_answers_json() 
     assert_eq!(body, json!({"message": "closed for maintenance", "http_status_code": 403}));
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_java_style_pattern_matches_topics_by_their_whole_name() {
+    let prefix = unique("java-pattern");
+    let (matching, other, longer) = (format!("{prefix}-7"), format!("{prefix}-x"), format!("old-{prefix}-8"));
+    for (topic, value) in [(&matching, "digit"), (&other, "letter"), (&longer, "prefixed")] {
+        create_topic(topic, 1).await;
+        produce(topic, &[(None, value)]).await;
+    }
+    let mut spec = ApiSpec::new(&matching);
+    spec.consumer_topics = vec![];
+    // `\d` is Java's (and the regex crate's) digit class; POSIX regcomp, which librdkafka used,
+    // has none, so this pattern used to match no topic at all.
+    spec.consumer_extra =
+        json!({"autoOffsetReset": "earliest", "topicPattern": format!(r"(?i){}-\d", prefix.to_uppercase())});
+    let gateway = TestGateway::start(&spec).await;
+    let body = gateway.get_json(&unique("c"), "").await;
+    assert_eq!(contents(&body), ["digit"], "only the topic whose whole name matches: {body}");
+    gateway.stop().await;
+}

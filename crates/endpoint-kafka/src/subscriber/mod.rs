@@ -10,6 +10,7 @@
 mod fan_out;
 mod lifecycle;
 mod offsets;
+mod pattern;
 mod pump;
 mod rebalance;
 mod warm;
@@ -29,6 +30,7 @@ use crate::shared::{Joining, KafkaClients};
 use kafka_edge_message::{Close, EndpointFailure, FailureKind, Qos, Subscription};
 use lifecycle::{Lifecycle, Phase};
 use offsets::{AckChannel, Offsets, TopicIndex};
+use pattern::TopicPattern;
 use pump::{Pump, WarmSpot};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use std::collections::HashMap;
@@ -157,7 +159,6 @@ async fn start(
         group_id: &settings.group_id,
         auto_offset_reset: settings.auto_offset_reset,
         auto_commit: qos != Qos::None,
-        follows_pattern: matches!(settings.topics, TopicSelection::Pattern(_)),
         consumer_protocol,
     };
     let config = client::config(&settings.connection, &client_id, &role);
@@ -174,24 +175,44 @@ async fn start(
         Ok(consumer) => consumer,
         Err(failure) => return (Err(failure), None),
     };
-    let (subscribed, known_topics) = match &settings.topics {
-        TopicSelection::Names(names) => (names.clone(), names.clone()),
-        // librdkafka treats a subscription starting with `^` as a regular expression; anchoring
-        // both ends gives the whole-name match of Java's Pattern.matches.
-        TopicSelection::Pattern(pattern) => (vec![format!("^({pattern})$")], Vec::new()),
+    let token_source = settings.connection.token_source().is_some();
+    // A pattern is matched here against the topic list (see `pattern`), except for a consumer
+    // that authenticates with OAUTHBEARER: it cannot list topics before it is polled (below), so
+    // librdkafka matches it, anchored at both ends as Java's Pattern.matches.
+    let (pattern, known_topics) = match &settings.topics {
+        TopicSelection::Names(names) => (None, names.clone()),
+        TopicSelection::Pattern(pattern) if token_source => (None, vec![format!("^({pattern})$")]),
+        TopicSelection::Pattern(pattern) => match TopicPattern::new(pattern) {
+            Ok(compiled) => (Some(compiled), Vec::new()),
+            Err(failure) => return (Err(failure), None),
+        },
     };
     // OAUTHBEARER tokens are handed out while the consumer is polled, which the probe would not
     // do: those consumers report an unreachable or refusing cluster through the stream instead.
-    let consumer = if settings.connection.token_source().is_some() {
+    let probed_topics = if token_source { Vec::new() } else { known_topics.clone() };
+    let consumer = if token_source {
         consumer
     } else {
-        match probe(consumer, known_topics.clone(), settings.check_topic_existence, &origin).await {
+        match probe(consumer, probed_topics, settings.check_topic_existence, &origin).await {
             Ok(consumer) => consumer,
             Err(failure) => return (Err(failure), None),
         }
     };
-    let topic_names: Vec<&str> = subscribed.iter().map(String::as_str).collect();
-    if let Err(error) = consumer.subscribe(&topic_names) {
+    let consumer = Arc::new(consumer);
+    let subscribed = match &pattern {
+        Some(pattern) => match pattern.matching_off_thread(&consumer).await {
+            Ok(matching) => matching,
+            Err(failure) => return (Err(failure), None),
+        },
+        None => known_topics.clone(),
+    };
+    let known_topics = match (&pattern, &settings.topics) {
+        (Some(_), _) => subscribed.clone(),
+        // librdkafka's pattern is no topic name.
+        (None, TopicSelection::Pattern(_)) => Vec::new(),
+        (None, TopicSelection::Names(_)) => known_topics,
+    };
+    if let Err(error) = pattern::subscribe_to(&consumer, &subscribed) {
         tracing::warn!(%client_id, %error, "Kafka consumer could not subscribe.");
         return (Err(unknown(&error)), None);
     }
@@ -206,7 +227,7 @@ async fn start(
     let pump = Pump {
         origin,
         subscribed,
-        offsets: Offsets::new(Arc::new(consumer), qos, TopicIndex::new(known_topics)),
+        offsets: Offsets::new(consumer, qos, TopicIndex::new(known_topics)),
         lifecycle: lifecycle.clone(),
         group_id: settings.group_id,
         encode_message_id: settings.encode_message_id,
@@ -221,6 +242,8 @@ async fn start(
         failed: false,
         protocol_refused: learning.then_some(refused_tx),
         consumer_protocol,
+        pattern,
+        refresh_at: tokio::time::Instant::now() + pattern::REFRESH,
     };
     tokio::spawn(pump.run(stop_rx));
     let subscription = subscription(messages_rx, stop_tx);

@@ -6,6 +6,7 @@
 
 use super::lifecycle::{Lifecycle, Phase};
 use super::offsets::{AckChannel, AckRequest, Offsets};
+use super::pattern::{self, TopicPattern};
 use super::warm::{Resume, WarmConsumers, WarmKey};
 use super::Stop;
 use crate::client::Callbacks;
@@ -58,6 +59,9 @@ pub(super) struct Pump {
     pub(super) protocol_refused: Option<oneshot::Sender<()>>,
     /// The consumer joins with KIP-848's consumer protocol.
     pub(super) consumer_protocol: bool,
+    /// The `topicPattern` whose matching topics are subscribed, looked up again at `refresh_at`.
+    pub(super) pattern: Option<TopicPattern>,
+    pub(super) refresh_at: tokio::time::Instant,
 }
 
 /// Where a consumer parks between an http-get client's requests, and for how long.
@@ -119,6 +123,10 @@ impl Pump {
                     self.offsets.acknowledge(position, done).await;
                     Step::Continue
                 }
+                _ = tokio::time::sleep_until(self.refresh_at), if self.pattern.is_some() => {
+                    self.follow_pattern().await;
+                    Step::Continue
+                }
                 received = consumer.recv() => match received {
                     Ok(record) => {
                         self.lifecycle.advance(Phase::Consuming);
@@ -143,6 +151,25 @@ impl Pump {
             if let Step::Stop = step {
                 return close;
             }
+        }
+    }
+
+    /// Subscribes to the topics that match the pattern now, when they changed (a topic was
+    /// created or deleted); the group then assigns the new set.
+    async fn follow_pattern(&mut self) {
+        self.refresh_at = tokio::time::Instant::now() + pattern::REFRESH;
+        let Some(pattern) = &self.pattern else { return };
+        match pattern.matching_off_thread(&self.offsets.consumer).await {
+            Ok(matching) if matching != self.subscribed => {
+                let client_id = &self.offsets.consumer.context().client_id;
+                tracing::debug!(%client_id, topics = ?matching, "Topics matching the pattern changed.");
+                match pattern::subscribe_to(&self.offsets.consumer, &matching) {
+                    Ok(()) => self.subscribed = matching,
+                    Err(error) => tracing::debug!(%client_id, %error, "Subscribing to the matching topics failed."),
+                }
+            }
+            Ok(_) => {}
+            Err(failure) => tracing::debug!(%failure, "The topic list could not be read; trying again later."),
         }
     }
 
