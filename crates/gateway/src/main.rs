@@ -7,7 +7,7 @@ use kafka_edge_definition::{load_paths, Ignored, Problem};
 use kafka_edge_endpoint_kafka::{ConsumerOptions, GroupProtocol, KafkaClients, ProducerPool};
 use kafka_edge_gateway::forwarded::TrustedProxies;
 use kafka_edge_gateway::listener::{
-    ClientAuth, ListenerOptions, Tls, TlsFiles, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    ClientAuth, ListenerOptions, Tls, TlsFiles, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
 };
 use kafka_edge_gateway::{Gateway, LoadedApi, Options as GatewayOptions};
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
@@ -94,6 +94,11 @@ struct ListenerArgs {
     #[arg(long, env = "KAFKA_EDGE_MAX_CONNECTIONS", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
     max_connections: usize,
+    /// Seconds in-flight requests may run after SIGTERM (SSE streams end at once with a goaway,
+    /// WebSocket sessions with 1013); then their connections are closed and the process exits.
+    #[arg(long, env = "KAFKA_EDGE_DRAIN_TIMEOUT", value_name = "SECONDS", default_value_t = DEFAULT_DRAIN_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    drain_timeout: u64,
 }
 
 impl ListenerArgs {
@@ -126,6 +131,7 @@ impl ListenerArgs {
             tls,
             header_timeout: std::time::Duration::from_secs(self.header_timeout),
             max_connections: self.max_connections,
+            drain_timeout: std::time::Duration::from_secs(self.drain_timeout),
             metrics: None,
         })
     }

@@ -119,3 +119,47 @@ async fn health_readiness_and_metrics_follow_the_gateway() {
     let output = tokio::task::spawn_blocking(move || gateway.wait_with_output()).await.expect("join").expect("wait");
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+#[tokio::test]
+async fn the_drain_ends_at_the_drain_timeout_even_with_a_long_request_in_flight() {
+    let topic = unique("drain-timeout");
+    create_topic(&topic, 1).await;
+    let mut spec = ApiSpec::new(&topic);
+    // A GET that would wait 60 s for messages: bounded responses run to their end while draining.
+    spec.http_get = json!({"messagesLimitCount": 100, "messagesLimitDurationMs": 60000});
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("api.json");
+    std::fs::write(&file, spec.to_json().to_string()).expect("write definition");
+    let port = free_port();
+    let mut gateway = Command::new(BINARY)
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "off", "--drain-timeout", "1"])
+        .arg("--api")
+        .arg(&file)
+        .arg("--state")
+        .arg(format!("file:{}", dir.path().join("state.json").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gateway");
+    let base = format!("http://127.0.0.1:{port}{}", spec.path);
+    let waiting = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(response) = http.get(&base).header("X-Gravitee-Client-Identifier", "long").send().await {
+                return Some(response.status());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    });
+    let group = group_of(&spec.id, "long");
+    assert!(eventually(|| group_members(&group) == 1).await, "the long GET is being served");
+    let signalled = std::time::Instant::now();
+    let status = Command::new("kill").args(["-TERM", &gateway.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let exited = eventually_within(Duration::from_secs(10), || gateway.try_wait().ok().flatten().is_some()).await;
+    assert!(exited, "the gateway still runs 10 s after SIGTERM with --drain-timeout 1");
+    assert!(signalled.elapsed() < Duration::from_secs(10), "well before the GET's 60 s window");
+    assert_eq!(gateway.wait().expect("wait").code(), Some(0));
+    waiting.abort();
+}

@@ -27,7 +27,7 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default `--max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long shutdown waits for open connections to finish their requests.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an HTTP/2 connection is pinged; a peer that does not answer within the header
 /// timeout is gone.
 const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -44,6 +44,8 @@ pub struct ListenerOptions {
     pub header_timeout: Duration,
     /// Connections beyond this many are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// After shutdown, how long in-flight requests may run before their connections are closed.
+    pub drain_timeout: Duration,
     /// Where open and refused connections are counted.
     pub metrics: Option<Arc<Metrics>>,
 }
@@ -54,6 +56,7 @@ impl Default for ListenerOptions {
             tls: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             metrics: None,
         }
     }
@@ -65,7 +68,7 @@ pub struct ClientCertificate(pub Arc<[u8]>);
 
 /// Serves `app` on `listener` until `shutdown`, then stops accepting, asks every connection to
 /// close once its requests are answered (HTTP/2 GOAWAY, HTTP/1.1 keep-alive off) and waits for
-/// them, at most [`DRAIN_TIMEOUT`]. Requests see `ConnectInfo<SocketAddr>` and, with client
+/// them, at most `options.drain_timeout` (`--drain-timeout`). Requests see `ConnectInfo<SocketAddr>` and, with client
 /// certificates, [`ClientCertificate`].
 pub async fn serve(
     listener: TcpListener,
@@ -74,6 +77,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tasks = TaskTracker::new();
+    let drain_timeout = options.drain_timeout;
     let connections = Arc::new(Semaphore::new(options.max_connections));
     let mut last_refusal_log: Option<Instant> = None;
     loop {
@@ -116,7 +120,7 @@ pub async fn serve(
         });
     }
     tasks.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(drain_timeout, tasks.wait()).await.is_err() {
         tracing::warn!(open = tasks.len(), "Connections still open after the drain timeout; closing them.");
     }
     Ok(())
