@@ -17,7 +17,8 @@ async fn auto_falls_back_to_the_classic_protocol_on_a_broker_without_the_consume
     let mut spec = ApiSpec::new(&topic);
     spec.bootstrap = broker.bootstrap().to_string();
     spec.http_get_qos = "at-least-once";
-    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 2000});
+    // A window long enough for a loaded machine: learning the protocol, then a classic join.
+    spec.http_get = json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 15000});
     let consumers = ConsumerOptions { group_protocol: GroupProtocol::Auto, ..Default::default() };
     let gateway = TestGateway::start_with_consumers(&spec, consumers).await;
     // The broker creates the topic on the first produce.

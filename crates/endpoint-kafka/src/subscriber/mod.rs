@@ -47,9 +47,10 @@ const CHANNEL_CAPACITY: usize = 32;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest `auto` waits to learn whether a cluster speaks the consumer protocol. A broker that
-/// does not refuses the first heartbeat at once; one that does answers it with an assignment,
-/// unless the topics do not exist yet, which this bounds.
-const LEARN_PROTOCOL_TIMEOUT: Duration = Duration::from_secs(2);
+/// does not refuses the first heartbeat (after the coordinator lookup: well under a second, more
+/// on a loaded machine); one that does answers it with an assignment, unless the topics do not
+/// exist yet, which this bounds.
+const LEARN_PROTOCOL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a subscription is closed, with where to send the answer (the resume position, if asked).
 pub(crate) type Stop = (Close, oneshot::Sender<Option<String>>);
