@@ -21,7 +21,10 @@ mod webhook;
 pub use api::*;
 pub use entrypoint::*;
 pub use kafka::*;
-pub use load::{load_definition, load_paths, load_security, load_str, normalize_context_path, Format, Ignored, Loaded};
+pub use load::{
+    check_unique, definition_files, load_definition, load_paths, load_security, load_str, normalize_context_path,
+    read_definition, Format, Ignored, Loaded,
+};
 pub use plan::*;
 pub use problem::Problem;
 pub use value::Dynamic;

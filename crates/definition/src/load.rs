@@ -57,11 +57,7 @@ impl Format {
 /// recursively for `.json`, `.yaml` and `.yml`). All problems of all files are reported together,
 /// including API ids or context paths that two definitions share.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut files = Vec::new();
-    for path in paths {
-        collect_files(path, &mut files, &mut problems);
-    }
+    let (files, mut problems) = definition_files(paths);
     let mut loaded: Vec<Loaded> = Vec::new();
     for file in &files {
         match load_definition(file) {
@@ -77,6 +73,19 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Loaded>, Vec<Problem>> {
     }
 }
 
+/// The definition files at the given files and directories, in a stable order, and the paths
+/// that could not be read. Directories are searched recursively; names that start with `.` are
+/// skipped, so that a Kubernetes ConfigMap's `..data` and timestamped directories do not show
+/// each definition a second time.
+pub fn definition_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for path in paths {
+        collect_files(path, &mut files, &mut problems);
+    }
+    (files, problems)
+}
+
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
     let origin = path.display().to_string();
     if path.is_dir() {
@@ -86,7 +95,12 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Probl
         };
         let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         children.sort();
+        let hidden =
+            |child: &Path| child.file_name().and_then(|name| name.to_str()).is_some_and(|n| n.starts_with('.'));
         for child in children {
+            if hidden(&child) {
+                continue;
+            }
             if child.is_dir() || Format::of(&child).is_some() {
                 collect_files(&child, files, problems);
             }
@@ -98,7 +112,8 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Probl
     }
 }
 
-fn check_unique(loaded: &[Loaded], problems: &mut Vec<Problem>) {
+/// Problems for API ids and context paths that two definitions share (named in the later one).
+pub fn check_unique(loaded: &[Loaded], problems: &mut Vec<Problem>) {
     let mut ids: Vec<(&str, &str)> = Vec::new();
     let mut context_paths: Vec<(String, &str)> = Vec::new();
     for definition in loaded {
@@ -136,11 +151,14 @@ pub fn normalize_context_path(path: &str) -> String {
 
 /// Loads one definition file.
 pub fn load_definition(path: &Path) -> Result<Loaded, Vec<Problem>> {
-    let origin = path.display().to_string();
-    let format = Format::of(path).unwrap_or(Format::Json);
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| vec![problem(&origin, "", format!("cannot read file: {error}"))])?;
-    load_str(&text, format, &origin)
+    let text = read_definition(path).map_err(|problem| vec![problem])?;
+    load_str(&text, Format::of(path).unwrap_or(Format::Json), &path.display().to_string())
+}
+
+/// The text of one definition file.
+pub fn read_definition(path: &Path) -> Result<String, Problem> {
+    std::fs::read_to_string(path)
+        .map_err(|error| problem(&path.display().to_string(), "", format!("cannot read file: {error}")))
 }
 
 /// Loads one definition from text; `origin` names it in problems.

@@ -336,6 +336,22 @@ fn directories_are_searched_and_shared_context_paths_are_refused() {
     assert_eq!(loaded.len(), 2);
 }
 
+/// A Kubernetes ConfigMap volume: the files are symlinks into `..data`, itself a symlink to a
+/// timestamped directory. Each definition must be read once.
+#[cfg(unix)]
+#[test]
+fn a_config_map_mount_shows_each_definition_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = dir.path().join("..2026_12_07_08_00_00.000000001");
+    std::fs::create_dir(&version).unwrap();
+    std::fs::write(version.join("orders.json"), definition().to_string()).unwrap();
+    std::os::unix::fs::symlink(&version, dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("..data/orders.json"), dir.path().join("orders.json")).unwrap();
+    let loaded = load_paths(&[dir.path().to_path_buf()]).expect("loads once");
+    assert_eq!(loaded.len(), 1);
+    assert!(loaded[0].file.ends_with("/orders.json"), "{}", loaded[0].file);
+}
+
 #[test]
 fn configuration_that_is_never_used_is_reported_as_ignored() {
     let mut value = definition();

@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub struct EntrypointContext {
     pub endpoint: Arc<dyn Endpoint>,
     pub execution: ExecutionContext,
-    /// Cancelled when the gateway stops: long-lived responses end early.
+    /// Cancelled when the gateway stops, or when a reload replaced the API and its grace period
+    /// ended: long-lived responses end early.
     pub shutdown: CancellationToken,
     /// Cancelled when the credential that admitted the request is revoked: streams end with a
     /// reason. Never cancelled for requests no credential admitted.

@@ -16,6 +16,7 @@ use kafka_edge_entrypoints::websocket;
 use kafka_edge_message::{ApiInfo, Endpoint};
 use kafka_edge_policies::ApiFlows;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// One API, ready to serve.
 pub struct LoadedApi {
@@ -38,6 +39,9 @@ pub struct LoadedApi {
     pub push_plans: Vec<String>,
     /// Open WebSocket sessions, which outlive the HTTP server's view of their request.
     pub websockets: websocket::Sessions,
+    /// Cancelled when this version's streams must end: at shutdown, or a grace period after a
+    /// reload replaced or removed it (crate::apis).
+    pub closing: CancellationToken,
 }
 
 impl LoadedApi {
@@ -80,6 +84,7 @@ impl LoadedApi {
                     .map(|p| p.id.clone())
                     .collect(),
                 websockets: Default::default(),
+                closing: CancellationToken::new(),
             }),
             _ => Err(problems),
         }

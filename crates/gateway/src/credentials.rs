@@ -4,6 +4,7 @@
 //! gateway of a fleet sharing the state admits and revokes the same ones.
 
 use crate::api::LoadedApi;
+use crate::apis::ApiTable;
 use crate::plan::{check_key, generate_key, hash_key};
 use crate::state::record::{api_key_key, certificate_key, sha256_hex};
 use crate::state::validate::{self, check_id};
@@ -12,7 +13,6 @@ use kafka_edge_definition::Problem;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How keys and certificates are named in admin API paths by their SHA-256.
@@ -112,16 +112,16 @@ pub enum CredentialError {
 
 /// The keys of the loaded APIs.
 pub struct Credentials {
-    apis: HashMap<String, Arc<LoadedApi>>,
+    apis: Arc<ApiTable>,
     store: Arc<dyn StateStore>,
 }
 
 impl Credentials {
-    pub fn new(apis: &[Arc<LoadedApi>], store: Arc<dyn StateStore>) -> Self {
-        Self { apis: apis.iter().map(|api| (api.id.clone(), api.clone())).collect(), store }
+    pub fn new(apis: Arc<ApiTable>, store: Arc<dyn StateStore>) -> Self {
+        Self { apis, store }
     }
 
-    fn api(&self, api: &str) -> Result<&Arc<LoadedApi>, CredentialError> {
+    fn api(&self, api: &str) -> Result<Arc<LoadedApi>, CredentialError> {
         self.apis.get(api).ok_or_else(|| CredentialError::UnknownApi(api.into()))
     }
 

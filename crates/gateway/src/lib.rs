@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod apis;
 pub mod client_identifier;
 pub mod cors;
 pub mod credentials;
@@ -10,11 +11,13 @@ pub mod forwarded;
 pub mod listener;
 pub mod observe;
 pub mod plan;
+pub mod reload;
 mod routing;
 pub mod state;
 pub mod webhook;
 
 pub use api::LoadedApi;
+pub use apis::ApiTable;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
@@ -37,7 +40,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The HTTP side of the gateway: every loaded API on one listener.
 pub struct Gateway {
-    apis: Vec<Arc<LoadedApi>>,
+    apis: Arc<ApiTable>,
     shutdown: CancellationToken,
     options: Options,
     revocations: Arc<Revocations>,
@@ -82,15 +85,20 @@ impl Gateway {
     }
 
     pub fn with_options(apis: Vec<Arc<LoadedApi>>, shutdown: CancellationToken, options: Options) -> Arc<Self> {
-        for api in &apis {
-            let plans: Vec<&str> = api.plans.kinds().iter().map(|kind| kind.as_str()).collect();
-            tracing::info!(api = %api.id, paths = ?api.context_paths, entrypoints = ?api.entrypoint_names(), ?plans, "Serving API.");
-            let asks_certificates = options.listener.tls.as_ref().is_some_and(|tls| tls.asks_client_certificates());
-            if plans.contains(&"mtls") && !asks_certificates {
-                tracing::warn!(api = %api.id, "The API has an mtls plan but the listener asks for no client certificate (--tls-client-ca): that plan admits nobody.");
-            }
+        Self::with_table(ApiTable::new(apis), shutdown, options)
+    }
+
+    /// Serves the APIs of `apis`, whichever they are at each request (a reload replaces them).
+    pub fn with_table(apis: Arc<ApiTable>, shutdown: CancellationToken, options: Options) -> Arc<Self> {
+        for api in apis.current().iter() {
+            announce(api, &options);
         }
         Arc::new(Self { apis, shutdown, options, revocations: Default::default() })
+    }
+
+    /// Logs what a newly served API (at start or by a reload) offers.
+    pub fn announce(&self, api: &LoadedApi) {
+        announce(api, &self.options);
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
@@ -112,15 +120,31 @@ impl Gateway {
             None => tracing::info!(address = %listening, "Gateway listening."),
         }
         let options = ListenerOptions { metrics: Some(self.options.metrics.clone()), ..self.options.listener.clone() };
+        let apis = self.apis.clone();
+        let closing = shutdown.clone();
+        tokio::spawn(async move {
+            closing.cancelled().await;
+            apis.close();
+        });
         listener::serve(listener, app, options, shutdown).await?;
-        // Upgraded (WebSocket) connections are no longer the HTTP server's: wait for them too.
-        for api in &self.apis {
+        // Upgraded (WebSocket) connections are no longer the HTTP server's: wait for them too,
+        // of every version a reload left running.
+        for api in self.apis.all() {
             api.websockets.ended().await;
             // Warm http-get consumers leave their groups now, not when the process is gone.
             api.endpoint.close_idle();
         }
         tracing::info!("Gateway stopped accepting.");
         Ok(())
+    }
+}
+
+fn announce(api: &LoadedApi, options: &Options) {
+    let plans: Vec<&str> = api.plans.kinds().iter().map(|kind| kind.as_str()).collect();
+    tracing::info!(api = %api.id, paths = ?api.context_paths, entrypoints = ?api.entrypoint_names(), ?plans, "Serving API.");
+    let asks_certificates = options.listener.tls.as_ref().is_some_and(|tls| tls.asks_client_certificates());
+    if plans.contains(&"mtls") && !asks_certificates {
+        tracing::warn!(api = %api.id, "The API has an mtls plan but the listener asks for no client certificate (--tls-client-ca): that plan admits nobody.");
     }
 }
 

@@ -3,13 +3,13 @@
 use anyhow::Context;
 use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use kafka_edge_definition::{load_paths, Ignored, Problem};
 use kafka_edge_endpoint_kafka::{ConsumerOptions, GroupProtocol, KafkaClients, ProducerPool};
 use kafka_edge_gateway::forwarded::TrustedProxies;
 use kafka_edge_gateway::listener::{
     ClientAuth, ListenerOptions, Tls, TlsFiles, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
 };
-use kafka_edge_gateway::{Gateway, LoadedApi, Options as GatewayOptions};
+use kafka_edge_gateway::reload::Definitions;
+use kafka_edge_gateway::{ApiTable, Gateway, LoadedApi, Options as GatewayOptions};
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +17,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 mod subscriptions;
+
+/// How often the definition files are read again for changes.
+const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `0.1.0 (<git revision>)`: the revision is `unknown` for a build outside a git checkout.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KAFKA_EDGE_REVISION"), ")");
@@ -188,6 +191,12 @@ enum Command {
         max_message_bytes: usize,
         #[command(flatten)]
         consumers: Box<ConsumerArgs>,
+        /// Seconds the open SSE and WebSocket streams of an API version that a reload replaced or
+        /// removed keep running; then they end (SSE `goaway`, WebSocket 1013).
+        #[arg(long, env = "KAFKA_EDGE_RELOAD_GRACE", value_name = "SECONDS",
+              default_value_t = kafka_edge_gateway::apis::DEFAULT_RELOAD_GRACE.as_secs(),
+              value_parser = clap::value_parser!(u64).range(0..=86_400))]
+        reload_grace: u64,
     },
     /// Check API definitions: exit 0 when all are valid, otherwise print one line per problem.
     Validate {
@@ -214,6 +223,7 @@ fn main() -> ExitCode {
             listener,
             max_message_bytes,
             consumers,
+            reload_grace,
         } => listener.admin_tls().and_then(|admin_tls| {
             let listener = listener.options()?;
             let admin_listener = ListenerOptions { tls: admin_tls, metrics: None, ..listener.clone() };
@@ -221,7 +231,8 @@ fn main() -> ExitCode {
             let options =
                 subscriptions::Options { state, state_security, admin_listen, admin_listener, subscriptions, api_keys };
             let serving = GatewayOptions { max_message_bytes, trusted_proxies, listener, ..Default::default() };
-            run(apis, listen, serving, options, consumers.options())
+            let reload_grace = std::time::Duration::from_secs(reload_grace);
+            run(apis, listen, serving, options, consumers.options(), reload_grace)
         }),
         Command::Validate { paths } => Ok(validate(&paths)),
     };
@@ -246,7 +257,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {
-    match load(paths, &Arc::new(KafkaClients::default())) {
+    match Definitions::load(paths.to_vec(), Arc::new(KafkaClients::default())) {
         Ok(loaded) if loaded.is_empty() => {
             println!(
                 "no API definition (.json, .yaml, .yml) found in {}",
@@ -255,11 +266,11 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(loaded) => {
-            for definition in &loaded {
-                for ignored in &definition.ignored {
+            for (file, api, ignored) in loaded.files() {
+                for ignored in ignored {
                     println!("warning: {ignored}");
                 }
-                println!("ok: {} (API `{}`)", definition.file, definition.api.id);
+                println!("ok: {} (API `{}`)", file.display(), api.id);
             }
             ExitCode::SUCCESS
         }
@@ -272,43 +283,19 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// A definition file, built into an API.
-struct LoadedFile {
-    file: String,
-    api: Arc<LoadedApi>,
-    ignored: Vec<Ignored>,
-}
-
-/// Loads the definitions and builds every API (flows compiled, stores read) with the runtime's
-/// producer pool: `validate` and `run` refuse the same things.
-fn load(paths: &[PathBuf], clients: &Arc<KafkaClients>) -> Result<Vec<LoadedFile>, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut built = Vec::new();
-    for loaded in load_paths(paths)? {
-        match LoadedApi::build(&loaded.api, clients) {
-            Ok(api) => built.push(LoadedFile { file: loaded.file, api: Arc::new(api), ignored: loaded.ignored }),
-            Err(found) => problems.extend(found.into_iter().map(|problem| problem.in_file(&loaded.file))),
-        }
-    }
-    if problems.is_empty() {
-        Ok(built)
-    } else {
-        Err(problems)
-    }
-}
-
 fn run(
     paths: Vec<PathBuf>,
     listen: String,
     serving: GatewayOptions,
     options: subscriptions::Options,
     consumers: ConsumerOptions,
+    reload_grace: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
     // One pool for every API, the webhook DLQs included: flushed once, when nothing publishes.
     let producers = Arc::new(ProducerPool::new().with_max_message_bytes(serving.max_message_bytes));
     let clients = Arc::new(KafkaClients::new(producers.clone(), consumers));
-    let loaded = match load(&paths, &clients) {
-        Ok(loaded) => loaded,
+    let definitions = match Definitions::load(paths.clone(), clients.clone()) {
+        Ok(definitions) => definitions,
         Err(problems) => {
             for problem in &problems {
                 tracing::error!("Invalid API definition: {problem}");
@@ -316,36 +303,38 @@ fn run(
             return Ok(ExitCode::FAILURE);
         }
     };
-    if loaded.is_empty() {
+    if definitions.is_empty() {
         anyhow::bail!("no API definition (.json, .yaml, .yml) found in {paths:?}");
     }
-    for ignored in loaded.iter().flat_map(|l| &l.ignored) {
-        tracing::warn!("{ignored}");
+    for (_, _, ignored) in definitions.files() {
+        for ignored in ignored {
+            tracing::warn!("{ignored}");
+        }
     }
-    let apis: Vec<Arc<LoadedApi>> = loaded.into_iter().map(|l| l.api).collect();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let admin_shutdown = CancellationToken::new();
+        let apis = ApiTable::with_grace(definitions.apis(), reload_grace);
         let observed = Arc::new(kafka_edge_gateway::admin::Observed {
             readiness: serving.readiness.clone(),
             metrics: serving.metrics.clone(),
             clients: clients.clone(),
-            apis: apis.iter().map(|api| api.id.clone()).collect(),
+            apis: apis.clone(),
         });
-        let started = subscriptions::start(&apis, options, observed, shutdown.clone(), admin_shutdown.clone()).await?;
+        let started =
+            subscriptions::start(apis.clone(), options, observed, shutdown.clone(), admin_shutdown.clone()).await?;
         let serving = GatewayOptions { state: Some(started.store), ..serving };
         let readiness = serving.readiness.clone();
-        let warming: Vec<(String, Arc<dyn kafka_edge_message::Endpoint>)> =
-            apis.iter().map(|api| (api.id.clone(), api.endpoint.clone())).collect();
-        let gateway = Gateway::with_options(apis, shutdown.clone(), serving);
+        let gateway = Gateway::with_table(apis.clone(), shutdown.clone(), serving);
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (set by --listen or KAFKA_EDGE_LISTEN)"))?;
         readiness.set_listening();
         tokio::spawn(stop_on_signal(shutdown.clone(), readiness));
-        warm_producers(&warming);
+        warm_producers(&apis.current());
+        tokio::spawn(follow_definitions(definitions, gateway.clone(), apis, shutdown.clone()));
         let served = gateway.serve(listener).await;
         shutdown.cancel();
         started.delivery.await.ok();
@@ -357,11 +346,65 @@ fn run(
     })
 }
 
+/// Reads the definitions again every second and on SIGHUP, and serves what changed.
+async fn follow_definitions(
+    mut definitions: Definitions,
+    gateway: Arc<Gateway>,
+    apis: Arc<ApiTable>,
+    shutdown: CancellationToken,
+) {
+    let mut hangups = hangups();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RELOAD_INTERVAL) => {}
+            Some(()) = hangups.recv() => tracing::info!("SIGHUP received, reading the API definitions again."),
+        }
+        let reloaded = tokio::task::spawn_blocking(move || {
+            let changes = definitions.reload();
+            (definitions, changes)
+        })
+        .await;
+        let Ok((read, changes)) = reloaded else { return };
+        definitions = read;
+        if changes.is_empty() {
+            continue;
+        }
+        apis.replace(definitions.apis());
+        let new: Vec<Arc<LoadedApi>> = changes.added.into_iter().chain(changes.replaced).collect();
+        for api in &new {
+            gateway.announce(api);
+        }
+        warm_producers(&new);
+    }
+}
+
+/// SIGHUP, as a channel that never yields where there is no such signal.
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut signal) => {
+            tokio::spawn(async move {
+                while signal.recv().await.is_some() {
+                    if sender.send(()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(error) => tracing::warn!(%error, "Cannot listen for SIGHUP; definitions are still read every second."),
+    }
+    #[cfg(not(unix))]
+    drop(sender);
+    receiver
+}
+
 /// Creates the producers of APIs whose producer configuration is static, in the background, so
 /// that the first POST does not wait for one (200-500 ms on the test bed).
-fn warm_producers(endpoints: &[(String, Arc<dyn kafka_edge_message::Endpoint>)]) {
-    for (api, endpoint) in endpoints {
-        let (api, endpoint) = (api.clone(), endpoint.clone());
+fn warm_producers(apis: &[Arc<LoadedApi>]) {
+    for api in apis {
+        let (api, endpoint) = (api.id.clone(), api.endpoint.clone());
         tokio::spawn(async move {
             match endpoint.warm().await {
                 Ok(()) => tracing::debug!(%api, "Producer ready."),

@@ -89,7 +89,8 @@ fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &st
 
 pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Request) -> Response {
     let started = std::time::Instant::now();
-    let Some((api, path_info)) = find_api(&gateway.apis, request.uri().path()) else {
+    let apis = gateway.apis.current();
+    let Some((api, path_info)) = find_api(&apis, request.uri().path()) else {
         gateway.options.metrics.unrouted();
         return no_context_path();
     };
@@ -197,7 +198,7 @@ async fn serve(
     let context = EntrypointContext {
         endpoint: FlowEndpoint::wrap(api.endpoint.clone(), flows.clone()),
         execution,
-        shutdown: gateway.shutdown.clone(),
+        shutdown: api.closing.clone(),
         revoked,
         max_message_bytes,
     };

@@ -6,7 +6,7 @@ use anyhow::Context;
 use kafka_edge_gateway::credentials::Credentials;
 use kafka_edge_gateway::listener::ListenerOptions;
 use kafka_edge_gateway::state::StateStore;
-use kafka_edge_gateway::{admin, state, webhook::Webhooks, LoadedApi};
+use kafka_edge_gateway::{admin, state, webhook::Webhooks, ApiTable};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -34,7 +34,7 @@ pub struct Started {
 /// Starts delivery and the admin listener. The admin listener stops with `admin_shutdown`, after
 /// the client listener drained, so that `/ready` answers 503 during the drain.
 pub async fn start(
-    apis: &[Arc<LoadedApi>],
+    apis: Arc<ApiTable>,
     options: Options,
     observed: Arc<admin::Observed>,
     shutdown: CancellationToken,
@@ -48,7 +48,7 @@ pub async fn start(
             }
             None => format!("opening the gateway state {}", options.state),
         })?;
-    let webhooks = Webhooks::new(apis, store.clone(), shutdown.clone());
+    let webhooks = Webhooks::new(apis.clone(), store.clone(), shutdown.clone());
     let keys = Arc::new(Credentials::new(apis, store.clone()));
     if let Some(path) = &options.api_keys {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

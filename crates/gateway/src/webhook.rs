@@ -3,6 +3,7 @@
 //! task that stopped its subscription, or (with a shared store) by another gateway.
 
 use crate::api::LoadedApi;
+use crate::apis::ApiTable;
 use crate::state::validate::{self, StaticSubscription};
 use crate::state::{StateStore, Subscription, SubscriptionState};
 use kafka_edge_definition::EntrypointType;
@@ -43,16 +44,15 @@ fn delivery_context(api: &LoadedApi, subscription: &Subscription) -> (ExecutionC
 
 struct Running {
     subscription: Subscription,
+    /// The API version it delivers for: a reload that replaces it restarts the delivery.
+    api: Arc<LoadedApi>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
-/// The webhook side of the gateway: the APIs with a webhook entrypoint, the state, the tasks.
+/// The webhook side of the gateway: the APIs, the state, the tasks.
 pub struct Webhooks {
-    /// Every loaded API id, to tell "no such API" from "no webhook entrypoint".
-    all_apis: Vec<String>,
-    /// The APIs with a webhook entrypoint.
-    apis: HashMap<String, Arc<LoadedApi>>,
+    apis: Arc<ApiTable>,
     store: Arc<dyn StateStore>,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     shutdown: CancellationToken,
@@ -70,11 +70,10 @@ pub enum NotSubscribable {
 }
 
 impl Webhooks {
-    /// Prepares delivery for every API with a webhook entrypoint; nothing runs before [`Webhooks::run`].
-    pub fn new(apis: &[Arc<LoadedApi>], store: Arc<dyn StateStore>, shutdown: CancellationToken) -> Arc<Self> {
-        let all_apis = apis.iter().map(|api| api.id.clone()).collect();
-        let apis = apis.iter().filter(|api| api.webhook.is_some()).map(|api| (api.id.clone(), api.clone())).collect();
-        Arc::new(Self { all_apis, apis, store, running: Default::default(), shutdown })
+    /// Prepares delivery for the APIs of the table with a webhook entrypoint, as the table
+    /// changes; nothing runs before [`Webhooks::run`].
+    pub fn new(apis: Arc<ApiTable>, store: Arc<dyn StateStore>, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self { apis, store, running: Default::default(), shutdown })
     }
 
     pub fn store(&self) -> &Arc<dyn StateStore> {
@@ -82,7 +81,7 @@ impl Webhooks {
     }
 
     /// The API a subscription of `plan` belongs to.
-    pub fn check(&self, api: &str, plan: &str) -> Result<&Arc<LoadedApi>, NotSubscribable> {
+    pub fn check(&self, api: &str, plan: &str) -> Result<Arc<LoadedApi>, NotSubscribable> {
         let found = self.check_api(api)?;
         if !found.has_push_plan(plan) {
             return Err(NotSubscribable::Plan { api: api.into(), plan: plan.into() });
@@ -91,10 +90,10 @@ impl Webhooks {
     }
 
     /// The API, if it is loaded and has a webhook entrypoint.
-    pub fn check_api(&self, api: &str) -> Result<&Arc<LoadedApi>, NotSubscribable> {
+    pub fn check_api(&self, api: &str) -> Result<Arc<LoadedApi>, NotSubscribable> {
         match self.apis.get(api) {
-            Some(found) => Ok(found),
-            None if self.all_apis.iter().any(|a| a == api) => Err(NotSubscribable::NoWebhook(api.into())),
+            Some(found) if found.webhook.is_some() => Ok(found),
+            Some(_) => Err(NotSubscribable::NoWebhook(api.into())),
             None => Err(NotSubscribable::Api(api.into())),
         }
     }
@@ -129,14 +128,17 @@ impl Webhooks {
         Ok(count)
     }
 
-    /// Follows the store until shutdown, then stops every task (each consumer leaves its group).
+    /// Follows the store and the served APIs until shutdown, then stops every task (each
+    /// consumer leaves its group).
     pub async fn run(self: Arc<Self>) {
         let mut changes = self.store.changes();
+        let mut reloads = self.apis.changes();
         loop {
             self.reconcile().await;
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 changed = changes.changed() => if changed.is_err() { break },
+                reloaded = reloads.changed() => if reloaded.is_err() { break },
             }
         }
         let running: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
@@ -146,22 +148,33 @@ impl Webhooks {
     }
 
     /// Starts a task for every active subscription without one and stops every task whose
-    /// subscription is gone, stopped or changed. Returns once stopped tasks have ended.
+    /// subscription is gone, stopped or changed, or whose API was reloaded or removed. Returns
+    /// once stopped tasks have ended.
     pub async fn reconcile(&self) {
         if self.shutdown.is_cancelled() {
             return;
         }
         let mut running = self.running.lock().await;
+        let apis: HashMap<String, Arc<LoadedApi>> = self
+            .apis
+            .current()
+            .iter()
+            .filter(|api| api.webhook.is_some())
+            .map(|api| (api.id.clone(), api.clone()))
+            .collect();
         let wanted: HashMap<String, Subscription> = self
             .store
             .list()
             .into_iter()
-            .filter(|s| s.state == SubscriptionState::Active && self.apis.contains_key(&s.api_id))
+            .filter(|s| s.state == SubscriptionState::Active && apis.contains_key(&s.api_id))
             .map(|s| (s.key(), s))
             .collect();
         let outdated: Vec<String> = running
             .iter()
-            .filter(|(key, r)| wanted.get(*key) != Some(&r.subscription) || r.task.is_finished())
+            .filter(|(key, r)| {
+                let same_api = apis.get(&r.subscription.api_id).is_some_and(|api| Arc::ptr_eq(api, &r.api));
+                wanted.get(*key) != Some(&r.subscription) || !same_api || r.task.is_finished()
+            })
             .map(|(key, _)| key.clone())
             .collect();
         for key in outdated {
@@ -173,10 +186,10 @@ impl Webhooks {
             if running.contains_key(&key) {
                 continue;
             }
-            let Some(api) = self.apis.get(&subscription.api_id) else { continue };
+            let Some(api) = apis.get(&subscription.api_id) else { continue };
             let cancel = self.shutdown.child_token();
             let task = tokio::spawn(deliver(api.clone(), subscription.clone(), self.store.clone(), cancel.clone()));
-            running.insert(key, Running { subscription, cancel, task });
+            running.insert(key, Running { subscription, api: api.clone(), cancel, task });
         }
     }
 }

@@ -11,6 +11,7 @@ use common::*;
 use kafka_edge_definition::{load_str, ApiDefinition, Format};
 use kafka_edge_gateway::state::{self, StateStore};
 use kafka_edge_gateway::webhook::Webhooks;
+use kafka_edge_gateway::ApiTable;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -401,7 +402,7 @@ async fn static_subscriptions_are_loaded_and_checked() {
     let store: Arc<dyn StateStore> =
         state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
-    let webhooks = Webhooks::new(&[built(&api)], store.clone(), shutdown.clone());
+    let webhooks = Webhooks::new(ApiTable::new(vec![built(&api)]), store.clone(), shutdown.clone());
     let bad = json!([{"api": api.id, "id": "s1", "plan": "push", "configuration": {"callbackUrl": "mailto:x"}}]);
     let error = webhooks.load_static(bad.to_string().as_bytes()).await.expect_err("invalid entry");
     assert!(error.contains("[0].configuration.callbackUrl"), "{error}");
@@ -413,6 +414,36 @@ async fn static_subscriptions_are_loaded_and_checked() {
     let delivery = tokio::spawn(webhooks.run());
     assert!(eventually(|| callback.count() >= 1).await);
     assert_eq!(callback.bodies(), vec!["from-file"]);
+    shutdown.cancel();
+    delivery.await.expect("delivery stopped");
+}
+
+#[tokio::test]
+async fn a_reloaded_api_restarts_its_webhook_deliveries_on_the_new_version() {
+    let (before, after) = (unique("webhook-before-reload"), unique("webhook-after-reload"));
+    create_topic(&before, 1).await;
+    create_topic(&after, 1).await;
+    produce(&before, &[(None, "old version")]).await;
+    let api = definition(&before);
+    let (callback, url) = Callback::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Arc<dyn StateStore> =
+        state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
+    let shutdown = CancellationToken::new();
+    let apis = ApiTable::new(vec![built(&api)]);
+    let webhooks = Webhooks::new(apis.clone(), store.clone(), shutdown.clone());
+    let subscriptions = json!([{"api": api.id, "id": "s1", "plan": "push", "configuration": {"callbackUrl": url}}]);
+    assert_eq!(webhooks.load_static(subscriptions.to_string().as_bytes()).await, Ok(1));
+    let delivery = tokio::spawn(webhooks.run());
+    assert!(eventually(|| callback.count() >= 1).await);
+
+    // The same API, now reading another topic: the subscription's delivery follows it.
+    let mut reloaded = definition(&after);
+    reloaded.id = api.id.clone();
+    apis.replace(vec![built(&reloaded)]);
+    produce(&after, &[(None, "new version")]).await;
+    assert!(eventually(|| callback.count() >= 2).await, "delivered: {:?}", callback.bodies());
+    assert_eq!(callback.bodies(), vec!["old version", "new version"]);
     shutdown.cancel();
     delivery.await.expect("delivery stopped");
 }

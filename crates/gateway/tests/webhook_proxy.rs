@@ -12,6 +12,7 @@ use common::*;
 use kafka_edge_definition::{load_str, ApiDefinition, Format};
 use kafka_edge_gateway::state::{self, StateStore, SubscriptionState};
 use kafka_edge_gateway::webhook::Webhooks;
+use kafka_edge_gateway::ApiTable;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -158,7 +159,7 @@ async fn deliver_with(qos: &str, proxy: Value, configuration: Value, seen: &Seen
     let store: Arc<dyn StateStore> =
         state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
-    let webhooks = Webhooks::new(&[built(&api)], store.clone(), shutdown.clone());
+    let webhooks = Webhooks::new(ApiTable::new(vec![built(&api)]), store.clone(), shutdown.clone());
     let entry = json!([{"api": api.id, "id": "s", "plan": "push", "configuration": configuration}]);
     webhooks.load_static(entry.to_string().as_bytes()).await.expect("valid subscription");
     let delivery = tokio::spawn(webhooks.run());

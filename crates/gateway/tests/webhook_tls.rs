@@ -10,6 +10,7 @@ use common::*;
 use kafka_edge_definition::{load_str, ApiDefinition, Format};
 use kafka_edge_gateway::state::{self, StateStore};
 use kafka_edge_gateway::webhook::Webhooks;
+use kafka_edge_gateway::ApiTable;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -158,7 +159,7 @@ async fn deliver_to(
     let store: Arc<dyn StateStore> =
         state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
-    let webhooks = Webhooks::new(&[built(&api)], store.clone(), shutdown.clone());
+    let webhooks = Webhooks::new(ApiTable::new(vec![built(&api)]), store.clone(), shutdown.clone());
     let entry = json!([{"api": api.id, "id": "s", "plan": "push", "configuration": {"callbackUrl": url, "ssl": ssl}}]);
     webhooks.load_static(entry.to_string().as_bytes()).await.expect("valid subscription");
     let delivery = tokio::spawn(webhooks.run());
@@ -216,7 +217,7 @@ async fn unsupported_incomplete_or_unreadable_stores_are_refused_naming_the_fiel
     let dir = tempfile::tempdir().expect("dir");
     let store: Arc<dyn StateStore> =
         state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
-    let webhooks = Webhooks::new(&[built(&api)], store, CancellationToken::new());
+    let webhooks = Webhooks::new(ApiTable::new(vec![built(&api)]), store, CancellationToken::new());
     let entry = |ssl: serde_json::Value| {
         json!([{"api": api.id, "id": "s", "plan": "push", "configuration": {"callbackUrl": "https://127.0.0.1:1/", "ssl": ssl}}]).to_string()
     };
@@ -284,7 +285,7 @@ async fn a_store_that_vanished_before_delivery_starts_stops_the_subscription() {
     let store: Arc<dyn StateStore> =
         state::open(&format!("file:{}", dir.path().join("state").display())).await.expect("state");
     let shutdown = CancellationToken::new();
-    let webhooks = Webhooks::new(&[built(&api)], store.clone(), shutdown.clone());
+    let webhooks = Webhooks::new(ApiTable::new(vec![built(&api)]), store.clone(), shutdown.clone());
     let entry = json!([{"api": api.id, "id": "s", "plan": "push", "configuration": {"callbackUrl": "https://127.0.0.1:1/", "ssl": {"keyStore": identity}}}]);
     webhooks.load_static(entry.to_string().as_bytes()).await.expect("readable when created");
     std::fs::remove_file(&key).expect("remove");

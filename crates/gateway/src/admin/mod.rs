@@ -42,8 +42,8 @@ pub struct Observed {
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
     pub clients: Arc<KafkaClients>,
-    /// The ids of the APIs served.
-    pub apis: Vec<String>,
+    /// The APIs served.
+    pub apis: Arc<crate::ApiTable>,
 }
 
 /// The admin listener's routes: `/health`, `/ready` and `/metrics` without a token; the admin API
@@ -73,7 +73,8 @@ async fn health() -> Response {
 async fn ready(State(observed): State<Arc<Observed>>) -> Response {
     let state = observed.readiness.state();
     let status = if state == "READY" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({"status": state, "apis": observed.apis}))).into_response()
+    let apis: Vec<String> = observed.apis.current().iter().map(|api| api.id.clone()).collect();
+    (status, Json(serde_json::json!({"status": state, "apis": apis}))).into_response()
 }
 
 async fn metrics(State(observed): State<Arc<Observed>>) -> Response {

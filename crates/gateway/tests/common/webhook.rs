@@ -31,9 +31,9 @@ impl Edge {
     pub async fn start_on(definition: &ApiDefinition, state: &str) -> Self {
         let store: Arc<dyn StateStore> = state::open(state).await.expect("state");
         let shutdown = CancellationToken::new();
-        let api = built(definition);
-        let webhooks = Webhooks::new(std::slice::from_ref(&api), store.clone(), shutdown.clone());
-        let keys = Arc::new(kafka_edge_gateway::credentials::Credentials::new(&[api], store));
+        let apis = kafka_edge_gateway::ApiTable::new(vec![built(definition)]);
+        let webhooks = Webhooks::new(apis.clone(), store.clone(), shutdown.clone());
+        let keys = Arc::new(kafka_edge_gateway::credentials::Credentials::new(apis.clone(), store));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin = format!("http://{}", listener.local_addr().expect("address"));
         let (served, stop) = (webhooks.clone(), shutdown.clone());
@@ -42,7 +42,7 @@ impl Edge {
                 readiness: Default::default(),
                 metrics: Default::default(),
                 clients: Default::default(),
-                apis: Vec::new(),
+                apis,
             });
             let routes = kafka_edge_gateway::admin::router(observed, Some((served, keys, TOKEN)));
             let options = kafka_edge_gateway::listener::ListenerOptions::default();
