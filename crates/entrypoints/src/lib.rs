@@ -28,4 +28,32 @@ pub struct EntrypointContext {
     pub revoked: CancellationToken,
     /// The largest message a client may send: an http-post body, a WebSocket frame.
     pub max_message_bytes: usize,
+    /// Where a stream reports its messages and why it ended (the gateway's access log).
+    pub activity: Arc<dyn StreamActivity>,
+}
+
+/// What an SSE stream or a WebSocket session tells the access log beyond its response.
+pub trait StreamActivity: Send + Sync {
+    /// One message went to the client; `frame_bytes` counts what the response body did not
+    /// carry (WebSocket frames; 0 for SSE, whose events are the body).
+    fn sent(&self, frame_bytes: usize);
+    /// One message came from the client.
+    fn received(&self, bytes: usize);
+    /// Why the stream ended; the first reason given is kept.
+    fn ended(&self, reason: &str);
+}
+
+/// Activity nobody records.
+pub struct Unrecorded;
+
+impl StreamActivity for Unrecorded {
+    fn sent(&self, _: usize) {}
+    fn received(&self, _: usize) {}
+    fn ended(&self, _: &str) {}
+}
+
+impl Unrecorded {
+    pub fn shared() -> Arc<dyn StreamActivity> {
+        Arc::new(Unrecorded)
+    }
 }

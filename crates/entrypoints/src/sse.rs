@@ -93,28 +93,31 @@ impl Events {
             let chunk = tokio::select! {
                 biased;
                 _ = self.context.shutdown.cancelled() => {
-                    self.end().await;
+                    self.end("goaway: the gateway stops or the API was reloaded").await;
                     Bytes::from_static(b"event: goaway\ndata: Stopping, please reconnect\n\n")
                 }
                 _ = self.context.revoked.cancelled() => {
-                    self.end().await;
+                    self.end("credential revoked").await;
                     Bytes::from_static(b"event: error\ndata: Unauthorized: the credential of this stream was revoked\n:key: CREDENTIAL_REVOKED\n\n")
                 }
                 next = subscription.next() => match next {
                     Some(Ok(message)) => match self.message_event(message).await {
-                        Some(event) => event,
+                        Some(event) => {
+                            self.context.activity.sent(0);
+                            event
+                        }
                         None => continue,
                     },
                     Some(Err(failure)) if failure.kind == FailureKind::TooSlow => {
-                        self.end().await;
+                        self.end("goaway: the client read too slowly").await;
                         Bytes::from(format!("event: goaway\ndata: Too slow: {}\n\n", failure.message))
                     }
                     Some(Err(failure)) => {
-                        self.end().await;
+                        self.end(failure.kind.key()).await;
                         error_event(&failure)
                     }
                     None => {
-                        self.end().await;
+                        self.end("the subscription ended").await;
                         return None;
                     }
                 },
@@ -132,7 +135,8 @@ impl Events {
     }
 
     /// Ends the subscription now, committing what was delivered.
-    async fn end(&mut self) {
+    async fn end(&mut self, reason: &str) {
+        self.context.activity.ended(reason);
         if let Some(subscription) = self.subscription.take() {
             subscription.close().await;
         }

@@ -19,7 +19,7 @@
 //! are committed and the consumer leaves its group.
 
 use crate::error::{failure_response, json_error, rejects_request};
-use crate::EntrypointContext;
+use crate::{EntrypointContext, StreamActivity};
 use axum::extract::ws::{close_code, CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::FromRequestParts;
 use axum::response::Response;
@@ -125,7 +125,7 @@ async fn run(
                         _ = context.revoked.cancelled() => {
                             End::Close(close_code::POLICY, "Unauthorized: the credential of this session was revoked".into())
                         }
-                        end = write(&mut sink, subscription.as_mut(), qos, publisher, &liveness) => end,
+                        end = write(&mut sink, subscription.as_mut(), qos, publisher, &liveness, &*context.activity) => end,
                     };
                     stop.cancel();
                     end
@@ -136,10 +136,20 @@ async fn run(
     };
     let close = match ends {
         (End::Close(code, reason), _) | (_, End::Close(code, reason)) => Some((code, reason)),
-        (End::ClientClosed | End::ClientGone, _) | (_, End::ClientGone) => None,
+        (End::ClientClosed, _) => {
+            context.activity.ended("the client closed");
+            None
+        }
+        (End::ClientGone, _) | (_, End::ClientGone) => {
+            context.activity.ended("the client is gone");
+            None
+        }
         _ if context.shutdown.is_cancelled() => Some((close_code::AGAIN, "Try Again Later".to_string())),
         _ => Some((close_code::NORMAL, String::new())),
     };
+    if let Some((code, reason)) = &close {
+        context.activity.ended(&format!("closed with {code} {reason}"));
+    }
     let handshake = tokio::time::timeout(CLOSE_TIMEOUT, async {
         match close {
             Some((code, reason)) => {
@@ -192,6 +202,7 @@ async fn read(
             Some(Err(error)) => return read_error(error),
             None => return End::ClientGone,
         };
+        context.activity.received(content.len());
         if !publisher {
             continue;
         }
@@ -221,6 +232,7 @@ async fn write(
     qos: Qos,
     publisher: bool,
     liveness: &Liveness,
+    activity: &dyn StreamActivity,
 ) -> End {
     let mut ping = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -264,6 +276,7 @@ async fn write(
             // Acknowledged once the batch is flushed to the client (delivery::before_write).
             if let Ok(receipt) = delivery::before_write(qos, &mut message).await {
                 written.push(receipt);
+                activity.sent(message.content.len());
                 if sink.feed(Frame::Binary(message.content)).await.is_err() {
                     return End::ClientGone;
                 }

@@ -26,6 +26,7 @@ fn context_until(endpoint: &MemoryEndpoint, shutdown: CancellationToken) -> Entr
         shutdown,
         revoked: CancellationToken::new(),
         max_message_bytes: kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES,
+        activity: kafka_edge_entrypoints::Unrecorded::shared(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The gateway: serves every loaded API on one listener, picks the API by context path and the
 //! entrypoint by request shape, identifies the client, and shuts down without losing messages.
 
+pub mod access;
 pub mod admin;
 pub mod api;
 pub mod apis;
@@ -63,6 +64,8 @@ pub struct Options {
     pub metrics: Arc<Metrics>,
     /// What `/ready` answers.
     pub readiness: Arc<Readiness>,
+    /// One line per request, and per stream opening and end (`--access-log`).
+    pub access_log: bool,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             listener: ListenerOptions::default(),
             metrics: Default::default(),
             readiness: Default::default(),
+            access_log: true,
         }
     }
 }

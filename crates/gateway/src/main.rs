@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+mod logging;
 mod subscriptions;
 
 /// How often the definition files are read again for changes.
@@ -64,6 +65,35 @@ impl ConsumerArgs {
             max_warm: self.max_warm_consumers,
         }
     }
+}
+
+/// How requests are served, beyond the listener.
+#[derive(clap::Args)]
+struct ServingArgs {
+    /// Reverse proxies whose Forwarded / X-Forwarded-For headers name the client, as a
+    /// comma-separated list of addresses and CIDR networks (default: none, headers not read).
+    #[arg(long, env = "KAFKA_EDGE_TRUSTED_PROXIES", value_name = "CIDR,...", default_value = "")]
+    trusted_proxies: TrustedProxies,
+    /// Largest message a client may send, in bytes: an http-post body, a WebSocket frame; the
+    /// producers take records this large (the Kafka cluster keeps its own limit).
+    #[arg(
+        long,
+        env = "KAFKA_EDGE_MAX_MESSAGE_BYTES",
+        default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+        value_name = "BYTES",
+        value_parser = clap::value_parser!(u32).range(1024..=900_000_000).map(|bytes| bytes as usize)
+    )]
+    max_message_bytes: usize,
+    /// Seconds the open SSE and WebSocket streams of an API version that a reload replaced or
+    /// removed keep running; then they end (SSE `goaway`, WebSocket 1013).
+    #[arg(long, env = "KAFKA_EDGE_RELOAD_GRACE", value_name = "SECONDS",
+          default_value_t = kafka_edge_gateway::apis::DEFAULT_RELOAD_GRACE.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    reload_grace: u64,
+    /// One log line per request (and per stream opening and end), at INFO on the
+    /// `kafka_edge::access` target.
+    #[arg(long, env = "KAFKA_EDGE_ACCESS_LOG", value_enum, default_value_t = Switch::On)]
+    access_log: Switch,
 }
 
 /// How the client listener accepts connections.
@@ -141,6 +171,12 @@ impl ListenerArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -173,30 +209,12 @@ enum Command {
         /// into the state (by hash) at start.
         #[arg(long, env = "KAFKA_EDGE_API_KEYS", value_name = "FILE")]
         api_keys: Option<PathBuf>,
-        /// Reverse proxies whose Forwarded / X-Forwarded-For headers name the client, as a
-        /// comma-separated list of addresses and CIDR networks (default: none, headers not read).
-        #[arg(long, env = "KAFKA_EDGE_TRUSTED_PROXIES", value_name = "CIDR,...", default_value = "")]
-        trusted_proxies: TrustedProxies,
         #[command(flatten)]
         listener: Box<ListenerArgs>,
-        /// Largest message a client may send, in bytes: an http-post body, a WebSocket frame; the
-        /// producers take records this large (the Kafka cluster keeps its own limit).
-        #[arg(
-            long,
-            env = "KAFKA_EDGE_MAX_MESSAGE_BYTES",
-            default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
-            value_name = "BYTES",
-            value_parser = clap::value_parser!(u32).range(1024..=900_000_000).map(|bytes| bytes as usize)
-        )]
-        max_message_bytes: usize,
+        #[command(flatten)]
+        serving: Box<ServingArgs>,
         #[command(flatten)]
         consumers: Box<ConsumerArgs>,
-        /// Seconds the open SSE and WebSocket streams of an API version that a reload replaced or
-        /// removed keep running; then they end (SSE `goaway`, WebSocket 1013).
-        #[arg(long, env = "KAFKA_EDGE_RELOAD_GRACE", value_name = "SECONDS",
-              default_value_t = kafka_edge_gateway::apis::DEFAULT_RELOAD_GRACE.as_secs(),
-              value_parser = clap::value_parser!(u64).range(0..=86_400))]
-        reload_grace: u64,
     },
     /// Check API definitions: exit 0 when all are valid, otherwise print one line per problem.
     Validate {
@@ -209,7 +227,7 @@ enum Command {
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let log = init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run {
             apis,
@@ -219,41 +237,46 @@ fn main() -> ExitCode {
             admin_listen,
             subscriptions,
             api_keys,
-            trusted_proxies,
             listener,
-            max_message_bytes,
+            serving,
             consumers,
-            reload_grace,
         } => listener.admin_tls().and_then(|admin_tls| {
             let listener = listener.options()?;
             let admin_listener = ListenerOptions { tls: admin_tls, metrics: None, ..listener.clone() };
             let admin_listen = Some(admin_listen);
             let options =
                 subscriptions::Options { state, state_security, admin_listen, admin_listener, subscriptions, api_keys };
-            let serving = GatewayOptions { max_message_bytes, trusted_proxies, listener, ..Default::default() };
+            let ServingArgs { trusted_proxies, max_message_bytes, reload_grace, access_log } = *serving;
+            let access_log = matches!(access_log, Switch::On);
+            let serving =
+                GatewayOptions { max_message_bytes, trusted_proxies, listener, access_log, ..Default::default() };
             let reload_grace = std::time::Duration::from_secs(reload_grace);
             run(apis, listen, serving, options, consumers.options(), reload_grace)
         }),
         Command::Validate { paths } => Ok(validate(&paths)),
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    log.flush();
+    code
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat) -> logging::Flusher {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let (lines, flusher) = logging::stderr_lines();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(lines);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.event_format(logging::JsonLines).init(),
     }
+    flusher
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {

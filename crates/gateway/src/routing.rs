@@ -2,6 +2,7 @@
 //! by request shape (DESIGN 5): WebSocket upgrade → websocket, GET accepting
 //! `text/event-stream` → sse, GET → http-get, POST → http-post; otherwise the exact 404.
 
+use crate::access::Access;
 use crate::api::LoadedApi;
 use crate::plan::{self, Presented};
 use crate::Gateway;
@@ -11,7 +12,7 @@ use http::{header, Method, StatusCode};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use kafka_edge_definition::{Entrypoint, EntrypointConfiguration, EntrypointType, PlanSecurityType};
 use kafka_edge_entrypoints::error::{failure_response, json_error, no_context_path};
-use kafka_edge_entrypoints::{http_get, http_post, sse, websocket, EntrypointContext};
+use kafka_edge_entrypoints::{http_get, http_post, sse, websocket, EntrypointContext, Unrecorded};
 use kafka_edge_message::{ExecutionContext, Headers, RequestInfo};
 use kafka_edge_policies::{FlowEndpoint, RequestShape, SelectedFlows};
 use std::net::{IpAddr, SocketAddr};
@@ -89,13 +90,23 @@ fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &st
 
 pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Request) -> Response {
     let started = std::time::Instant::now();
+    let client = gateway.options.trusted_proxies.client_address(remote.ip(), request.headers());
+    let access = gateway.options.access_log.then(|| Access::new(request.method(), request.uri().path(), client));
+    let respond = |response: Response| match &access {
+        Some(access) => access.respond(response),
+        None => response,
+    };
     let apis = gateway.apis.current();
     let Some((api, path_info)) = find_api(&apis, request.uri().path()) else {
         gateway.options.metrics.unrouted();
-        return no_context_path();
+        return respond(no_context_path());
     };
     let entrypoint = select(api, &request);
-    let response = with_cors(gateway, api, entrypoint, path_info, remote, request).await;
+    if let (Some(access), Some(entrypoint)) = (&access, entrypoint) {
+        access.served_by(&api.id, entrypoint.kind.as_str());
+    }
+    let served = Served { api, entrypoint, path_info, client, access: access.as_ref() };
+    let response = with_cors(gateway, served, request).await;
     match entrypoint {
         Some(entrypoint) => gateway.options.metrics.request(
             &api.id,
@@ -105,18 +116,22 @@ pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Req
         ),
         None => gateway.options.metrics.unrouted(),
     }
-    response
+    respond(response)
 }
 
-async fn with_cors(
-    gateway: &Gateway,
-    api: &LoadedApi,
-    entrypoint: Option<&Entrypoint>,
+/// Who serves a request, and what is known of it before its entrypoint runs.
+struct Served<'a> {
+    api: &'a LoadedApi,
+    entrypoint: Option<&'a Entrypoint>,
     path_info: String,
-    remote: SocketAddr,
-    request: Request,
-) -> Response {
-    let Some(cors) = &api.cors else { return serve(gateway, api, entrypoint, path_info, remote, request).await };
+    /// The client's address (`--trusted-proxies` applied).
+    client: IpAddr,
+    access: Option<&'a Arc<Access>>,
+}
+
+async fn with_cors(gateway: &Gateway, served: Served<'_>, request: Request) -> Response {
+    let api = served.api;
+    let Some(cors) = &api.cors else { return serve(gateway, served, request).await };
     // The preflight is answered before plans: a browser sends no credentials with it.
     if let Some(answer) = cors.preflight(request.method(), request.headers()) {
         return answer;
@@ -129,24 +144,17 @@ async fn with_cors(
         let message = format!("Forbidden: origin '{origin}' may not open a WebSocket on this API (cors.allowOrigin)");
         return json_error(StatusCode::FORBIDDEN, &message, Some("CORS_ORIGIN_NOT_ALLOWED"));
     }
-    let mut response = serve(gateway, api, entrypoint, path_info, remote, request).await;
+    let mut response = serve(gateway, served, request).await;
     if let Some(origin) = origin {
         cors.decorate(&origin, &mut response);
     }
     response
 }
 
-async fn serve(
-    gateway: &Gateway,
-    api: &LoadedApi,
-    entrypoint: Option<&Entrypoint>,
-    path_info: String,
-    remote: SocketAddr,
-    request: Request,
-) -> Response {
+async fn serve(gateway: &Gateway, served: Served<'_>, request: Request) -> Response {
+    let Served { api, entrypoint, path_info, client, access } = served;
     let Some(entrypoint) = entrypoint else { return not_served(api, request.method()) };
     let (mut parts, body) = request.into_parts();
-    let client = gateway.options.trusted_proxies.client_address(remote.ip(), &parts.headers);
     let mut execution = ExecutionContext {
         api: api.info.clone(),
         entrypoint: entrypoint.kind.as_str(),
@@ -201,6 +209,10 @@ async fn serve(
         shutdown: api.closing.clone(),
         revoked,
         max_message_bytes,
+        activity: match access {
+            Some(access) => access.clone(),
+            None => Unrecorded::shared(),
+        },
     };
     let response = match &entrypoint.configuration {
         EntrypointConfiguration::HttpGet(configuration) => {
@@ -211,6 +223,9 @@ async fn serve(
                 Ok(body) => body,
                 Err(response) => return *response,
             };
+            if let Some(access) = access {
+                access.read(body.len());
+            }
             http_post::handle(configuration, context, &parts.headers, body).await
         }
         EntrypointConfiguration::Sse(configuration) => {

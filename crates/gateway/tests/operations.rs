@@ -5,15 +5,13 @@
 mod common;
 
 use common::*;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_kafka-edge");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
 
 /// The value of the sample `name{labels}` in a Prometheus text page (0 when absent).
 fn sample(page: &str, series: &str) -> f64 {
@@ -162,4 +160,99 @@ async fn the_drain_ends_at_the_drain_timeout_even_with_a_long_request_in_flight(
     assert!(signalled.elapsed() < Duration::from_secs(10), "well before the GET's 60 s window");
     assert_eq!(gateway.wait().expect("wait").code(), Some(0));
     waiting.abort();
+}
+
+#[tokio::test]
+async fn the_access_log_has_a_line_per_request_and_per_stream_in_json_values() {
+    let topic = unique("access-log");
+    create_topic(&topic, 1).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.http_get = json!({"messagesLimitCount": 1, "messagesLimitDurationMs": 3000});
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("api.json");
+    std::fs::write(&file, spec.to_json().to_string()).expect("write definition");
+    let args = ["--admin-listen".as_ref(), "off".as_ref(), "--api".as_ref(), file.as_os_str()];
+    let gateway = GatewayProcess::start(dir.path(), &["--log-format", "json"], &args);
+    let base = format!("{}{}", gateway.base, spec.path);
+    // A key in the query string must never reach the log.
+    let secret = "never-logged-5ecret";
+    let mut posted = None;
+    for _ in 0..300 {
+        if let Ok(response) = gateway.http.post(format!("{base}?api-key={secret}")).body("first").send().await {
+            posted = Some(response.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(posted, Some(reqwest::StatusCode::ACCEPTED));
+    let got = gateway.http.get(format!("{base}?limit=1")).header("X-Gravitee-Client-Identifier", "pager").send().await;
+    assert_eq!(got.expect("GET").status(), 200);
+
+    let stream = gateway
+        .http
+        .get(&base)
+        .header("Accept", "text/event-stream")
+        .header("X-Gravitee-Client-Identifier", "streamer")
+        .send()
+        .await
+        .expect("SSE");
+    let mut events = stream.bytes_stream().eventsource();
+    for body in ["second", "third"] {
+        assert_eq!(gateway.http.post(&base).body(body).send().await.expect("POST").status(), 202);
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.next()).await.expect("in time");
+        let event = event.expect("open").expect("valid");
+        if event.event == "message" && !event.data.is_empty() {
+            seen.push(event.data);
+        }
+    }
+    assert_eq!(seen, ["first", "second", "third"]);
+    drop(events);
+    assert!(eventually(|| gateway.log().contains("Stream ended.")).await, "{}", gateway.log());
+    let (code, log) = gateway.stop().await;
+    assert_eq!(code, Some(0), "{log}");
+
+    assert!(!log.contains(secret), "the query string is not logged: {log}");
+    let lines: Vec<Value> =
+        log.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("a JSON line: {line}"))).collect();
+    let serving = lines.iter().find(|line| line["fields"]["message"] == "Serving API.").expect("Serving API.");
+    assert_eq!(serving["fields"]["paths"], json!([spec.path]), "{serving}");
+    assert!(serving["fields"]["entrypoints"].is_array(), "{serving}");
+    let access: Vec<&Value> =
+        lines.iter().filter(|line| line["target"] == "kafka_edge::access").map(|l| &l["fields"]).collect();
+    let post = access.iter().find(|line| line["method"] == "POST").expect("a POST line");
+    assert_eq!(post["path"], spec.path.as_str(), "{post}");
+    assert_eq!((post["api"].as_str(), post["entrypoint"].as_str()), (Some(spec.id.as_str()), Some("http-post")));
+    assert_eq!((post["status"].as_u64(), post["bytes_in"].as_u64()), (Some(202), Some(5)), "{post}");
+    assert_eq!(post["client"], "127.0.0.1");
+    assert!(post["duration_ms"].is_number(), "{post}");
+    let page = access.iter().find(|line| line["entrypoint"] == "http-get").expect("a GET line");
+    assert_eq!(page["status"], 200);
+    assert!(page["bytes_out"].as_u64().is_some_and(|bytes| bytes > 0), "{page}");
+    let opened = access.iter().find(|line| line["message"] == "Stream opened.").expect("opened");
+    assert_eq!(opened["entrypoint"], "sse");
+    let ended = access.iter().find(|line| line["message"] == "Stream ended.").expect("ended");
+    assert_eq!(ended["messages_out"], 3, "{ended}");
+    assert_eq!(ended["reason"], "the client disconnected", "{ended}");
+    assert_eq!(access.iter().filter(|line| line["message"] == "Request.").count(), 4, "three POSTs and a GET: {log}");
+
+    // --access-log off: the same traffic, no access line.
+    let quiet_dir = tempfile::tempdir().expect("dir");
+    let quiet_args = [args.as_slice(), &["--access-log".as_ref(), "off".as_ref()]].concat();
+    let quiet = GatewayProcess::start(quiet_dir.path(), &[], &quiet_args);
+    let quiet_base = format!("{}{}", quiet.base, spec.path);
+    let mut answered = false;
+    for _ in 0..300 {
+        if quiet.http.post(&quiet_base).body("quiet").send().await.is_ok_and(|r| r.status() == 202) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered);
+    let (code, log) = quiet.stop().await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("Serving API.") && !log.contains("kafka_edge::access"), "{log}");
 }

@@ -18,10 +18,6 @@ use std::sync::{Arc, Mutex};
 const BINARY: &str = env!("CARGO_BIN_EXE_kafka-edge");
 const ADMIN_TOKEN: &str = "plans-admin-t0ken";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
-
 /// A definition with http-post (record headers from the request), http-get and sse on `topic`.
 fn definition(api: &str, topic: &str, plans: Value) -> Value {
     json!({

@@ -11,18 +11,11 @@ use futures::StreamExt;
 use serde_json::json;
 use std::future::Future;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_kafka-edge");
 
 /// How long a change may take to be served in these tests: the gateway reads the files every
 /// second; the rest is margin for a loaded machine.
 const RELOADED_WITHIN: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
 
 /// Polls `check` until it is true or `limit` passed.
 async fn until<F: Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
@@ -58,44 +51,9 @@ where
     }
 }
 
-struct Running {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-    http: reqwest::Client,
-}
-
-impl Running {
-    fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let log = dir.join("gateway.log");
-        let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BINARY)
-            .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "off", "--reload-grace", "2"])
-            .arg("--api")
-            .arg(dir.join("apis"))
-            .arg("--state")
-            .arg(format!("file:{}", dir.join("state.json").display()))
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start gateway");
-        Self { child, base: format!("http://127.0.0.1:{port}"), log, http: reqwest::Client::new() }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn post_status(&self, path: &str, body: &str) -> Option<u16> {
-        let response = self.http.post(format!("{}{path}", self.base)).body(body.to_string()).send().await;
-        response.ok().map(|response| response.status().as_u16())
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
-    }
+async fn post_status(gateway: &GatewayProcess, path: &str, body: &str) -> Option<u16> {
+    let response = gateway.http.post(format!("{}{path}", gateway.base)).body(body.to_string()).send().await;
+    response.ok().map(|response| response.status().as_u16())
 }
 
 #[tokio::test]
@@ -114,9 +72,20 @@ async fn definitions_change_under_a_running_gateway_without_disturbing_other_api
     changing.consumer_extra = json!({"autoOffsetReset": "latest"});
     write(&apis.join("steady.json"), &steady);
     write(&apis.join("changing.json"), &changing);
-    let gateway = Running::start(dir.path());
+    let gateway = GatewayProcess::start(
+        dir.path(),
+        &[],
+        &[
+            "--admin-listen".as_ref(),
+            "off".as_ref(),
+            "--reload-grace".as_ref(),
+            "2".as_ref(),
+            "--api".as_ref(),
+            apis.as_os_str(),
+        ],
+    );
     assert!(
-        until(RELOADED_WITHIN, || async { gateway.post_status(&steady.path, "first").await == Some(202) }).await,
+        until(RELOADED_WITHIN, || async { post_status(&gateway, &steady.path, "first").await == Some(202) }).await,
         "the gateway serves: {}",
         gateway.log()
     );
@@ -145,7 +114,7 @@ async fn definitions_change_under_a_running_gateway_without_disturbing_other_api
     let added = ApiSpec::new(&added_topic);
     write(&apis.join("added.json"), &added);
     assert!(
-        until(RELOADED_WITHIN, || async { gateway.post_status(&added.path, "new api").await == Some(202) }).await,
+        until(RELOADED_WITHIN, || async { post_status(&gateway, &added.path, "new api").await == Some(202) }).await,
         "the added API is served: {}",
         gateway.log()
     );
@@ -158,7 +127,7 @@ async fn definitions_change_under_a_running_gateway_without_disturbing_other_api
     write(&apis.join("changing.json"), &changed);
     assert!(
         until(RELOADED_WITHIN, || async {
-            gateway.post_status(&changing.path, "after").await == Some(202) && record_count(&moved_topic) > 0
+            post_status(&gateway, &changing.path, "after").await == Some(202) && record_count(&moved_topic) > 0
         })
         .await,
         "the changed API writes to its new topic: {}",
@@ -180,7 +149,7 @@ async fn definitions_change_under_a_running_gateway_without_disturbing_other_api
         gateway.log()
     );
     assert!(gateway.log().contains("invalid JSON"), "{}", gateway.log());
-    assert_eq!(gateway.post_status(&added.path, "still served").await, Some(202));
+    assert_eq!(post_status(&gateway, &added.path, "still served").await, Some(202));
 
     // A file that claims a context path another file serves is refused; the other keeps it.
     let mut duplicate = ApiSpec::new(&added_topic);
@@ -196,7 +165,7 @@ async fn definitions_change_under_a_running_gateway_without_disturbing_other_api
     // A removed file: 404 for new requests.
     std::fs::remove_file(&added_file).expect("remove");
     assert!(
-        until(RELOADED_WITHIN, || async { gateway.post_status(&added.path, "gone").await == Some(404) }).await,
+        until(RELOADED_WITHIN, || async { post_status(&gateway, &added.path, "gone").await == Some(404) }).await,
         "the removed API answers 404: {}",
         gateway.log()
     );
@@ -204,7 +173,7 @@ async fn definitions_change_under_a_running_gateway_without_disturbing_other_api
     // SIGHUP reads the files again and does not end the process.
     gateway.signal("-HUP");
     assert!(until(RELOADED_WITHIN, || async { gateway.log().contains("SIGHUP received") }).await);
-    assert_eq!(gateway.post_status(&steady.path, "after sighup").await, Some(202));
+    assert_eq!(post_status(&gateway, &steady.path, "after sighup").await, Some(202));
 
     // The steady API's stream saw no reconnect: its next event is the next message.
     produce(&steady_topic, &[(None, "still streaming")]).await;
@@ -214,8 +183,6 @@ async fn definitions_change_under_a_running_gateway_without_disturbing_other_api
     assert_eq!((event.event.as_str(), event.data.as_str()), ("message", "still streaming"));
     assert!(gateway.log().matches("Serving API.").count() >= 4, "{}", gateway.log());
 
-    gateway.signal("-TERM");
-    let Running { child, .. } = gateway;
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-    assert_eq!(output.status.code(), Some(0));
+    let (code, log) = gateway.stop().await;
+    assert_eq!(code, Some(0), "{log}");
 }

@@ -20,6 +20,61 @@ pub fn group_of(api_id: &str, client: &str) -> String {
     kafka_edge_gateway::client_identifier::key_less(api_id, "127.0.0.1".parse().expect("address"), &headers)
 }
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+/// `kafka-edge run` as a process, as an operator starts it, with its log in a file.
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT` of the client listener.
+    pub base: String,
+    log: std::path::PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl GatewayProcess {
+    /// Runs `kafka-edge [global] run --listen 127.0.0.1:PORT --state file:DIR/state.json ARGS`,
+    /// logging to `DIR/gateway.log`.
+    pub fn start(dir: &std::path::Path, global: &[&str], args: &[&std::ffi::OsStr]) -> Self {
+        let port = free_port();
+        let log = dir.join("gateway.log");
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-edge"))
+            .args(global)
+            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--state")
+            .arg(format!("file:{}", dir.join("state.json").display()))
+            .args(args)
+            .env_remove("KAFKA_EDGE_ADMIN_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start gateway");
+        Self { child, base: format!("http://127.0.0.1:{port}"), log, http: reqwest::Client::new() }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status =
+            std::process::Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit code and everything it logged.
+    pub async fn stop(self) -> (Option<i32>, String) {
+        self.signal("-TERM");
+        let Self { child, log, .. } = self;
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+        (output.status.code(), std::fs::read_to_string(&log).unwrap_or_default())
+    }
+}
+
 /// What the test API looks like.
 pub struct ApiSpec {
     pub id: String,
