@@ -17,6 +17,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
+use std::time::Duration;
 
 /// What a producer allows beyond a record's value: key, headers, batch and protocol framing.
 const RECORD_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -24,7 +25,7 @@ const RECORD_OVERHEAD_BYTES: usize = 64 * 1024;
 /// What a client is for; each role adds its properties to the connection's.
 pub(crate) enum Role<'a> {
     /// A pooled producer of the Kafka endpoint (DESIGN 4.3, 6: acks=all, idempotence).
-    Producer { compression: CompressionType, max_message_bytes: usize },
+    Producer { compression: CompressionType, max_message_bytes: usize, message_timeout: Duration },
     /// The consumer of one subscription (DESIGN 4.4).
     Consumer {
         group_id: &'a str,
@@ -51,7 +52,7 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
     connection.apply(&mut config);
     config.set("client.id", client_id);
     match role {
-        Role::Producer { compression, max_message_bytes } => {
+        Role::Producer { compression, max_message_bytes, message_timeout } => {
             // Room for the record's key, headers and batch framing on top of its value; librdkafka
             // refuses anything over 1e9. The cluster's own limit still applies.
             let message_max_bytes = max_message_bytes.saturating_add(RECORD_OVERHEAD_BYTES).min(1_000_000_000);
@@ -62,7 +63,9 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 .set("partitioner", "murmur2_random")
                 .set("compression.type", compression.as_str())
                 .set("linger.ms", "5")
-                .set("message.timeout.ms", "30000")
+                // librdkafka gives up on a record no later than the client's answer says it
+                // failed, so it does not keep retrying a record its client was told was lost.
+                .set("message.timeout.ms", message_timeout.as_millis().max(1).to_string())
                 .set("socket.connection.setup.timeout.ms", "10000")
                 .set("message.max.bytes", message_max_bytes.to_string());
         }

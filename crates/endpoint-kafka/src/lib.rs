@@ -14,7 +14,7 @@ mod subscriber;
 
 pub use compacted_topic::{TopicLog, TopicLogError, TopicRecord};
 pub use cursor::{message_id, Cursor, CursorError};
-pub use producer::ProducerPool;
+pub use producer::{ProducerPool, DEFAULT_PRODUCE_TIMEOUT};
 pub use settings::{
     static_connection, ConnectionProperties, ATTR_CONSUMER_TOPICS, ATTR_GROUP_ID, ATTR_OVERRIDE_PREFIX,
     ATTR_PRODUCER_TOPICS, ATTR_RECORD_KEY, ATTR_TOPICS_DEPRECATED,

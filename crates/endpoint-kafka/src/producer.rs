@@ -29,6 +29,8 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// every distinct value would keep its threads and connections forever. Five minutes keeps the
 /// producer of any steadily used configuration (re-creating one costs a cluster probe and new
 /// connections) while one-off configurations go away.
+/// How long a record may wait for the cluster's acknowledgement, by default.
+pub const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Sweeps run while a producer is looked up; at most this often so a busy gateway does not scan
@@ -44,6 +46,8 @@ pub struct ProducerPool {
     /// The largest record a client may send; producers accept it (`message.max.bytes`), and the
     /// cluster decides whether it takes it.
     max_message_bytes: usize,
+    /// How long a record may wait for the cluster's acknowledgement (`message.timeout.ms`).
+    produce_timeout: Duration,
 }
 
 impl std::fmt::Debug for ProducerPool {
@@ -193,7 +197,19 @@ impl ProducerPool {
     /// Producers no publish has used for `idle_timeout` are closed (the next publish with their
     /// configuration creates a new one).
     pub fn with_idle_timeout(idle_timeout: Duration) -> Self {
-        Self { pool: Mutex::new(Pool::default()), idle_timeout, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES }
+        Self {
+            pool: Mutex::new(Pool::default()),
+            idle_timeout,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            produce_timeout: DEFAULT_PRODUCE_TIMEOUT,
+        }
+    }
+
+    /// A publish whose records the cluster has not acknowledged after `timeout` fails with
+    /// [`FailureKind::TimedOut`], and librdkafka stops sending them (`message.timeout.ms`).
+    pub fn with_produce_timeout(mut self, timeout: Duration) -> Self {
+        self.produce_timeout = timeout;
+        self
     }
 
     /// Producers take records of up to `bytes` (the gateway's `--max-message-bytes`); whether the
@@ -233,7 +249,7 @@ impl ProducerPool {
             if let Some(timestamp) = choice.timestamp {
                 record = record.timestamp(timestamp);
             }
-            shared.producer.send(record, QUEUE_TIMEOUT)
+            shared.producer.send(record, QUEUE_TIMEOUT.min(self.produce_timeout))
         });
         let deliveries = join_all(sends);
         let results = tokio::select! {
@@ -275,9 +291,14 @@ impl ProducerPool {
                 let known = shared.health.failure.borrow().clone();
                 known.unwrap_or_else(|| {
                     if ever_connected {
+                        let seconds = self.produce_timeout.as_secs_f64();
                         EndpointFailure::new(
-                            FailureKind::ConnectionClosed,
-                            "Endpoint connection closed: the Kafka cluster did not acknowledge in time",
+                            FailureKind::TimedOut,
+                            format!(
+                                "The Kafka cluster did not acknowledge the record within {seconds} s (the gateway's \
+                                 --produce-timeout): it is no longer sent, but one already on its way to a broker may \
+                                 still be written"
+                            ),
                         )
                     } else {
                         EndpointFailure::configuration_invalid("no Kafka broker acknowledged the message")
@@ -328,7 +349,11 @@ impl ProducerPool {
         let config = client::config(
             &key.0,
             &client_id,
-            &Role::Producer { compression: key.1, max_message_bytes: self.max_message_bytes },
+            &Role::Producer {
+                compression: key.1,
+                max_message_bytes: self.max_message_bytes,
+                message_timeout: self.produce_timeout,
+            },
         );
         let (failure, _) = watch::channel(None);
         let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: client_id.clone() });
@@ -426,7 +451,11 @@ mod tests {
     fn pooled(pool: &ProducerPool, key: &PoolKey) {
         let (failure, _) = watch::channel(None);
         let health = Arc::new(Health { ever_connected: AtomicBool::new(false), failure, client_id: "test".into() });
-        let role = Role::Producer { compression: key.1, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES };
+        let role = Role::Producer {
+            compression: key.1,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            message_timeout: DEFAULT_PRODUCE_TIMEOUT,
+        };
         let config = client::config(&key.0, "test", &role);
         let producer = client::create(&config, Callbacks::plain("test")).expect("producer");
         let shared = Arc::new(SharedProducer {

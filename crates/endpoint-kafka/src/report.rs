@@ -25,6 +25,8 @@ pub(crate) struct Origin {
     pub api: String,
     pub entrypoint: &'static str,
     pub bootstrap_servers: String,
+    /// The client's address, which consumer slots are counted by (never logged).
+    pub client_address: String,
 }
 
 impl Origin {
@@ -33,6 +35,7 @@ impl Origin {
             api: context.api_id().to_string(),
             entrypoint: context.entrypoint,
             bootstrap_servers: bootstrap_servers.to_string(),
+            client_address: context.request.remote_address.clone(),
         }
     }
 
@@ -124,8 +127,12 @@ mod tests {
 
     #[test]
     fn the_same_trouble_is_logged_once_a_minute_per_api_entrypoint_and_cause() {
-        let origin =
-            |api: &str, entrypoint| Origin { api: api.into(), entrypoint, bootstrap_servers: "127.0.0.1:1".into() };
+        let origin = |api: &str, entrypoint| Origin {
+            api: api.into(),
+            entrypoint,
+            bootstrap_servers: "127.0.0.1:1".into(),
+            client_address: String::new(),
+        };
         let unique_api = format!("report-test-{:?}", Instant::now());
         assert!(origin(&unique_api, "http-get").first_in_a_while("cause"));
         assert!(!origin(&unique_api, "http-get").first_in_a_while("cause"), "quiet for a minute");

@@ -3,7 +3,7 @@
 //! kept warm between a client's requests.
 
 use crate::producer::ProducerPool;
-use crate::subscriber::{FanOuts, WarmConsumers};
+use crate::subscriber::{ConsumerSlots, FanOuts, WarmConsumers};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -63,11 +63,17 @@ pub struct ConsumerOptions {
     pub keep_warm_for: Duration,
     /// Most consumers kept warm at once, over every API; past it a consumer closes as before.
     pub max_warm: usize,
+    /// Most consumers of subscriptions at once, over every API (shared consumers not counted).
+    pub max_consumers: usize,
+    /// Most such consumers for one client address.
+    pub max_consumers_per_address: usize,
 }
 
 impl ConsumerOptions {
     pub const DEFAULT_KEEP_WARM_FOR: Duration = Duration::from_secs(15);
     pub const DEFAULT_MAX_WARM: usize = 256;
+    pub const DEFAULT_MAX_CONSUMERS: usize = 2000;
+    pub const DEFAULT_MAX_CONSUMERS_PER_ADDRESS: usize = 100;
 }
 
 impl Default for ConsumerOptions {
@@ -76,6 +82,8 @@ impl Default for ConsumerOptions {
             group_protocol: GroupProtocol::Auto,
             keep_warm_for: Self::DEFAULT_KEEP_WARM_FOR,
             max_warm: Self::DEFAULT_MAX_WARM,
+            max_consumers: Self::DEFAULT_MAX_CONSUMERS,
+            max_consumers_per_address: Self::DEFAULT_MAX_CONSUMERS_PER_ADDRESS,
         }
     }
 }
@@ -87,12 +95,19 @@ pub struct KafkaClients {
     pub(crate) protocols: LearntProtocols,
     pub(crate) warm: Arc<WarmConsumers>,
     pub(crate) fan_outs: Arc<FanOuts>,
+    pub(crate) slots: Arc<ConsumerSlots>,
 }
 
 impl KafkaClients {
     pub fn new(producers: Arc<ProducerPool>, consumers: ConsumerOptions) -> Self {
         let warm = Arc::new(WarmConsumers::new(consumers.max_warm));
-        Self { producers, consumers, protocols: LearntProtocols::default(), warm, fan_outs: Default::default() }
+        let slots = ConsumerSlots::new(consumers.max_consumers, consumers.max_consumers_per_address);
+        Self { producers, consumers, protocols: LearntProtocols::default(), warm, fan_outs: Default::default(), slots }
+    }
+
+    /// Consumers of subscriptions open right now, parked warm ones included (for metrics).
+    pub fn consumers(&self) -> usize {
+        self.slots.taken()
     }
 
     /// Consumers kept warm right now (for metrics).

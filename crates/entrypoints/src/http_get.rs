@@ -9,7 +9,7 @@ use crate::EntrypointContext;
 use axum::response::{IntoResponse, Response};
 use http::{header, request::Parts, StatusCode};
 use kafka_edge_definition::{HttpGetConfiguration, Qos};
-use kafka_edge_message::{delivery, EndpointFailure, Message, SubscribeOptions};
+use kafka_edge_message::{delivery, EndpointFailure, FailureKind, Message, SubscribeOptions};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -51,7 +51,10 @@ pub async fn handle(
 
     let mut subscription = match context.endpoint.subscribe(&context.execution, options).await {
         Ok(subscription) => subscription,
-        Err(failure) if rejects_request(&failure) => return failure_response(&failure),
+        // Over the consumer limits nothing was consumed: a status, so that clients back off.
+        Err(failure) if rejects_request(&failure) || failure.kind == FailureKind::Overloaded => {
+            return failure_response(&failure)
+        }
         Err(failure) => {
             return page_response(format, configuration, Vec::new(), Some(failure), cursor, limit.map(|l| l.0))
         }

@@ -8,6 +8,7 @@ pub mod http_post;
 mod page;
 pub mod query;
 pub mod sse;
+pub mod trace;
 pub mod webhook;
 pub mod websocket;
 

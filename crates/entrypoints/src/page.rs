@@ -1,6 +1,7 @@
 //! http-get bodies in the three formats of DESIGN 5.2 (Gravitee's exact shapes).
 
 use crate::accept::BodyFormat;
+use crate::trace;
 use kafka_edge_message::{EndpointFailure, Message};
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
@@ -52,16 +53,25 @@ impl Page<'_> {
         Value::Object(body).to_string()
     }
 
+    /// The headers an item shows: every header with `headersInPayload`, else only the trace
+    /// context, so that a client can continue the trace of what it reads.
+    fn shown_headers<'m>(&self, message: &'m Message) -> Vec<(&'m str, Vec<&'m str>)> {
+        let grouped = message.headers.grouped();
+        if self.headers_in_payload {
+            return grouped;
+        }
+        grouped.into_iter().filter(|(name, _)| trace::is_trace_header(name)).collect()
+    }
+
     fn json_item(&self, message: &Message) -> Value {
         let mut item = Map::new();
         if let Some(id) = &message.id {
             item.insert("id".into(), id.clone().into());
         }
         item.insert("content".into(), String::from_utf8_lossy(&message.content).into());
-        if self.headers_in_payload {
-            let headers: Map<String, Value> = message
-                .headers
-                .grouped()
+        let shown = self.shown_headers(message);
+        if self.headers_in_payload || !shown.is_empty() {
+            let headers: Map<String, Value> = shown
                 .into_iter()
                 .map(|(name, values)| (name.to_string(), values.into_iter().map(Value::from).collect()))
                 .collect();
@@ -93,9 +103,10 @@ impl Page<'_> {
                 let _ = write!(out, "<id>{}</id>", escape_xml(id));
             }
             let _ = write!(out, "<content>{}</content>", cdata(&String::from_utf8_lossy(&message.content)));
-            if self.headers_in_payload {
+            let shown = self.shown_headers(message);
+            if self.headers_in_payload || !shown.is_empty() {
                 out.push_str("<headers>");
-                for (name, values) in message.headers.grouped() {
+                for (name, values) in shown {
                     let name = xml_name(name);
                     let _ = write!(out, "<{name}>{}</{name}>", escape_xml(&values.join(",")));
                 }
@@ -144,13 +155,10 @@ impl Page<'_> {
                 let _ = writeln!(out, "id: {id}");
             }
             let _ = writeln!(out, "content: {}", String::from_utf8_lossy(&message.content));
-            if self.headers_in_payload {
-                let headers: Vec<String> = message
-                    .headers
-                    .grouped()
-                    .into_iter()
-                    .map(|(name, values)| format!("{name}=[{}]", values.join(", ")))
-                    .collect();
+            let shown = self.shown_headers(message);
+            if self.headers_in_payload || !shown.is_empty() {
+                let headers: Vec<String> =
+                    shown.into_iter().map(|(name, values)| format!("{name}=[{}]", values.join(", "))).collect();
                 let _ = writeln!(out, "headers: {{{}}}", headers.join(", "));
             }
             if self.metadata_in_payload {

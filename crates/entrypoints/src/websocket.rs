@@ -109,6 +109,10 @@ async fn run(
 ) {
     let (mut sink, mut stream) = socket.split();
     let (ends, mut subscription) = match subscription {
+        // Over the consumer limits: 1013, try again later.
+        Err(failure) if failure.kind == FailureKind::Overloaded => {
+            ((End::Close(close_code::AGAIN, failure.message), End::Done), None)
+        }
         Err(failure) => ((End::Close(close_code::ERROR, failure.message), End::Done), None),
         Ok(mut subscription) => {
             let stop = context.shutdown.child_token();
@@ -207,7 +211,10 @@ async fn read(
             continue;
         }
         liveness.publishing.store(true, Ordering::Relaxed);
-        let published = context.endpoint.publish(&context.execution, Message::new(content)).await;
+        let mut message = Message::new(content);
+        // Every message of the session carries the trace context of its upgrade request.
+        crate::trace::carry(&context.execution.request.headers, &mut message);
+        let published = context.endpoint.publish(&context.execution, message).await;
         liveness.publishing.store(false, Ordering::Relaxed);
         if let Err(failure) = published {
             tracing::debug!(key = failure.kind.key(), message = %failure.message, "WebSocket publish failed; closing.");

@@ -39,6 +39,8 @@ pub struct LoadedApi {
     pub push_plans: Vec<String>,
     /// Open WebSocket sessions, which outlive the HTTP server's view of their request.
     pub websockets: websocket::Sessions,
+    /// The topics the definition names, the only topic labels of `/metrics` (crate::metered).
+    pub named_topics: Arc<[String]>,
     /// Cancelled when this version's streams must end: at shutdown, or a grace period after a
     /// reload replaced or removed it (crate::apis).
     pub closing: CancellationToken,
@@ -85,6 +87,7 @@ impl LoadedApi {
                     .collect(),
                 websockets: Default::default(),
                 closing: CancellationToken::new(),
+                named_topics: named_topics(definition),
             }),
             _ => Err(problems),
         }
@@ -98,6 +101,20 @@ impl LoadedApi {
     pub fn has_push_plan(&self, plan: &str) -> bool {
         self.push_plans.iter().any(|p| p == plan)
     }
+}
+
+/// Every topic a producer or consumer of the definition names literally (not an expression).
+fn named_topics(definition: &ApiDefinition) -> Arc<[String]> {
+    let mut topics: Vec<String> = Vec::new();
+    let endpoints = definition.endpoint_groups.iter().flat_map(|group| &group.endpoints);
+    for shared in endpoints.map(|endpoint| &endpoint.shared_configuration) {
+        for topic in shared.producer.topics.iter().chain(&shared.consumer.topics) {
+            if !topic.contains('{') && !topics.contains(topic) {
+                topics.push(topic.clone());
+            }
+        }
+    }
+    topics.into()
 }
 
 /// The CORS policy of the first HTTP listener that enables one.

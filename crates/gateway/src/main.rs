@@ -8,6 +8,7 @@ use kafka_edge_gateway::forwarded::TrustedProxies;
 use kafka_edge_gateway::listener::{
     ClientAuth, ListenerOptions, Tls, TlsFiles, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
 };
+use kafka_edge_gateway::observe::Metrics;
 use kafka_edge_gateway::reload::Definitions;
 use kafka_edge_gateway::{ApiTable, Gateway, LoadedApi, Options as GatewayOptions};
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
@@ -55,6 +56,15 @@ struct ConsumerArgs {
     /// Most http-get consumers kept warm at once, over every API.
     #[arg(long, env = "KAFKA_EDGE_MAX_WARM_CONSUMERS", default_value_t = ConsumerOptions::DEFAULT_MAX_WARM, value_name = "N")]
     max_warm_consumers: usize,
+    /// Most Kafka consumers for subscriptions at once, over every API (each about 4 threads and
+    /// 0.5 MiB); past it http-get answers 503, SSE an error event, WebSocket closes with 1013.
+    #[arg(long, env = "KAFKA_EDGE_MAX_CONSUMERS", default_value_t = ConsumerOptions::DEFAULT_MAX_CONSUMERS, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
+    max_consumers: usize,
+    /// Most such consumers for one client address (after --trusted-proxies).
+    #[arg(long, env = "KAFKA_EDGE_MAX_CONSUMERS_PER_ADDRESS", default_value_t = ConsumerOptions::DEFAULT_MAX_CONSUMERS_PER_ADDRESS,
+          value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|n| n as usize))]
+    max_consumers_per_address: usize,
 }
 
 impl ConsumerArgs {
@@ -63,6 +73,8 @@ impl ConsumerArgs {
             group_protocol: self.group_protocol,
             keep_warm_for: std::time::Duration::from_secs(self.http_get_keep_warm),
             max_warm: self.max_warm_consumers,
+            max_consumers: self.max_consumers,
+            max_consumers_per_address: self.max_consumers_per_address,
         }
     }
 }
@@ -84,6 +96,13 @@ struct ServingArgs {
         value_parser = clap::value_parser!(u32).range(1024..=900_000_000).map(|bytes| bytes as usize)
     )]
     max_message_bytes: usize,
+    /// Seconds a produced record may wait for the Kafka cluster's acknowledgement; then the
+    /// request fails (http-post 504) and the record is no longer sent (librdkafka's
+    /// message.timeout.ms).
+    #[arg(long, env = "KAFKA_EDGE_PRODUCE_TIMEOUT", value_name = "SECONDS",
+          default_value_t = kafka_edge_endpoint_kafka::DEFAULT_PRODUCE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    produce_timeout: u64,
     /// Seconds the open SSE and WebSocket streams of an API version that a reload replaced or
     /// removed keep running; then they end (SSE `goaway`, WebSocket 1013).
     #[arg(long, env = "KAFKA_EDGE_RELOAD_GRACE", value_name = "SECONDS",
@@ -94,6 +113,10 @@ struct ServingArgs {
     /// `kafka_edge::access` target.
     #[arg(long, env = "KAFKA_EDGE_ACCESS_LOG", value_enum, default_value_t = Switch::On)]
     access_log: Switch,
+    /// /ready answers 503 while the Kafka cluster of any API is known unreachable (by default one
+    /// unreachable cluster does not take every replica out of rotation).
+    #[arg(long, env = "KAFKA_EDGE_READY_REQUIRES_CLUSTERS")]
+    ready_requires_clusters: bool,
 }
 
 /// How the client listener accepts connections.
@@ -246,12 +269,24 @@ fn main() -> ExitCode {
             let admin_listen = Some(admin_listen);
             let options =
                 subscriptions::Options { state, state_security, admin_listen, admin_listener, subscriptions, api_keys };
-            let ServingArgs { trusted_proxies, max_message_bytes, reload_grace, access_log } = *serving;
+            let ServingArgs {
+                trusted_proxies,
+                max_message_bytes,
+                produce_timeout,
+                reload_grace,
+                access_log,
+                ready_requires_clusters,
+            } = *serving;
             let access_log = matches!(access_log, Switch::On);
             let serving =
                 GatewayOptions { max_message_bytes, trusted_proxies, listener, access_log, ..Default::default() };
             let reload_grace = std::time::Duration::from_secs(reload_grace);
-            run(apis, listen, serving, options, consumers.options(), reload_grace)
+            let running = Running {
+                reload_grace,
+                produce_timeout: std::time::Duration::from_secs(produce_timeout),
+                ready_requires_clusters,
+            };
+            run(apis, listen, serving, options, consumers.options(), running)
         }),
         Command::Validate { paths } => Ok(validate(&paths)),
     };
@@ -306,16 +341,27 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// The `run` options that the gateway library does not take.
+struct Running {
+    reload_grace: std::time::Duration,
+    produce_timeout: std::time::Duration,
+    ready_requires_clusters: bool,
+}
+
 fn run(
     paths: Vec<PathBuf>,
     listen: String,
     serving: GatewayOptions,
     options: subscriptions::Options,
     consumers: ConsumerOptions,
-    reload_grace: std::time::Duration,
+    running: Running,
 ) -> anyhow::Result<ExitCode> {
     // One pool for every API, the webhook DLQs included: flushed once, when nothing publishes.
-    let producers = Arc::new(ProducerPool::new().with_max_message_bytes(serving.max_message_bytes));
+    let producers = Arc::new(
+        ProducerPool::new()
+            .with_max_message_bytes(serving.max_message_bytes)
+            .with_produce_timeout(running.produce_timeout),
+    );
     let clients = Arc::new(KafkaClients::new(producers.clone(), consumers));
     let definitions = match Definitions::load(paths.clone(), clients.clone()) {
         Ok(definitions) => definitions,
@@ -339,25 +385,26 @@ fn run(
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let admin_shutdown = CancellationToken::new();
-        let apis = ApiTable::with_grace(definitions.apis(), reload_grace);
+        let apis = ApiTable::with_grace(definitions.apis(), running.reload_grace);
         let observed = Arc::new(kafka_edge_gateway::admin::Observed {
             readiness: serving.readiness.clone(),
             metrics: serving.metrics.clone(),
             clients: clients.clone(),
             apis: apis.clone(),
+            ready_requires_clusters: running.ready_requires_clusters,
         });
         let started =
             subscriptions::start(apis.clone(), options, observed, shutdown.clone(), admin_shutdown.clone()).await?;
         let serving = GatewayOptions { state: Some(started.store), ..serving };
-        let readiness = serving.readiness.clone();
+        let (readiness, metrics) = (serving.readiness.clone(), serving.metrics.clone());
         let gateway = Gateway::with_table(apis.clone(), shutdown.clone(), serving);
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (set by --listen or KAFKA_EDGE_LISTEN)"))?;
         readiness.set_listening();
         tokio::spawn(stop_on_signal(shutdown.clone(), readiness));
-        warm_producers(&apis.current());
-        tokio::spawn(follow_definitions(definitions, gateway.clone(), apis, shutdown.clone()));
+        warm_producers(&apis.current(), &metrics);
+        tokio::spawn(follow_definitions(definitions, gateway.clone(), apis, metrics, shutdown.clone()));
         let served = gateway.serve(listener).await;
         shutdown.cancel();
         started.delivery.await.ok();
@@ -374,6 +421,7 @@ async fn follow_definitions(
     mut definitions: Definitions,
     gateway: Arc<Gateway>,
     apis: Arc<ApiTable>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut hangups = hangups();
@@ -398,7 +446,7 @@ async fn follow_definitions(
         for api in &new {
             gateway.announce(api);
         }
-        warm_producers(&new);
+        warm_producers(&new, &metrics);
     }
 }
 
@@ -425,14 +473,20 @@ fn hangups() -> tokio::sync::mpsc::Receiver<()> {
 
 /// Creates the producers of APIs whose producer configuration is static, in the background, so
 /// that the first POST does not wait for one (200-500 ms on the test bed).
-fn warm_producers(apis: &[Arc<LoadedApi>]) {
+fn warm_producers(apis: &[Arc<LoadedApi>], metrics: &Arc<Metrics>) {
     for api in apis {
-        let (api, endpoint) = (api.id.clone(), api.endpoint.clone());
+        let (id, endpoint, metrics) = (Arc::<str>::from(api.id.as_str()), api.endpoint.clone(), metrics.clone());
         tokio::spawn(async move {
             match endpoint.warm().await {
-                Ok(()) => tracing::debug!(%api, "Producer ready."),
+                Ok(()) => {
+                    tracing::debug!(api = %id, "Producer ready.");
+                    metrics.clusters.answered(&id);
+                }
                 // The first request that needs it tries again and reports the cause.
-                Err(failure) => tracing::info!(%api, reason = %failure.message, "Producer not created at start."),
+                Err(failure) => {
+                    tracing::info!(api = %id, reason = %failure.message, "Producer not created at start.");
+                    metrics.clusters.failed(&id, &failure);
+                }
             }
         });
     }

@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Upper bounds of the request duration histogram, in seconds.
+/// Upper bounds of the request duration and acknowledgement histograms, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// Upper bounds of the record age histogram, in seconds: a drain hands out old records.
+const AGE_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0];
 
 /// Whether the gateway takes traffic.
 #[derive(Default)]
@@ -45,6 +47,55 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64; BUCKETS.len()], seconds: f64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(bounds) {
+            if seconds <= *bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    /// Its `_bucket`, `_sum` and `_count` lines.
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64; BUCKETS.len()]) {
+        for (bound, count) in bounds.iter().zip(self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}\n{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {}",
+            self.count, self.sum, self.count
+        );
+    }
+}
+
+/// Records and bytes one API moved through one topic.
+#[derive(Default)]
+struct Traffic {
+    produced: u64,
+    produced_bytes: u64,
+    consumed: u64,
+    consumed_bytes: u64,
+}
+
+/// One counter of [`Traffic`], for rendering.
+type TrafficField = fn(&Traffic) -> u64;
+
+/// What one API's endpoint did (crate::metered).
+#[derive(Default)]
+struct EndpointSeries {
+    /// Topic label (a topic the definition names, or `other`) → traffic.
+    topics: BTreeMap<Arc<str>, Traffic>,
+    /// Failure key → failed publishes.
+    produce_failures: BTreeMap<&'static str, u64>,
+    /// From a publish to the cluster's acknowledgement.
+    acknowledgements: Histogram,
+    /// From a record's timestamp to its hand-off to a client.
+    record_ages: Histogram,
+}
+
 /// The requests one entrypoint of one API answered.
 #[derive(Default)]
 struct Series {
@@ -64,6 +115,10 @@ pub struct Metrics {
     unrouted: AtomicU64,
     open_connections: AtomicU64,
     refused_connections: AtomicU64,
+    /// API → what its endpoint did.
+    endpoints: Mutex<BTreeMap<Arc<str>, EndpointSeries>>,
+    /// What `/ready` says of each API's cluster.
+    pub clusters: crate::clusters::Clusters,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -82,14 +137,54 @@ impl Metrics {
         };
         let series = entrypoints.entry(entrypoint).or_default();
         *series.statuses.entry(status).or_default() += 1;
-        let histogram = &mut series.durations;
-        for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
-            }
-        }
-        histogram.count += 1;
-        histogram.sum += seconds;
+        series.durations.observe(&BUCKETS, seconds);
+    }
+
+    fn endpoint<R>(&self, api: &Arc<str>, update: impl FnOnce(&mut EndpointSeries) -> R) -> R {
+        let mut endpoints = lock(&self.endpoints);
+        let series = match endpoints.get_mut(api) {
+            Some(series) => series,
+            None => endpoints.entry(api.clone()).or_default(),
+        };
+        update(series)
+    }
+
+    fn traffic(&self, api: &Arc<str>, topic: &Arc<str>, update: impl FnOnce(&mut Traffic)) {
+        self.endpoint(api, |series| match series.topics.get_mut(topic) {
+            Some(traffic) => update(traffic),
+            None => update(series.topics.entry(topic.clone()).or_default()),
+        });
+    }
+
+    /// One record of `bytes` was acknowledged on `topic` (a label: named or `other`).
+    pub fn produced(&self, api: &Arc<str>, topic: &Arc<str>, bytes: usize) {
+        self.traffic(api, topic, |traffic| {
+            traffic.produced += 1;
+            traffic.produced_bytes += bytes as u64;
+        });
+    }
+
+    /// A publish of `api` was acknowledged `elapsed` after it started.
+    pub fn acknowledged(&self, api: &Arc<str>, elapsed: Duration) {
+        self.endpoint(api, |series| series.acknowledgements.observe(&BUCKETS, elapsed.as_secs_f64()));
+    }
+
+    /// A publish of `api` failed with the failure `key`.
+    pub fn produce_failed(&self, api: &Arc<str>, key: &'static str) {
+        self.endpoint(api, |series| *series.produce_failures.entry(key).or_default() += 1);
+    }
+
+    /// One record of `bytes` was consumed from `topic` and handed to a client.
+    pub fn consumed(&self, api: &Arc<str>, topic: &Arc<str>, bytes: usize) {
+        self.traffic(api, topic, |traffic| {
+            traffic.consumed += 1;
+            traffic.consumed_bytes += bytes as u64;
+        });
+    }
+
+    /// A record handed to a client of `api` was `seconds` old (by its timestamp).
+    pub fn record_age(&self, api: &Arc<str>, seconds: f64) {
+        self.endpoint(api, |series| series.record_ages.observe(&AGE_BUCKETS, seconds));
     }
 
     pub fn unrouted(&self) {
@@ -109,12 +204,12 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self, readiness: &Readiness, clients: &ClientCounts) -> String {
+    pub fn render(&self, ready: bool, clients: &ClientCounts) -> String {
         let mut out = String::new();
         family(&mut out, "kafka_edge_build_info", "gauge", "The running version.");
         let _ = writeln!(out, "kafka_edge_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
         family(&mut out, "kafka_edge_ready", "gauge", "1 when the gateway takes traffic (as /ready answers 200).");
-        let _ = writeln!(out, "kafka_edge_ready {}", u8::from(readiness.state() == "READY"));
+        let _ = writeln!(out, "kafka_edge_ready {}", u8::from(ready));
         family(&mut out, "kafka_edge_requests_total", "counter", "Requests answered, by API, entrypoint and status.");
         let requests = lock(&self.requests);
         let series = || {
@@ -144,19 +239,11 @@ impl Metrics {
             "Time from a request to its response head (for streams: to the stream's start), by API and entrypoint.",
         );
         for (api, entrypoint, series) in series() {
-            let histogram = &series.durations;
             let labels = format!("api=\"{api}\",entrypoint=\"{entrypoint}\"");
-            for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
-                let _ = writeln!(out, "kafka_edge_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
-            }
-            let _ = writeln!(
-                out,
-                "kafka_edge_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n\
-                 kafka_edge_request_duration_seconds_sum{{{labels}}} {}\n\
-                 kafka_edge_request_duration_seconds_count{{{labels}}} {}",
-                histogram.count, histogram.sum, histogram.count
-            );
+            series.durations.render(&mut out, "kafka_edge_request_duration_seconds", &labels, &BUCKETS);
         }
+        drop(requests);
+        self.render_endpoints(&mut out);
         family(&mut out, "kafka_edge_open_connections", "gauge", "Client connections open now.");
         let _ = writeln!(out, "kafka_edge_open_connections {}", self.open_connections.load(Ordering::Relaxed));
         family(
@@ -174,6 +261,13 @@ impl Metrics {
             "Kafka producers in the pool (one per distinct producer configuration).",
         );
         let _ = writeln!(out, "kafka_edge_producers {}", clients.producers);
+        family(
+            &mut out,
+            "kafka_edge_consumers",
+            "gauge",
+            "Kafka consumers of subscriptions open now, warm ones included (limited by --max-consumers).",
+        );
+        let _ = writeln!(out, "kafka_edge_consumers {}", clients.consumers);
         family(
             &mut out,
             "kafka_edge_warm_consumers",
@@ -194,10 +288,69 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    fn render_endpoints(&self, out: &mut String) {
+        let endpoints = lock(&self.endpoints);
+        let topics = || {
+            endpoints.iter().flat_map(|(api, series)| {
+                series.topics.iter().map(move |(topic, traffic)| (escape(api), escape(topic), traffic))
+            })
+        };
+        let counters: [(&str, &str, TrafficField); 4] = [
+            ("kafka_edge_produced_messages_total", "Records the cluster acknowledged, by API and topic.", |t| {
+                t.produced
+            }),
+            ("kafka_edge_produced_bytes_total", "Bytes of record values acknowledged, by API and topic.", |t| {
+                t.produced_bytes
+            }),
+            ("kafka_edge_consumed_messages_total", "Records consumed for clients, by API and topic.", |t| t.consumed),
+            (
+                "kafka_edge_consumed_bytes_total",
+                "Bytes of record values consumed for clients, by API and topic.",
+                |t| t.consumed_bytes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            family(out, name, "counter", help);
+            for (api, topic, traffic) in topics() {
+                let _ = writeln!(out, "{name}{{api=\"{api}\",topic=\"{topic}\"}} {}", value(traffic));
+            }
+        }
+        family(out, "kafka_edge_produce_failures_total", "counter", "Publishes that failed, by API and failure key.");
+        for (api, series) in endpoints.iter() {
+            for (key, count) in &series.produce_failures {
+                let _ =
+                    writeln!(out, "kafka_edge_produce_failures_total{{api=\"{}\",key=\"{key}\"}} {count}", escape(api));
+            }
+        }
+        family(
+            out,
+            "kafka_edge_produce_ack_seconds",
+            "histogram",
+            "From a publish to the cluster's acknowledgement of its records, by API.",
+        );
+        for (api, series) in endpoints.iter().filter(|(_, series)| series.acknowledgements.count > 0) {
+            let labels = format!("api=\"{}\"", escape(api));
+            series.acknowledgements.render(out, "kafka_edge_produce_ack_seconds", &labels, &BUCKETS);
+        }
+        family(
+            out,
+            "kafka_edge_record_age_seconds",
+            "histogram",
+            "From a record's timestamp to its hand-off to a client (end to end when producers set the time), by API.",
+        );
+        for (api, series) in endpoints.iter().filter(|(_, series)| series.record_ages.count > 0) {
+            let labels = format!("api=\"{}\"", escape(api));
+            series.record_ages.render(out, "kafka_edge_record_age_seconds", &labels, &AGE_BUCKETS);
+        }
+    }
+}
+
 /// The Kafka clients of the gateway, counted for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ClientCounts {
     pub producers: usize,
+    pub consumers: usize,
     pub warm_consumers: usize,
     pub shared_consumers: usize,
     pub shared_streams: usize,
@@ -208,6 +361,7 @@ impl ClientCounts {
         let (shared_streams, shared_consumers) = clients.shared_streams();
         Self {
             producers: clients.producers.len(),
+            consumers: clients.consumers(),
             warm_consumers: clients.warm_consumers(),
             shared_consumers,
             shared_streams,
@@ -235,9 +389,7 @@ mod tests {
         metrics.request("orders", "http-post", 202, Duration::from_millis(3));
         metrics.request("orders", "http-post", 202, Duration::from_millis(30));
         metrics.request("orders", "http-post", 401, Duration::from_millis(1));
-        let readiness = Readiness::default();
-        readiness.set_listening();
-        let text = metrics.render(&readiness, &ClientCounts { producers: 2, ..Default::default() });
+        let text = metrics.render(true, &ClientCounts { producers: 2, ..Default::default() });
         assert!(
             text.contains("kafka_edge_requests_total{api=\"orders\",entrypoint=\"http-post\",status=\"202\"} 2"),
             "{text}"
@@ -253,9 +405,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("kafka_edge_ready 1") && text.contains("kafka_edge_producers 2"), "{text}");
-        readiness.set_draining();
-        assert!(metrics
-            .render(&readiness, &ClientCounts { producers: 0, ..Default::default() })
-            .contains("kafka_edge_ready 0"));
+        assert!(metrics.render(false, &ClientCounts::default()).contains("kafka_edge_ready 0"));
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::access::Access;
 use crate::api::LoadedApi;
+use crate::metered::Metered;
 use crate::plan::{self, Presented};
 use crate::Gateway;
 use axum::extract::Request;
@@ -88,8 +89,26 @@ fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &st
         .max_by_key(|(_, context)| context.len())
 }
 
+/// The size of a request's head as a client sent it (request line and header lines).
+fn head_size(request: &Request) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    line + request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>()
+}
+
 pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Request) -> Response {
     let started = std::time::Instant::now();
+    // Hyper's buffer limit stops a head that arrives slowly; one that arrives whole is measured here.
+    if head_size(&request) > crate::listener::MAX_HEADER_BYTES {
+        gateway.options.metrics.unrouted();
+        let message = format!(
+            "Request head too large: at most {} bytes of request line and headers",
+            crate::listener::MAX_HEADER_BYTES
+        );
+        let mut refused = json_error(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &message, None);
+        // As hyper does for a head too large to buffer: the connection is not reused.
+        refused.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return refused;
+    }
     let client = gateway.options.trusted_proxies.client_address(remote.ip(), request.headers());
     let access = gateway.options.access_log.then(|| Access::new(request.method(), request.uri().path(), client));
     let respond = |response: Response| match &access {
@@ -204,7 +223,7 @@ async fn serve(gateway: &Gateway, served: Served<'_>, request: Request) -> Respo
     let response_context = (!flows.is_empty()).then(|| execution.clone());
     let max_message_bytes = gateway.options.max_message_bytes;
     let context = EntrypointContext {
-        endpoint: FlowEndpoint::wrap(api.endpoint.clone(), flows.clone()),
+        endpoint: FlowEndpoint::wrap(metered(gateway, api), flows.clone()),
         execution,
         shutdown: api.closing.clone(),
         revoked,
@@ -241,6 +260,12 @@ async fn serve(gateway: &Gateway, served: Served<'_>, request: Request) -> Respo
         Some(mut context) => apply_response_phase(&flows, &mut context, response),
         None => response,
     }
+}
+
+/// The API's endpoint, counted for `/metrics`.
+fn metered(gateway: &Gateway, api: &LoadedApi) -> Arc<dyn kafka_edge_message::Endpoint> {
+    let metrics = gateway.options.metrics.clone();
+    Metered::wrap(api.endpoint.clone(), Arc::from(api.id.as_str()), api.named_topics.clone(), metrics)
 }
 
 /// Takes a credential the plan does not propagate off the request, so that flows, expressions,

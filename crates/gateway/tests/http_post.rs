@@ -72,6 +72,40 @@ async fn headers_stay_out_of_the_record_by_default() {
 }
 
 #[tokio::test]
+async fn the_trace_context_goes_into_the_record_and_comes_back_on_http_get_items() {
+    let topic = unique("post-trace");
+    create_topic(&topic, 1).await;
+    let gateway = TestGateway::start(&ApiSpec::new(&topic)).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = gateway
+        .http
+        .post(gateway.url())
+        .header("traceparent", traceparent)
+        .header("tracestate", "vendor=abc")
+        .header("X-Other", "not carried")
+        .body("traced")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let records = read_records(&topic, 1);
+    let headers: Vec<(String, String)> = records[0]
+        .headers()
+        .expect("record headers")
+        .iter()
+        .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+        .collect();
+    let expected = [("traceparent", traceparent), ("tracestate", "vendor=abc")];
+    assert_eq!(headers, expected.map(|(k, v)| (k.to_string(), v.to_string())));
+
+    // headersInPayload is off: an item shows its trace context, and only that.
+    let page = gateway.get_json(&unique("reader"), "").await;
+    assert_eq!(page["items"][0]["content"], "traced", "{page}");
+    assert_eq!(page["items"][0]["headers"], json!({"traceparent": [traceparent], "tracestate": ["vendor=abc"]}));
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn one_record_is_produced_to_each_configured_topic() {
     let first = unique("fanout-a");
     let second = unique("fanout-b");

@@ -278,3 +278,49 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     drop(held);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_head_over_64_kib_is_refused_with_431() {
+    let spec = ApiSpec::new(&unique("big-head"));
+    let gateway = start(&spec, ListenerOptions::default()).await;
+    let address = gateway.base.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&address).await.expect("connect");
+    let big = "x".repeat(kafka_edge_gateway::listener::MAX_HEADER_BYTES);
+    let head = format!("GET {} HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n", spec.path);
+    // The server may stop reading before the whole head is written.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let answer = closed_by_server(&mut stream, Duration::from_secs(10)).await.expect("answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A head well under the cap is served.
+    let fine = gateway.http.get(gateway.url()).header("X-Big", "x".repeat(16 * 1024)).send().await.expect("GET");
+    assert_ne!(fine.status(), 431);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn two_thousand_half_open_connections_are_closed_while_clients_are_served() {
+    let topic = unique("half-open");
+    create_topic(&topic, 1).await;
+    let spec = ApiSpec::new(&topic);
+    let listener = ListenerOptions { header_timeout: Duration::from_secs(2), ..Default::default() };
+    let gateway = start(&spec, listener).await;
+    let address = gateway.base.trim_start_matches("http://").to_string();
+    let mut half_open = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let mut stream = TcpStream::connect(&address).await.expect("connect");
+        stream
+            .write_all(format!("POST {} HTTP/1.1\r\nHost: x\r\nX-Never: ", spec.path).as_bytes())
+            .await
+            .expect("write");
+        half_open.push(stream);
+    }
+    // Meanwhile, a client is served as usual.
+    let posted = gateway.http.post(gateway.url()).body("served").send().await.expect("POST");
+    assert_eq!(posted.status(), 202);
+    let closed =
+        futures::future::join_all(half_open.iter_mut().map(|stream| closed_by_server(stream, Duration::from_secs(20))))
+            .await;
+    let still_open = closed.iter().filter(|closed| closed.is_none()).count();
+    assert_eq!(still_open, 0, "{still_open} of 2000 half-open connections outlived the 2 s header timeout by 18 s");
+    gateway.stop().await;
+}

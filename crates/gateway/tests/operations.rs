@@ -84,12 +84,22 @@ async fn health_readiness_and_metrics_follow_the_gateway() {
     let count = format!("kafka_edge_request_duration_seconds_count{{api=\"{}\",entrypoint=\"http-post\"}}", spec.id);
     assert!(sample(&after, &count) >= 10.0, "{after}");
     assert!(sample(&after, "kafka_edge_producers") >= 1.0, "{after}");
+    let labels = format!("{{api=\"{}\",topic=\"{topic}\"}}", spec.id);
+    let produced = format!("kafka_edge_produced_messages_total{labels}");
+    assert_eq!(sample(&after, &produced) - sample(&before, &produced), 10.0, "{after}");
+    let bytes = format!("kafka_edge_produced_bytes_total{labels}");
+    assert_eq!(sample(&after, &bytes) - sample(&before, &bytes), 20.0, "ten 2-byte bodies: {after}");
+    let acknowledged = format!("kafka_edge_produce_ack_seconds_count{{api=\"{}\"}}", spec.id);
+    assert!(sample(&after, &acknowledged) >= 10.0, "{after}");
 
     // A GET's consumer stays warm for the client's next GET, and /metrics counts it.
     let answered = http.get(format!("{base}?limit=1")).header("X-Gravitee-Client-Identifier", "warm").send().await;
     assert_eq!(answered.expect("GET").status(), 200);
     let parked = http.get(format!("{admin}/metrics")).send().await.expect("/metrics").text().await.expect("text");
     assert_eq!(sample(&parked, "kafka_edge_warm_consumers"), 1.0, "{parked}");
+    assert_eq!(sample(&parked, &format!("kafka_edge_consumed_messages_total{labels}")), 1.0, "{parked}");
+    let aged = format!("kafka_edge_record_age_seconds_count{{api=\"{}\"}}", spec.id);
+    assert_eq!(sample(&parked, &aged), 1.0, "{parked}");
 
     // A GET that waits for messages until its 3 s window ends keeps the drain going.
     let waiting = tokio::spawn({
@@ -255,4 +265,64 @@ async fn the_access_log_has_a_line_per_request_and_per_stream_in_json_values() {
     let (code, log) = quiet.stop().await;
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("Serving API.") && !log.contains("kafka_edge::access"), "{log}");
+}
+
+/// `/ready`'s status code and body, once the admin listener answers.
+async fn ready(http: &reqwest::Client, admin: &str) -> Option<(u16, Value)> {
+    let response = http.get(format!("{admin}/ready")).send().await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.ok()?))
+}
+
+#[tokio::test]
+async fn ready_reports_each_apis_cluster_and_counts_it_only_when_asked() {
+    let topic = unique("ready-clusters");
+    create_topic(&topic, 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let apis = dir.path().join("apis");
+    std::fs::create_dir(&apis).expect("apis dir");
+    let healthy = ApiSpec::new(&topic);
+    let mut unreachable = ApiSpec::new(&topic);
+    unreachable.bootstrap = "127.0.0.1:1".into();
+    std::fs::write(apis.join("healthy.json"), healthy.to_json().to_string()).expect("write");
+    std::fs::write(apis.join("unreachable.json"), unreachable.to_json().to_string()).expect("write");
+
+    for requires_clusters in [false, true] {
+        let admin_port = free_port();
+        let admin_address = format!("127.0.0.1:{admin_port}");
+        let mut args = vec!["--admin-listen".as_ref(), admin_address.as_ref(), "--api".as_ref(), apis.as_os_str()];
+        if requires_clusters {
+            args.push("--ready-requires-clusters".as_ref());
+        }
+        let run_dir = tempfile::tempdir().expect("dir");
+        let gateway = GatewayProcess::start(run_dir.path(), &[], &args);
+        let admin = format!("http://{admin_address}");
+        // Both producers are tried at start: the healthy one answers, the other fails its probe.
+        let mut seen = None;
+        for _ in 0..600 {
+            if let Some((status, body)) = ready(&gateway.http, &admin).await {
+                let clusters = &body["clusters"];
+                if clusters[&healthy.id]["reachable"] == true && clusters[&unreachable.id]["reachable"] == false {
+                    seen = Some((status, body));
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (status, body) = seen.unwrap_or_else(|| panic!("/ready never showed both clusters: {}", gateway.log()));
+        let failure = &body["clusters"][&unreachable.id]["lastFailure"];
+        assert_eq!(failure["key"], "FAILURE_ENDPOINT_CONFIGURATION_INVALID", "{body}");
+        assert!(body["clusters"][&healthy.id]["lastSuccess"].is_string(), "{body}");
+        if requires_clusters {
+            assert_eq!((status, body["status"].as_str()), (503, Some("CLUSTER_UNREACHABLE")), "{body}");
+        } else {
+            assert_eq!(
+                (status, body["status"].as_str()),
+                (200, Some("READY")),
+                "one bad cluster takes no replica out: {body}"
+            );
+        }
+        let (code, log) = gateway.stop().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
 }

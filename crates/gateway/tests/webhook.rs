@@ -155,7 +155,9 @@ async fn delivers_in_order_with_headers_and_basic_auth() {
     create_topic(&topic, 1).await;
     let records: Vec<String> = (0..5).map(|i| format!("message-{i}")).collect();
     produce(&topic, &records.iter().map(|r| (None, r.as_str())).collect::<Vec<_>>()).await;
-    produce_with_headers(&topic, b"with-header", &[("x-record", "r1"), ("x-subscriber", "from-record")]).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let record_headers = [("x-record", "r1"), ("x-subscriber", "from-record"), ("traceparent", traceparent)];
+    produce_with_headers(&topic, b"with-header", &record_headers).await;
     let api = definition(&topic);
     let dir = tempfile::tempdir().expect("dir");
     let edge = Edge::start(&api, &dir.path().join("state")).await;
@@ -181,6 +183,8 @@ async fn delivers_in_order_with_headers_and_basic_auth() {
         assert_eq!(headers["authorization"], "Basic dXNlcjpzM2NyZXQ=");
     }
     assert_eq!(requests[5].0["x-record"], "r1");
+    // The record's trace context continues in the call.
+    assert_eq!(requests[5].0["traceparent"], traceparent);
     // A record header wins over the subscription's header of the same name.
     assert_eq!(requests[5].0.get_all("x-subscriber").iter().collect::<Vec<_>>(), ["from-record"]);
     edge.stop().await;

@@ -99,9 +99,16 @@ impl Subscription {
         Self { messages, close: Some(Box::new(close)), transform: None, failed: false }
     }
 
-    /// Applies `transform` to every message before it is handed out (the subscribe phase of flows).
-    pub fn with_transform(mut self, transform: impl FnMut(Message) -> Transformed + Send + 'static) -> Self {
-        self.transform = Some(Box::new(transform));
+    /// Applies `transform` to every message before it is handed out (the subscribe phase of
+    /// flows), after the transform already set, if any, kept the message.
+    pub fn with_transform(mut self, mut transform: impl FnMut(Message) -> Transformed + Send + 'static) -> Self {
+        self.transform = Some(match self.transform.take() {
+            None => Box::new(transform),
+            Some(mut first) => Box::new(move |message| match first(message) {
+                Transformed::Keep(message) => transform(message),
+                decided => decided,
+            }),
+        });
         self
     }
 

@@ -20,6 +20,11 @@ pub enum FailureKind {
     /// A stream's client read so slowly that it fell too far behind a consumer shared with other
     /// clients; it is ended so that it slows no one (SSE `goaway`, WebSocket 1013).
     TooSlow,
+    /// The cluster did not acknowledge a record within the produce timeout.
+    TimedOut,
+    /// The gateway holds as many consumers as it may (over the process, or for the client's
+    /// address): nothing was created; the client should retry later.
+    Overloaded,
     /// Anything else.
     Unknown,
 }
@@ -35,6 +40,8 @@ impl FailureKind {
             FailureKind::PayloadTooLarge => "FAILURE_ENDPOINT_MESSAGE_TOO_LARGE",
             FailureKind::Interrupted { .. } => "FLOW_INTERRUPTED",
             FailureKind::TooSlow => "FAILURE_ENDPOINT_CLIENT_TOO_SLOW",
+            FailureKind::TimedOut => "FAILURE_ENDPOINT_TIMEOUT",
+            FailureKind::Overloaded => "FAILURE_ENDPOINT_TOO_MANY_CONSUMERS",
             FailureKind::Unknown => "FAILURE_ENDPOINT_UNKNOWN_ERROR",
         }
     }
@@ -52,9 +59,11 @@ impl FailureKind {
             FailureKind::PayloadTooLarge => 413,
             FailureKind::Interrupted { status } => status,
             FailureKind::InvalidDynamicConfiguration => 500,
+            FailureKind::TimedOut => 504,
             FailureKind::ConfigurationInvalid
             | FailureKind::ConnectionClosed
             | FailureKind::TooSlow
+            | FailureKind::Overloaded
             | FailureKind::Unknown => 503,
         }
     }

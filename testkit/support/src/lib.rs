@@ -38,7 +38,13 @@ pub fn client_config() -> ClientConfig {
 }
 
 pub async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin client");
+    create_topic_on(&bootstrap(), name, partitions).await;
+}
+
+/// Creates a topic on the cluster at `bootstrap` (a private broker).
+pub async fn create_topic_on(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let results = admin
         .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &options)
@@ -100,6 +106,39 @@ pub fn record_count(topic: &str) -> i64 {
         .iter()
         .map(|p| consumer.fetch_watermarks(topic, p.id(), TIMEOUT).map(|(low, high)| high - low).expect("watermarks"))
         .sum()
+}
+
+/// Every value `topic` holds on the cluster at `bootstrap`, partition by partition, read up to
+/// the high watermarks of the moment.
+pub fn values_on(bootstrap: &str, topic: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).expect("metadata");
+    let mut values = Vec::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), TIMEOUT).expect("watermarks");
+        if high <= low {
+            continue;
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, partition.id(), Offset::Offset(low)).expect("partition");
+        consumer.assign(&assignment).expect("assign");
+        let deadline = Instant::now() + TIMEOUT;
+        let mut next = low;
+        while next < high && Instant::now() < deadline {
+            if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+                let record = result.expect("record");
+                next = record.offset() + 1;
+                values.push(String::from_utf8_lossy(record.payload().unwrap_or_default()).into_owned());
+            }
+        }
+        assert!(next >= high, "read {topic}[{}] up to {next} of {high} in time", partition.id());
+    }
+    values
 }
 
 /// The offset `group` committed for `topic`/`partition` (the next one it will read), if any.
@@ -237,6 +276,36 @@ impl PrivateBroker {
         &self.bootstrap
     }
 
+    /// Stops the broker (SIGTERM, as an operator would), keeping its data.
+    pub fn stop(&self) {
+        let stopped = self.testkit("stop");
+        assert!(stopped.status.success(), "private broker did not stop: {}", String::from_utf8_lossy(&stopped.stderr));
+    }
+
+    /// Starts it again on the data `stop` kept, same ports. Blocking: takes the broker's start time.
+    pub fn start_again(&self) {
+        let started = self.testkit("start");
+        assert!(started.status.success(), "private broker did not start: {}", String::from_utf8_lossy(&started.stderr));
+    }
+
+    /// Freezes the broker's process (SIGSTOP): connections stay open and nothing answers.
+    pub fn hang(&self) {
+        assert!(self.signal("-STOP"), "the private broker could not be frozen");
+    }
+
+    /// Lets a frozen broker run on (SIGCONT).
+    pub fn resume(&self) {
+        assert!(self.signal("-CONT"), "the private broker could not be resumed");
+    }
+
+    /// Sends `signal` to the broker's process; false when it is not running.
+    fn signal(&self, signal: &str) -> bool {
+        let Some((_, dir)) = self.env.iter().find(|(name, _)| *name == "KAFKA_EDGE_TESTKIT_DIR") else { return false };
+        let Ok(pid) = std::fs::read_to_string(std::path::Path::new(dir).join("kafka.pid")) else { return false };
+        let status = std::process::Command::new("kill").args([signal, pid.trim()]).status();
+        status.is_ok_and(|status| status.success())
+    }
+
     fn testkit(&self, command: &str) -> std::process::Output {
         std::process::Command::new(testkit_script())
             .arg(command)
@@ -248,6 +317,8 @@ impl PrivateBroker {
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
+        // A test that failed while the broker was frozen must not leave it to the SIGKILL timeout.
+        self.signal("-CONT");
         let _ = self.testkit("down");
     }
 }

@@ -13,11 +13,13 @@ mod offsets;
 mod pattern;
 mod pump;
 mod rebalance;
+mod slots;
 mod warm;
 
 pub(crate) use fan_out::FanOuts;
 pub(crate) use pump::message_of;
 pub(crate) use rebalance::Rebalance;
+pub(crate) use slots::ConsumerSlots;
 pub(crate) use warm::WarmConsumers;
 
 use crate::client::{self, Callbacks, Role};
@@ -94,14 +96,19 @@ pub(crate) async fn subscribe(
         key,
         idle_for: clients.consumers.keep_warm_for,
     });
+    let take_slot = || clients.slots.take(&origin.client_address).inspect_err(|failure| origin.failure(failure));
+    let slot = take_slot()?;
     let bootstrap_servers = settings.connection.bootstrap_servers().to_string();
     let joining = clients.protocols.joining(clients.consumers.group_protocol, &bootstrap_servers);
-    let (started, learnt) = start(settings.clone(), qos, cursor.clone(), origin.clone(), joining, warm.clone()).await;
+    let (started, learnt) =
+        start(settings.clone(), qos, cursor.clone(), origin.clone(), joining, warm.clone(), slot).await;
     if let Some(supports_consumer) = learnt {
         clients.protocols.learn(&bootstrap_servers, supports_consumer);
     }
     let started = match (started, learnt) {
-        (Err(_), Some(false)) => start(settings, qos, cursor, origin.clone(), Joining::Classic, warm).await.0,
+        (Err(_), Some(false)) => {
+            start(settings, qos, cursor, origin.clone(), Joining::Classic, warm, take_slot()?).await.0
+        }
         (started, _) => started,
     };
     started.inspect_err(|failure| origin.failure(failure))
@@ -152,6 +159,7 @@ async fn start(
     origin: Origin,
     joining: Joining,
     warm: Option<WarmSpot>,
+    slot: slots::Slot,
 ) -> (Result<Subscription, EndpointFailure>, Option<bool>) {
     let consumer_protocol = joining != Joining::Classic;
     let learning = joining == Joining::TryConsumer;
@@ -245,6 +253,7 @@ async fn start(
         consumer_protocol,
         pattern,
         refresh_at: tokio::time::Instant::now() + pattern::REFRESH,
+        _slot: slot,
     };
     tokio::spawn(pump.run(stop_rx));
     let subscription = subscription(messages_rx, stop_tx);

@@ -62,6 +62,8 @@ pub(super) struct Pump {
     /// The `topicPattern` whose matching topics are subscribed, looked up again at `refresh_at`.
     pub(super) pattern: Option<TopicPattern>,
     pub(super) refresh_at: tokio::time::Instant,
+    /// Given back when the pump ends, with its consumer.
+    pub(super) _slot: super::slots::Slot,
 }
 
 /// Where a consumer parks between an http-get client's requests, and for how long.

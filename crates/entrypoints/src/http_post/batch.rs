@@ -106,6 +106,7 @@ pub(super) async fn handle(
             }
             message.headers = headers;
         }
+        crate::trace::carry(&context.execution.request.headers, &mut message);
         let context = &context;
         async move { context.endpoint.publish(&context.execution, message).await }
     };

@@ -6,7 +6,7 @@ mod batch;
 pub use batch::RESPONSE_CONTENT_TYPE as BATCH_RESPONSE_CONTENT_TYPE;
 
 use crate::error::failure_response;
-use crate::EntrypointContext;
+use crate::{trace, EntrypointContext};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, StatusCode};
@@ -28,6 +28,7 @@ pub async fn handle(
         // The request's headers as the request phase of the flows left them.
         message.headers = context.execution.request.headers.clone();
     }
+    trace::carry(&context.execution.request.headers, &mut message);
     match context.endpoint.publish(&context.execution, message).await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
         // A flow that interrupts publishing answers with exactly its status and message.

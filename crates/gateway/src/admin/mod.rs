@@ -44,6 +44,23 @@ pub struct Observed {
     pub clients: Arc<KafkaClients>,
     /// The APIs served.
     pub apis: Arc<crate::ApiTable>,
+    /// `/ready` answers 503 while an API's cluster is known unreachable
+    /// (`--ready-requires-clusters`).
+    pub ready_requires_clusters: bool,
+}
+
+impl Observed {
+    /// What `/ready` and `kafka_edge_ready` say, with the per-API cluster report.
+    fn readiness(&self) -> (&'static str, serde_json::Value) {
+        let apis = self.apis.current();
+        let (clusters, unreachable) = self.metrics.clusters.report(apis.iter().map(|api| api.id.as_str()));
+        let state = match self.readiness.state() {
+            "READY" if unreachable && self.ready_requires_clusters => "CLUSTER_UNREACHABLE",
+            state => state,
+        };
+        let ids: Vec<&str> = apis.iter().map(|api| api.id.as_str()).collect();
+        (state, serde_json::json!({"status": state, "apis": ids, "clusters": clusters}))
+    }
 }
 
 /// The admin listener's routes: `/health`, `/ready` and `/metrics` without a token; the admin API
@@ -71,14 +88,14 @@ async fn health() -> Response {
 
 /// 200 when the gateway takes traffic; 503 while it starts and from the first moment of a SIGTERM.
 async fn ready(State(observed): State<Arc<Observed>>) -> Response {
-    let state = observed.readiness.state();
+    let (state, body) = observed.readiness();
     let status = if state == "READY" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let apis: Vec<String> = observed.apis.current().iter().map(|api| api.id.clone()).collect();
-    (status, Json(serde_json::json!({"status": state, "apis": apis}))).into_response()
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(observed): State<Arc<Observed>>) -> Response {
-    let text = observed.metrics.render(&observed.readiness, &ClientCounts::of(&observed.clients));
+    let ready = observed.readiness().0 == "READY";
+    let text = observed.metrics.render(ready, &ClientCounts::of(&observed.clients));
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

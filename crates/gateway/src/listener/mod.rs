@@ -22,6 +22,9 @@ use crate::observe::Metrics;
 
 pub use tls::{ClientAuth, Tls, TlsError, TlsFiles};
 
+/// The largest request head (request line and headers) a client may send: HTTP/1.1's read
+/// buffer, HTTP/2's header list. Hyper's own default is about 400 KiB.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The default `--header-timeout`.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default `--max-connections`.
@@ -220,7 +223,8 @@ where
         builder
             .timer(TokioTimer::new())
             .keep_alive_interval(HTTP2_PING_INTERVAL)
-            .keep_alive_timeout(options.header_timeout);
+            .keep_alive_timeout(options.header_timeout)
+            .max_header_list_size(MAX_HEADER_BYTES as u32);
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
         tokio::select! {
@@ -230,7 +234,8 @@ where
         connection.await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
+        // A request head larger than the buffer is answered 431 and the connection closed.
+        builder.timer(TokioTimer::new()).header_read_timeout(options.header_timeout).max_buf_size(MAX_HEADER_BYTES);
         let connection = builder.serve_connection(io, service).with_upgrades();
         tokio::pin!(connection);
         tokio::select! {

@@ -196,7 +196,7 @@ impl TestGateway {
         Self::start_configured(spec.to_json(), &spec.path, Default::default(), consumers).await
     }
 
-    async fn start_configured(
+    pub async fn start_configured(
         definition: Value,
         path: &str,
         options: kafka_edge_gateway::Options,

@@ -43,6 +43,7 @@ impl Edge {
                 metrics: Default::default(),
                 clients: Default::default(),
                 apis,
+                ready_requires_clusters: false,
             });
             let routes = kafka_edge_gateway::admin::router(observed, Some((served, keys, TOKEN)));
             let options = kafka_edge_gateway::listener::ListenerOptions::default();

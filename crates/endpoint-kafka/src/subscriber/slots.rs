@@ -1,0 +1,108 @@
+//! Consumers are the expensive resource (each about 4 threads, half a MiB and a member of a group
+//! on the broker), and any key-less client can ask for new ones by sending new client
+//! identifiers. A slot is taken for each consumer a subscription creates, over the process and
+//! per client address, and given back when the consumer is closed (a parked warm consumer keeps
+//! its slot). Shared consumers take none.
+
+use kafka_edge_message::{EndpointFailure, FailureKind};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+#[derive(Default)]
+struct Taken {
+    total: usize,
+    by_address: HashMap<String, usize>,
+}
+
+/// The slots of one gateway.
+pub(crate) struct ConsumerSlots {
+    max_total: usize,
+    max_per_address: usize,
+    taken: Mutex<Taken>,
+}
+
+/// One consumer's slot, given back when dropped.
+pub(crate) struct Slot {
+    slots: Arc<ConsumerSlots>,
+    address: String,
+}
+
+impl ConsumerSlots {
+    pub(crate) fn new(max_total: usize, max_per_address: usize) -> Arc<Self> {
+        Arc::new(Self { max_total, max_per_address, taken: Mutex::default() })
+    }
+
+    /// A slot for a new consumer of the client at `address`, or the failure that says which limit
+    /// is reached. An empty address (a webhook subscription, which an operator created) counts
+    /// toward the process's limit only.
+    pub(crate) fn take(self: &Arc<Self>, address: &str) -> Result<Slot, EndpointFailure> {
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        if taken.total >= self.max_total {
+            return Err(EndpointFailure::new(
+                FailureKind::Overloaded,
+                format!(
+                    "Too many consumers: the gateway holds {} (its --max-consumers); try again later",
+                    self.max_total
+                ),
+            ));
+        }
+        let of_address = taken.by_address.get(address).copied().unwrap_or(0);
+        if !address.is_empty() && of_address >= self.max_per_address {
+            return Err(EndpointFailure::new(
+                FailureKind::Overloaded,
+                format!(
+                    "Too many consumers for one client address: {} are open (the gateway's \
+                     --max-consumers-per-address); close some or try again later",
+                    self.max_per_address
+                ),
+            ));
+        }
+        taken.total += 1;
+        *taken.by_address.entry(address.to_owned()).or_default() += 1;
+        Ok(Slot { slots: self.clone(), address: address.to_owned() })
+    }
+
+    /// Consumers holding a slot now.
+    pub(crate) fn taken(&self) -> usize {
+        self.taken.lock().unwrap_or_else(PoisonError::into_inner).total
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut taken = self.slots.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        taken.total = taken.total.saturating_sub(1);
+        if let Some(count) = taken.by_address.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                taken.by_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_apply_over_the_process_and_per_address_and_slots_come_back() {
+        let slots = ConsumerSlots::new(3, 2);
+        let first = slots.take("10.0.0.1").expect("first");
+        let _second = slots.take("10.0.0.1").expect("second");
+        let refused = slots.take("10.0.0.1").err().expect("third of one address");
+        assert_eq!(refused.kind, FailureKind::Overloaded);
+        assert!(refused.message.contains("--max-consumers-per-address"), "{}", refused.message);
+        let _other = slots.take("10.0.0.2").expect("another address");
+        let refused = slots.take("10.0.0.3").err().expect("fourth over the process");
+        assert!(refused.message.contains("--max-consumers)"), "{}", refused.message);
+        drop(first);
+        assert_eq!(slots.taken(), 2);
+        slots.take("10.0.0.1").expect("a slot given back is free again");
+        drop(_other);
+        let webhooks: Vec<Slot> =
+            (0..2).map(|_| slots.take("").expect("webhooks count toward the total only")).collect();
+        assert_eq!(slots.taken(), 3);
+        drop(webhooks);
+    }
+}
