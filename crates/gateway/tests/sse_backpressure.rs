@@ -1,6 +1,7 @@
-//! SSE backpressure against the real broker and the real `kafka-edge` binary: a client that stops
-//! reading stops consumption (the group's committed offset stays within what the socket buffers can
-//! hold) and the gateway's memory stays bounded; once it reads again, every record arrives in order.
+//! SSE and WebSocket backpressure against the real broker and the real `kafka-edge` binary: a
+//! client that stops reading stops consumption (the group's committed offset stays within what the
+//! socket buffers can hold) and the gateway's memory stays bounded; once it reads again, every
+//! record arrives in order.
 
 mod common;
 
@@ -13,6 +14,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_kafka-edge");
 const RECORDS: usize = 5_000;
@@ -105,11 +108,11 @@ fn dechunk(reader: BufReader<tokio::net::TcpStream>) -> impl futures::Stream<Ite
     })
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded() {
-    let topic = unique("sse-backpressure");
+/// A topic holding `RECORDS` records of `RECORD_BYTES`, numbered in order.
+async fn filled_topic(prefix: &str) -> String {
+    let topic = unique(prefix);
     create_topic(&topic, 1).await;
-    let producer: FutureProducer = client_config().set("linger.ms", "20").create().unwrap();
+    let producer: FutureProducer = client_config().set("linger.ms", "20").create().expect("test setup");
     for batch in (0..RECORDS).collect::<Vec<_>>().chunks(500) {
         let sends =
             batch.iter().map(|&n| {
@@ -123,13 +126,14 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
         futures::future::join_all(sends).await;
     }
     assert_eq!(record_count(&topic), RECORDS as i64);
+    topic
+}
 
-    let mut spec = ApiSpec::new(&topic);
-    spec.sse_qos = "at-least-once";
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("api.json");
-    std::fs::write(&file, spec.to_json().to_string()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// The gateway binary serving `definition`, once it serves `path`; with its port.
+async fn serving(definition: serde_json::Value, path: &str, dir: &std::path::Path) -> (KillOnDrop, u16) {
+    let file = dir.join("api.json");
+    std::fs::write(&file, definition.to_string()).expect("test setup");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("test setup").local_addr().expect("test setup").port();
     let gateway = KillOnDrop(
         Command::new(BINARY)
             .args(["run", "--admin-listen", "127.0.0.1:0", "--api"])
@@ -138,20 +142,63 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap(),
+            .expect("test setup"),
     );
-    let pid = gateway.0.id();
-    let http = reqwest::Client::new();
     let ready = eventually(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
     assert!(ready, "the gateway listens");
-    let status = http
-        .get(format!("http://127.0.0.1:{port}{}", spec.path))
+    let status = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
         .header("Accept", "application/json")
         .send()
         .await
-        .unwrap()
+        .expect("test setup")
         .status();
     assert_eq!(status, 200, "the gateway serves the API");
+    (gateway, port)
+}
+
+/// What can have been taken for writing while nobody reads, in records: the client's receive
+/// buffer (doubled by the kernel), the gateway's send buffer (autotuned up to tcp_wmem's max),
+/// hyper's or the WebSocket library's write buffer; a generous 1 MiB for the latter two's slack.
+fn delivered_bound() -> i64 {
+    let socket_bytes = 2 * u64::from(CLIENT_RECEIVE_BUFFER) + sysctl_max("tcp_wmem") + 1024 * 1024;
+    let bound = (socket_bytes / RECORD_BYTES as u64) as i64 + 1;
+    assert!(bound < RECORDS as i64 / 2, "the bound ({bound}) must be meaningful");
+    bound
+}
+
+/// Watches a stalled client's group for `STALL`: its committed offset must stay within
+/// `bound` and the gateway's memory must not grow past `RSS_GROWTH_BOUND_KIB` over `baseline`
+/// (taken before the client connected).
+async fn stays_stalled(pid: u32, baseline: u64, group: &str, topic: &str, bound: i64) {
+    let stall_end = Instant::now() + STALL;
+    let (mut max_committed, mut max_rss) = (0, baseline);
+    while Instant::now() < stall_end {
+        max_committed = max_committed.max(committed(group, topic).unwrap_or(0));
+        max_rss = max_rss.max(rss_kib(pid));
+        assert!(
+            max_committed <= bound,
+            "the stalled client's group committed {max_committed} of {RECORDS} (bound {bound}): consumption did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(group_members(group), 1, "the stalled stream is still open");
+    let growth = max_rss.saturating_sub(baseline);
+    eprintln!("stalled: committed {max_committed}/{RECORDS} (bound {bound}); RSS {baseline} KiB -> max {max_rss} KiB (+{growth} KiB)");
+    assert!(
+        growth <= RSS_GROWTH_BOUND_KIB,
+        "the gateway's RSS grew by {growth} KiB (bound {RSS_GROWTH_BOUND_KIB} KiB) while the client stalled"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded() {
+    let topic = filled_topic("sse-backpressure").await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.sse_qos = "at-least-once";
+    let dir = tempfile::tempdir().expect("test setup");
+    let (gateway, port) = serving(spec.to_json(), &spec.path, dir.path()).await;
+    let pid = gateway.0.id();
     let baseline = rss_kib(pid);
 
     let client = unique("slow");
@@ -160,30 +207,7 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
     // The stream has delivered (and committed) something: the gateway works and commits.
     assert!(eventually(|| committed(&group, &topic).is_some_and(|o| o > 0)).await, "no commit while streaming");
 
-    // What can have been taken for writing while nobody reads: the client's receive buffer (doubled
-    // by the kernel), the gateway's send buffer (autotuned up to tcp_wmem's max), hyper's write
-    // buffer; a generous 1 MiB for the latter two's slack.
-    let socket_bytes = 2 * u64::from(CLIENT_RECEIVE_BUFFER) + sysctl_max("tcp_wmem") + 1024 * 1024;
-    let delivered_bound = (socket_bytes / RECORD_BYTES as u64) as i64 + 1;
-    assert!(delivered_bound < RECORDS as i64 / 2, "the bound ({delivered_bound}) must be meaningful");
-    let stall_end = Instant::now() + STALL;
-    let (mut max_committed, mut max_rss) = (0, baseline);
-    while Instant::now() < stall_end {
-        max_committed = max_committed.max(committed(&group, &topic).unwrap_or(0));
-        max_rss = max_rss.max(rss_kib(pid));
-        assert!(
-            max_committed <= delivered_bound,
-            "the stalled client's group committed {max_committed} of {RECORDS} (bound {delivered_bound}): consumption did not stop"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(group_members(&group), 1, "the stalled stream is still open");
-    let growth = max_rss.saturating_sub(baseline);
-    eprintln!("stalled: committed {max_committed}/{RECORDS} (bound {delivered_bound}); RSS {baseline} KiB -> max {max_rss} KiB (+{growth} KiB)");
-    assert!(
-        growth <= RSS_GROWTH_BOUND_KIB,
-        "the gateway's RSS grew by {growth} KiB (bound {RSS_GROWTH_BOUND_KIB} KiB) while the client stalled"
-    );
+    stays_stalled(pid, baseline, &group, &topic, delivered_bound()).await;
 
     // The client reads again: every record, in order, once.
     let mut events = Box::pin(dechunk(reader).eventsource());
@@ -193,6 +217,51 @@ async fn a_client_that_stops_reading_stops_consumption_and_memory_stays_bounded(
             let event = events.next().await.expect("the stream continues").expect("event");
             assert_eq!(event.data, record(next), "record {next} in order");
             next += 1;
+        }
+        next
+    })
+    .await;
+    assert_eq!(read.expect("all records read within 120 s"), RECORDS);
+    drop(gateway);
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_stops_reading_stops_consumption_and_memory_stays_bounded() {
+    let topic = filled_topic("ws-backpressure").await;
+    let spec = ApiSpec::new(&topic);
+    let mut definition = spec.to_json();
+    let entrypoints = definition["listeners"][0]["entrypoints"].as_array_mut().expect("entrypoints");
+    entrypoints.push(serde_json::json!({"type": "websocket", "qos": "auto"}));
+    let dir = tempfile::tempdir().expect("test setup");
+    let (gateway, port) = serving(definition, &spec.path, dir.path()).await;
+    let pid = gateway.0.id();
+    let baseline = rss_kib(pid);
+
+    let client = unique("slow-ws");
+    let group = group_of(&spec.id, &client);
+    let socket = tokio::net::TcpSocket::new_v4().expect("test setup");
+    socket.set_recv_buffer_size(CLIENT_RECEIVE_BUFFER).expect("test setup");
+    let stream = socket.connect(([127, 0, 0, 1], port).into()).await.expect("connect");
+    let mut request = format!("ws://127.0.0.1:{port}{}", spec.path).into_client_request().expect("request");
+    request.headers_mut().insert("X-Gravitee-Client-Identifier", client.parse().expect("header"));
+    let (mut socket, response) = tokio_tungstenite::client_async(request, stream).await.expect("upgrade");
+    assert_eq!(response.status(), 101);
+    assert!(eventually(|| committed(&group, &topic).is_some_and(|o| o > 0)).await, "no commit while streaming");
+
+    stays_stalled(pid, baseline, &group, &topic, delivered_bound()).await;
+
+    // The client reads again: every record, in order, once.
+    let read = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut next = 0;
+        while next < RECORDS {
+            match socket.next().await.expect("the session continues").expect("a frame") {
+                Message::Binary(data) => {
+                    assert_eq!(data.as_ref(), record(next).as_bytes(), "record {next} in order");
+                    next += 1;
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
         }
         next
     })

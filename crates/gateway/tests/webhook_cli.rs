@@ -20,11 +20,15 @@ fn free_port() -> u16 {
 }
 
 fn write_definition(dir: &std::path::Path, api: &str, topic: &str) -> std::path::PathBuf {
+    write_definition_with(dir, api, topic, "at-least-once")
+}
+
+fn write_definition_with(dir: &std::path::Path, api: &str, topic: &str, qos: &str) -> std::path::PathBuf {
     let definition = json!({
         "id": api, "name": "webhook cli", "definitionVersion": "4.0.0", "type": "message",
         "listeners": [
             {"type": "http", "paths": [{"path": format!("/{api}")}], "entrypoints": [{"type": "http-post"}]},
-            {"type": "subscription", "entrypoints": [{"type": "webhook", "qos": "at-least-once"}]}
+            {"type": "subscription", "entrypoints": [{"type": "webhook", "qos": qos}]}
         ],
         "endpointGroups": [{"name": "default", "type": "kafka",
             "sharedConfiguration": {"consumer": {"enabled": true, "topics": [topic], "autoOffsetReset": "earliest"}, "producer": {"enabled": true, "topics": [topic]}},
@@ -152,4 +156,85 @@ async fn without_a_token_the_admin_api_is_off() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{log}");
     assert!(log.contains("Admin API off: set KAFKA_EDGE_ADMIN_TOKEN"), "{log}");
+}
+
+/// `kafka-edge run` with the static subscriptions of `dir`, on the state in `dir`. The classic
+/// group protocol: the crashed member's partitions move after its 10 s session timeout (the
+/// consumer protocol's broker-side default is 45 s).
+fn start_delivering(dir: &std::path::Path, definition: &std::path::Path) -> std::process::Child {
+    Command::new(BINARY)
+        .args(["run", "--listen", &format!("127.0.0.1:{}", free_port()), "--admin-listen", "off"])
+        .args(["--group-protocol", "classic"])
+        .arg("--api")
+        .arg(definition)
+        .arg("--state")
+        .arg(format!("file:{}", dir.join("state.json").display()))
+        .arg("--subscriptions")
+        .arg(dir.join("subscriptions.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gateway")
+}
+
+/// A callback that takes 20 ms per call, so that a crash lands mid-stream.
+async fn slow_callback() -> (Arc<Mutex<Vec<String>>>, String) {
+    let seen: Arc<Mutex<Vec<String>>> = Default::default();
+    let recorded = seen.clone();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let recorded = recorded.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            recorded.lock().expect("test setup").push(body);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("callback") });
+    (seen, url)
+}
+
+#[tokio::test]
+async fn webhook_deliveries_survive_kill_9_of_the_gateway_as_their_qos_promises() {
+    for qos in ["at-least-once", "at-most-once"] {
+        let topic = unique("webhook-kill");
+        create_topic(&topic, 1).await;
+        let values: Vec<String> = (0..40).map(|index| format!("m{index:02}")).collect();
+        produce(&topic, &values.iter().map(|value| (None, value.as_str())).collect::<Vec<_>>()).await;
+        let api = unique("api");
+        let dir = tempfile::tempdir().expect("dir");
+        let definition = write_definition_with(dir.path(), &api, &topic, qos);
+        let (seen, url) = slow_callback().await;
+        let statics = json!([{"api": api, "id": "crash", "plan": "push", "configuration": {"callbackUrl": url}}]);
+        std::fs::write(dir.path().join("subscriptions.json"), statics.to_string()).expect("write subscriptions");
+
+        let mut first = start_delivering(dir.path(), &definition);
+        assert!(eventually(|| seen.lock().unwrap().len() >= 10).await, "{qos}: delivery started");
+        first.kill().expect("kill -9");
+        first.wait().expect("reaped");
+        let at_crash = seen.lock().unwrap().len();
+        let mut second = start_delivering(dir.path(), &definition);
+        let last = values.last().expect("values").clone();
+        assert!(
+            eventually_within(Duration::from_secs(60), || seen.lock().unwrap().contains(&last)).await,
+            "{qos}: delivery resumed after the crash (had {at_crash}): {:?}",
+            seen.lock().unwrap()
+        );
+        second.kill().expect("stop");
+        second.wait().expect("reaped");
+        let seen = seen.lock().unwrap().clone();
+        let mut first_seen: Vec<&String> = Vec::new();
+        for value in &seen {
+            if !first_seen.contains(&value) {
+                first_seen.push(value);
+            }
+        }
+        if qos == "at-least-once" {
+            assert_eq!(first_seen, values.iter().collect::<Vec<_>>(), "{qos}: every message, in order: {seen:?}");
+        } else {
+            assert_eq!(first_seen.len(), seen.len(), "{qos}: none twice: {seen:?}");
+            assert!(first_seen.windows(2).all(|pair| pair[0] < pair[1]), "{qos}: in order: {seen:?}");
+        }
+    }
 }
