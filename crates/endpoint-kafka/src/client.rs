@@ -17,6 +17,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// What a producer allows beyond a record's value: key, headers, batch and protocol framing.
@@ -92,7 +93,8 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 // fetch: the 1000 ms default stalled an SSE drain for a second every 4 MiB.
                 .set("fetch.queue.backoff.ms", "50")
                 .set("socket.connection.setup.timeout.ms", "10000")
-                .set("reconnect.backoff.ms", "100");
+                .set("reconnect.backoff.ms", "100")
+                .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
             if *consumer_protocol {
                 // The broker owns session and assignment settings under KIP-848: librdkafka
                 // refuses `session.timeout.ms` and the other classic-only properties with it.
@@ -144,6 +146,43 @@ where
 
 /// Client-level errors, as librdkafka reports them on its polling thread: record, never block.
 pub(crate) type ErrorSink = Box<dyn Fn(&KafkaError, &str) + Send + Sync>;
+/// Receives a consumer's lag (records behind the high watermark, over its partitions) from each
+/// of librdkafka's statistics reports.
+pub(crate) type LagSink = Box<dyn Fn(i64) + Send + Sync>;
+
+/// How often a subscription's consumer reports its statistics (for its lag).
+pub(crate) const STATISTICS_INTERVAL_MS: u32 = 5000;
+
+/// The part of librdkafka's statistics JSON that the lag needs; the rest is not parsed.
+#[derive(serde::Deserialize)]
+struct LagStatistics {
+    #[serde(default)]
+    topics: HashMap<String, LagTopic>,
+}
+
+#[derive(serde::Deserialize)]
+struct LagTopic {
+    #[serde(default)]
+    partitions: HashMap<String, LagPartition>,
+}
+
+#[derive(serde::Deserialize)]
+struct LagPartition {
+    partition: i32,
+    #[serde(default = "unknown_lag")]
+    consumer_lag: i64,
+}
+
+fn unknown_lag() -> i64 {
+    -1
+}
+
+/// The lag over every assigned partition that knows it (librdkafka says -1 when it does not).
+fn lag_of(statistics: &[u8]) -> Option<i64> {
+    let parsed: LagStatistics = serde_json::from_slice(statistics).ok()?;
+    let lags = parsed.topics.values().flat_map(|topic| topic.partitions.values());
+    Some(lags.filter(|p| p.partition >= 0 && p.consumer_lag >= 0).map(|p| p.consumer_lag).sum())
+}
 
 /// The callbacks of one client. They run on the thread that polls the client and must be quick:
 /// tokens are computed from credentials resolved beforehand, errors are only recorded.
@@ -152,6 +191,7 @@ pub(crate) struct Callbacks {
     tokens: Option<TokenProvider>,
     errors: Option<ErrorSink>,
     rebalance: Option<Rebalance>,
+    lag: Option<LagSink>,
 }
 
 impl Callbacks {
@@ -168,12 +208,12 @@ impl Callbacks {
             })?),
             None => None,
         };
-        Ok(Self { client_id: client_id.into(), tokens, errors: None, rebalance: None })
+        Ok(Self { client_id: client_id.into(), tokens, errors: None, rebalance: None, lag: None })
     }
 
     /// Callbacks without a token source (the connection uses none).
     pub(crate) fn plain(client_id: impl Into<String>) -> Self {
-        Self { client_id: client_id.into(), tokens: None, errors: None, rebalance: None }
+        Self { client_id: client_id.into(), tokens: None, errors: None, rebalance: None, lag: None }
     }
 
     /// Client-level errors go to `sink` as well as to the debug log.
@@ -185,6 +225,12 @@ impl Callbacks {
     /// Rebalances of a consumer that subscribes (rather than assigns) go to `rebalance`.
     pub(crate) fn with_rebalance(mut self, rebalance: Rebalance) -> Self {
         self.rebalance = Some(rebalance);
+        self
+    }
+
+    /// The consumer's lag goes to `sink` with each statistics report.
+    pub(crate) fn with_lag(mut self, sink: LagSink) -> Self {
+        self.lag = Some(sink);
         self
     }
 
@@ -207,6 +253,12 @@ impl ClientContext for Callbacks {
         log_librdkafka(level, facility, message);
     }
 
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let (Some(sink), Some(lag)) = (&self.lag, lag_of(statistics)) {
+            sink(lag);
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         match &self.errors {
             Some(sink) => sink(&error, reason),
@@ -227,5 +279,21 @@ impl ConsumerContext for Callbacks {
             Some(rebalance) => rebalance.apply(&self.client_id, consumer, event, partitions),
             None => Rebalance::assign_as_told(&self.client_id, consumer, event, partitions),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag_of;
+
+    #[test]
+    fn the_lag_sums_the_assigned_partitions_that_know_theirs() {
+        let statistics = br#"{"name":"c","topics":{"orders":{"topic":"orders","partitions":{
+            "0":{"partition":0,"consumer_lag":4},"1":{"partition":1,"consumer_lag":-1},
+            "-1":{"partition":-1,"consumer_lag":7}}},
+            "audit":{"partitions":{"0":{"partition":0,"consumer_lag":3}}}}}"#;
+        assert_eq!(lag_of(statistics), Some(7));
+        assert_eq!(lag_of(b"{}"), Some(0));
+        assert_eq!(lag_of(b"not json"), None);
     }
 }

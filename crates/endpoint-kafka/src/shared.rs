@@ -110,6 +110,11 @@ impl KafkaClients {
         self.slots.taken()
     }
 
+    /// Records the live consumers of each API are behind, from their latest statistics.
+    pub fn consumer_lag(&self) -> std::collections::BTreeMap<String, i64> {
+        self.slots.lag_by_api()
+    }
+
     /// Consumers kept warm right now (for metrics).
     pub fn warm_consumers(&self) -> usize {
         self.warm.len()

@@ -80,6 +80,9 @@ struct Traffic {
     consumed_bytes: u64,
 }
 
+/// The key under which dead letters are kept beside call outcomes.
+const DEAD_LETTER: &str = "dead_letter";
+
 /// One counter of [`Traffic`], for rendering.
 type TrafficField = fn(&Traffic) -> u64;
 
@@ -119,6 +122,8 @@ pub struct Metrics {
     endpoints: Mutex<BTreeMap<Arc<str>, EndpointSeries>>,
     /// What `/ready` says of each API's cluster.
     pub clusters: crate::clusters::Clusters,
+    /// (API, outcome) → webhook calls; outcome `dead_letter` counts messages sent to a DLQ.
+    webhook_calls: Mutex<BTreeMap<(Arc<str>, &'static str), u64>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -180,6 +185,16 @@ impl Metrics {
             traffic.consumed += 1;
             traffic.consumed_bytes += bytes as u64;
         });
+    }
+
+    /// A webhook call of `api` ended with `outcome` (`delivered`, `rejected`, `failed`).
+    pub fn webhook_call(&self, api: &Arc<str>, outcome: &'static str) {
+        *lock(&self.webhook_calls).entry((api.clone(), outcome)).or_default() += 1;
+    }
+
+    /// A message `api`'s callback rejected went to the dead-letter queue.
+    pub fn webhook_dead_letter(&self, api: &Arc<str>) {
+        *lock(&self.webhook_calls).entry((api.clone(), DEAD_LETTER)).or_default() += 1;
     }
 
     /// A record handed to a client of `api` was `seconds` old (by its timestamp).
@@ -270,6 +285,15 @@ impl Metrics {
         let _ = writeln!(out, "kafka_edge_consumers {}", clients.consumers);
         family(
             &mut out,
+            "kafka_edge_consumer_lag_records",
+            "gauge",
+            "Records the live consumers of an API are behind the high watermark, from librdkafka's statistics (every 5 s).",
+        );
+        for (api, lag) in &clients.lag {
+            let _ = writeln!(out, "kafka_edge_consumer_lag_records{{api=\"{}\"}} {lag}", escape(api));
+        }
+        family(
+            &mut out,
             "kafka_edge_warm_consumers",
             "gauge",
             "http-get consumers parked in their group for their client's next GET.",
@@ -343,6 +367,30 @@ impl Metrics {
             let labels = format!("api=\"{}\"", escape(api));
             series.record_ages.render(out, "kafka_edge_record_age_seconds", &labels, &AGE_BUCKETS);
         }
+        drop(endpoints);
+        let calls = lock(&self.webhook_calls);
+        family(
+            out,
+            "kafka_edge_webhook_calls_total",
+            "counter",
+            "Webhook calls by API and outcome: delivered (2xx), rejected (4xx), failed (5xx, timeout, no connection).",
+        );
+        for ((api, outcome), count) in calls.iter().filter(|((_, outcome), _)| *outcome != DEAD_LETTER) {
+            let _ = writeln!(
+                out,
+                "kafka_edge_webhook_calls_total{{api=\"{}\",outcome=\"{outcome}\"}} {count}",
+                escape(api)
+            );
+        }
+        family(
+            out,
+            "kafka_edge_webhook_dead_letters_total",
+            "counter",
+            "Messages a webhook callback rejected that went to the API's dead-letter queue.",
+        );
+        for ((api, _), count) in calls.iter().filter(|((_, outcome), _)| *outcome == DEAD_LETTER) {
+            let _ = writeln!(out, "kafka_edge_webhook_dead_letters_total{{api=\"{}\"}} {count}", escape(api));
+        }
     }
 }
 
@@ -351,6 +399,8 @@ impl Metrics {
 pub struct ClientCounts {
     pub producers: usize,
     pub consumers: usize,
+    /// API → records its live consumers are behind.
+    pub lag: BTreeMap<String, i64>,
     pub warm_consumers: usize,
     pub shared_consumers: usize,
     pub shared_streams: usize,
@@ -362,6 +412,7 @@ impl ClientCounts {
         Self {
             producers: clients.producers.len(),
             consumers: clients.consumers(),
+            lag: clients.consumer_lag(),
             warm_consumers: clients.warm_consumers(),
             shared_consumers,
             shared_streams,

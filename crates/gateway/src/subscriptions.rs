@@ -48,7 +48,7 @@ pub async fn start(
             }
             None => format!("opening the gateway state {}", options.state),
         })?;
-    let webhooks = Webhooks::new(apis.clone(), store.clone(), shutdown.clone());
+    let webhooks = Webhooks::counted(apis.clone(), store.clone(), shutdown.clone(), observed.metrics.clone());
     let keys = Arc::new(Credentials::new(apis, store.clone()));
     if let Some(path) = &options.api_keys {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

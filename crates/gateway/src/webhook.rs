@@ -4,6 +4,7 @@
 
 use crate::api::LoadedApi;
 use crate::apis::ApiTable;
+use crate::observe::Metrics;
 use crate::state::validate::{self, StaticSubscription};
 use crate::state::{StateStore, Subscription, SubscriptionState};
 use kafka_edge_definition::EntrypointType;
@@ -42,6 +43,22 @@ fn delivery_context(api: &LoadedApi, subscription: &Subscription) -> (ExecutionC
     (context, FlowEndpoint::wrap(api.endpoint.clone(), flows))
 }
 
+/// An API's webhook calls, counted for `/metrics`.
+struct Counted {
+    api: Arc<str>,
+    metrics: Arc<Metrics>,
+}
+
+impl webhook::DeliveryObserver for Counted {
+    fn call(&self, outcome: &'static str) {
+        self.metrics.webhook_call(&self.api, outcome);
+    }
+
+    fn dead_lettered(&self) {
+        self.metrics.webhook_dead_letter(&self.api);
+    }
+}
+
 struct Running {
     subscription: Subscription,
     /// The API version it delivers for: a reload that replaces it restarts the delivery.
@@ -56,6 +73,7 @@ pub struct Webhooks {
     store: Arc<dyn StateStore>,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 /// Why an API cannot take a subscription.
@@ -73,7 +91,17 @@ impl Webhooks {
     /// Prepares delivery for the APIs of the table with a webhook entrypoint, as the table
     /// changes; nothing runs before [`Webhooks::run`].
     pub fn new(apis: Arc<ApiTable>, store: Arc<dyn StateStore>, shutdown: CancellationToken) -> Arc<Self> {
-        Arc::new(Self { apis, store, running: Default::default(), shutdown })
+        Self::counted(apis, store, shutdown, Default::default())
+    }
+
+    /// As `new`, with calls and dead letters counted in `metrics`.
+    pub fn counted(
+        apis: Arc<ApiTable>,
+        store: Arc<dyn StateStore>,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self { apis, store, running: Default::default(), shutdown, metrics })
     }
 
     pub fn store(&self) -> &Arc<dyn StateStore> {
@@ -188,7 +216,9 @@ impl Webhooks {
             }
             let Some(api) = apis.get(&subscription.api_id) else { continue };
             let cancel = self.shutdown.child_token();
-            let task = tokio::spawn(deliver(api.clone(), subscription.clone(), self.store.clone(), cancel.clone()));
+            let observer = Arc::new(Counted { api: Arc::from(api.id.as_str()), metrics: self.metrics.clone() });
+            let delivery = deliver(api.clone(), subscription.clone(), self.store.clone(), observer, cancel.clone());
+            let task = tokio::spawn(delivery);
             running.insert(key, Running { subscription, api: api.clone(), cancel, task });
         }
     }
@@ -199,11 +229,13 @@ async fn deliver(
     api: Arc<LoadedApi>,
     subscription: Subscription,
     store: Arc<dyn StateStore>,
+    observer: Arc<Counted>,
     cancel: CancellationToken,
 ) {
     // Delivery runs only for APIs with a webhook entrypoint (Webhooks::new).
     let Some(entrypoint) = api.webhook.as_ref() else { return };
-    let stopped = webhook::run(entrypoint, &subscription, || delivery_context(&api, &subscription), cancel).await;
+    let context = || delivery_context(&api, &subscription);
+    let stopped = webhook::run(entrypoint, &subscription, context, observer, cancel).await;
     if let Some(stop) = stopped {
         record_stop(&*store, &subscription, stop).await;
     }

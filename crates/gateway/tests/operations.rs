@@ -100,6 +100,19 @@ async fn health_readiness_and_metrics_follow_the_gateway() {
     assert_eq!(sample(&parked, &format!("kafka_edge_consumed_messages_total{labels}")), 1.0, "{parked}");
     let aged = format!("kafka_edge_record_age_seconds_count{{api=\"{}\"}}", spec.id);
     assert_eq!(sample(&parked, &aged), 1.0, "{parked}");
+    // Ten records, one delivered and committed: the parked consumer is 9 behind (statistics
+    // come every 5 s).
+    let lag = format!("kafka_edge_consumer_lag_records{{api=\"{}\"}}", spec.id);
+    let mut behind = 0.0;
+    for _ in 0..100 {
+        let page = http.get(format!("{admin}/metrics")).send().await.expect("/metrics").text().await.expect("text");
+        behind = sample(&page, &lag);
+        if behind == 9.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(behind, 9.0, "the warm consumer's lag");
 
     // A GET that waits for messages until its 3 s window ends keeps the drain going.
     let waiting = tokio::spawn({

@@ -208,6 +208,9 @@ async fn server_errors_are_retried_without_loss() {
     assert!(eventually(|| callback.count() >= 6).await, "delivered: {:?}", callback.bodies());
     // Three failed calls of `a`, then a, b, c once each: nothing lost, order kept.
     assert_eq!(callback.bodies(), vec!["a", "a", "a", "a", "b", "c"]);
+    let calls = |outcome: &str| format!("kafka_edge_webhook_calls_total{{api=\"{}\",outcome=\"{outcome}\"}}", api.id);
+    assert_eq!(edge.metric(&calls("failed")).await, 3.0);
+    assert_eq!(edge.metric(&calls("delivered")).await, 3.0);
     edge.stop().await;
 }
 
@@ -358,6 +361,10 @@ async fn a_rejected_message_goes_to_the_dlq_and_delivery_goes_on() {
     let dead = tokio::task::spawn_blocking(move || read_records(&dlq, 1)).await.expect("read dlq");
     assert_eq!(payload(&dead[0]), "bad");
     assert_eq!(rdkafka::Message::key(&dead[0]), Some(&b"k1"[..]));
+    let labels = format!("{{api=\"{}\"", api.id);
+    assert_eq!(edge.metric(&format!("kafka_edge_webhook_dead_letters_total{labels}}}")).await, 1.0);
+    assert_eq!(edge.metric(&format!("kafka_edge_webhook_calls_total{labels},outcome=\"rejected\"}}")).await, 1.0);
+    assert_eq!(edge.metric(&format!("kafka_edge_webhook_calls_total{labels},outcome=\"delivered\"}}")).await, 1.0);
     edge.stop().await;
 }
 

@@ -159,7 +159,7 @@ async fn start(
     origin: Origin,
     joining: Joining,
     warm: Option<WarmSpot>,
-    slot: slots::Slot,
+    mut slot: slots::Slot,
 ) -> (Result<Subscription, EndpointFailure>, Option<bool>) {
     let consumer_protocol = joining != Joining::Classic;
     let learning = joining == Joining::TryConsumer;
@@ -179,7 +179,8 @@ async fn start(
     };
     let callbacks = callbacks
         .with_errors(Box::new(move |error, reason| reporter.client_error(error, reason)))
-        .with_rebalance(Rebalance::new(lifecycle.clone(), cursor, qos != Qos::None));
+        .with_rebalance(Rebalance::new(lifecycle.clone(), cursor, qos != Qos::None))
+        .with_lag(slot.lag_sink(&client_id, &origin.api));
     let consumer: StreamConsumer<Callbacks> = match client::create(&config, callbacks) {
         Ok(consumer) => consumer,
         Err(failure) => return (Err(failure), None),

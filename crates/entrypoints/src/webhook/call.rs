@@ -3,11 +3,13 @@
 //! authentication (basic, token, or an OAuth 2 client-credentials token cached until it expires
 //! or the callback answers 401).
 
+use super::{DeliveryObserver, Unobserved};
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use kafka_edge_definition::subscription::{AuthType, OAuth2Auth, Secret, WebhookSubscriptionConfiguration};
 use kafka_edge_definition::{ProxyType, WebhookConfiguration, WebhookProxy};
 use kafka_edge_message::Message;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Refresh an OAuth 2 token this long before it expires.
@@ -58,9 +60,20 @@ pub struct Caller {
     url: reqwest::Url,
     headers: HeaderMap,
     authentication: Authentication,
+    observer: Arc<dyn DeliveryObserver>,
 }
 
 impl Caller {
+    /// Each call's outcome goes to `observer`.
+    pub fn observed_by(mut self, observer: Arc<dyn DeliveryObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    pub fn observer(&self) -> &dyn DeliveryObserver {
+        &*self.observer
+    }
+
     pub fn new(
         entrypoint: &WebhookConfiguration,
         configuration: &WebhookSubscriptionConfiguration,
@@ -104,7 +117,7 @@ impl Caller {
             (AuthType::None, ..) => Authentication::None,
             _ => return Err(CallerError("auth block missing for its type".into())),
         };
-        Ok(Self { client, url, headers, authentication })
+        Ok(Self { client, url, headers, authentication, observer: Arc::new(Unobserved) })
     }
 
     /// POSTs the message content; message headers first, then subscription headers not already

@@ -6,7 +6,7 @@
 //! consumer leaves its group.
 
 use super::call::{CallOutcome, Caller};
-use super::WebhookEntrypoint;
+use super::{DeliveryObserver, WebhookEntrypoint};
 use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_edge_definition::subscription::{Retry, Subscription};
 use kafka_edge_message::delivery::{self, Receipt};
@@ -41,11 +41,12 @@ pub async fn run(
     webhook: &WebhookEntrypoint,
     subscription: &Subscription,
     subscribe_through: impl Fn() -> (ExecutionContext, Arc<dyn Endpoint>),
+    observer: Arc<dyn DeliveryObserver>,
     cancel: CancellationToken,
 ) -> Option<Stop> {
     let (api_id, id) = (subscription.api_id.clone(), subscription.id.clone());
     let caller = match Caller::new(&webhook.configuration, &subscription.configuration) {
-        Ok(caller) => caller,
+        Ok(caller) => caller.observed_by(observer),
         Err(error) => return Some(Stop { reason: "WEBHOOK_CONFIGURATION_INVALID", message: error.to_string() }),
     };
     tracing::info!(api = %api_id, subscription = %id, "Webhook delivery started.");
@@ -111,7 +112,7 @@ async fn pump(
             biased;
             _ = cancel.cancelled() => return Pumped::Cancelled,
             Some((mut message, receipt, delivered)) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Err(pumped) = settle(&mut message, receipt, delivered, dead_letters).await {
+                if let Err(pumped) = settle(&mut message, receipt, delivered, dead_letters, caller).await {
                     return pumped;
                 }
             }
@@ -149,6 +150,7 @@ async fn settle(
     receipt: Receipt,
     delivered: Delivered,
     dead_letters: Option<(&dyn Endpoint, &ExecutionContext)>,
+    caller: &Caller,
 ) -> Result<(), Pumped> {
     match delivered {
         Delivered::Yes => {}
@@ -164,6 +166,7 @@ async fn settle(
                 let message = format!("Webhook callback rejected a message with status {status} and the dead-letter queue failed: {failure}");
                 return Err(Pumped::Stop(Stop { reason: "MESSAGE_PROCESSING_FAILED", message }));
             }
+            caller.observer().dead_lettered();
         }
         Delivered::Unreachable(detail) => {
             return Err(Pumped::Stop(Stop {
@@ -211,13 +214,23 @@ async fn deliver(
             _ = cancel.cancelled() => return Delivered::Cancelled,
             outcome = caller.call(message) => outcome,
         };
+        let observer = caller.observer();
         let detail = match outcome {
-            CallOutcome::Delivered => return Delivered::Yes,
-            CallOutcome::Rejected(status) => return Delivered::Rejected(status),
-            CallOutcome::Failed { detail, sent: true } if at_most_once => {
-                return Delivered::Unreachable(format!("{detail} (not retried: at-most-once)"))
+            CallOutcome::Delivered => {
+                observer.call("delivered");
+                return Delivered::Yes;
             }
-            CallOutcome::Failed { detail, .. } => detail,
+            CallOutcome::Rejected(status) => {
+                observer.call("rejected");
+                return Delivered::Rejected(status);
+            }
+            CallOutcome::Failed { detail, sent } => {
+                observer.call("failed");
+                if sent && at_most_once {
+                    return Delivered::Unreachable(format!("{detail} (not retried: at-most-once)"));
+                }
+                detail
+            }
         };
         attempt += 1;
         let Some(delay) = retry.delay(attempt) else { return Delivered::Unreachable(detail) };

@@ -10,6 +10,23 @@ pub mod tls;
 
 pub use deliver::{run, Stop};
 
+/// What `/metrics` learns of a subscription's deliveries.
+pub trait DeliveryObserver: Send + Sync {
+    /// One call to the callback ended: `delivered` (2xx), `rejected` (4xx), `failed` (5xx, no
+    /// answer, no connection; retried or, past the retries, the subscription stops).
+    fn call(&self, outcome: &'static str);
+    /// A rejected message went to the dead-letter queue.
+    fn dead_lettered(&self);
+}
+
+/// Deliveries nobody counts.
+pub struct Unobserved;
+
+impl DeliveryObserver for Unobserved {
+    fn call(&self, _: &'static str) {}
+    fn dead_lettered(&self) {}
+}
+
 use kafka_edge_definition::{Qos, WebhookConfiguration};
 use kafka_edge_message::Endpoint;
 use std::sync::Arc;

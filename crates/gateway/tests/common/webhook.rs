@@ -32,7 +32,8 @@ impl Edge {
         let store: Arc<dyn StateStore> = state::open(state).await.expect("state");
         let shutdown = CancellationToken::new();
         let apis = kafka_edge_gateway::ApiTable::new(vec![built(definition)]);
-        let webhooks = Webhooks::new(apis.clone(), store.clone(), shutdown.clone());
+        let metrics: Arc<kafka_edge_gateway::observe::Metrics> = Default::default();
+        let webhooks = Webhooks::counted(apis.clone(), store.clone(), shutdown.clone(), metrics.clone());
         let keys = Arc::new(kafka_edge_gateway::credentials::Credentials::new(apis.clone(), store));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin = format!("http://{}", listener.local_addr().expect("address"));
@@ -40,7 +41,7 @@ impl Edge {
         tokio::spawn(async move {
             let observed = std::sync::Arc::new(kafka_edge_gateway::admin::Observed {
                 readiness: Default::default(),
-                metrics: Default::default(),
+                metrics,
                 clients: Default::default(),
                 apis,
                 ready_requires_clusters: false,
@@ -51,6 +52,15 @@ impl Edge {
         });
         let delivery = tokio::spawn(webhooks.run());
         Self { admin, http: reqwest::Client::new(), shutdown, delivery }
+    }
+
+    /// The value of the sample `series` (name and labels) in `/metrics`, 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let page = self.http.get(format!("{}/metrics", self.admin)).send().await.expect("/metrics");
+        let page = page.text().await.expect("text");
+        page.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |value| value.trim().parse().expect("a number"))
     }
 
     /// One admin API call with the token: status and JSON body (`null` when there is none).
