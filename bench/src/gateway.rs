@@ -174,6 +174,9 @@ impl GatewayProcess {
             .arg("--listen")
             .arg(address.to_string())
             .args(["--admin-listen", "off"])
+            // Every bench client comes from 127.0.0.1, and the idle-stream scenario holds hundreds
+            // of consumers: the per-address limit would refuse them.
+            .args(["--max-consumers", "1000000", "--max-consumers-per-address", "1000000"])
             .arg("--state")
             .arg(format!("file:{}", temp.join("state.json").display()))
             .args(options)

@@ -39,6 +39,8 @@ pub struct LoadedApi {
     pub push_plans: Vec<String>,
     /// Open WebSocket sessions, which outlive the HTTP server's view of their request.
     pub websockets: websocket::Sessions,
+    /// The definition it was built from (for its AsyncAPI document).
+    pub definition: Arc<ApiDefinition>,
     /// The topics the definition names, the only topic labels of `/metrics` (crate::metered).
     pub named_topics: Arc<[String]>,
     /// Cancelled when this version's streams must end: at shutdown, or a grace period after a
@@ -88,6 +90,7 @@ impl LoadedApi {
                 websockets: Default::default(),
                 closing: CancellationToken::new(),
                 named_topics: named_topics(definition),
+                definition: Arc::new(definition.clone()),
             }),
             _ => Err(problems),
         }

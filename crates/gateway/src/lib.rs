@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod api;
 pub mod apis;
+pub mod asyncapi;
 pub mod client_identifier;
 pub mod clusters;
 pub mod cors;

@@ -239,6 +239,12 @@ enum Command {
         #[command(flatten)]
         consumers: Box<ConsumerArgs>,
     },
+    /// Print the AsyncAPI 3.0 document of an API definition (exit 1 with its problems if invalid).
+    Asyncapi {
+        /// An API definition file (.json, .yaml, .yml).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Check API definitions: exit 0 when all are valid, otherwise print one line per problem.
     Validate {
         /// API definition files (.json, .yaml, .yml) or directories of them, searched recursively.
@@ -289,6 +295,7 @@ fn main() -> ExitCode {
             run(apis, listen, serving, options, consumers.options(), running)
         }),
         Command::Validate { paths } => Ok(validate(&paths)),
+        Command::Asyncapi { file } => Ok(asyncapi(&file)),
     };
     let code = match result {
         Ok(code) => code,
@@ -332,6 +339,28 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Err(problems) => {
+            for problem in &problems {
+                println!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn asyncapi(file: &std::path::Path) -> ExitCode {
+    match Definitions::load(vec![file.to_path_buf()], Arc::new(KafkaClients::default())) {
+        Ok(loaded) => match loaded.apis().first() {
+            Some(api) => {
+                let document = kafka_edge_gateway::asyncapi::document(&api.definition);
+                println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            None => {
+                println!("no API definition (.json, .yaml, .yml) found at {}", file.display());
+                ExitCode::FAILURE
+            }
+        },
         Err(problems) => {
             for problem in &problems {
                 println!("{problem}");

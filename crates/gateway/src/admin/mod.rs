@@ -34,6 +34,7 @@ const MAX_BODY: usize = 1024 * 1024;
 struct Admin {
     webhooks: Arc<Webhooks>,
     credentials: Arc<Credentials>,
+    apis: Arc<crate::ApiTable>,
     token: Arc<str>,
 }
 
@@ -71,9 +72,9 @@ pub fn router(observed: Arc<Observed>, admin: Option<(Arc<Webhooks>, Arc<Credent
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(observed);
+        .with_state(observed.clone());
     let rest = match admin {
-        Some((webhooks, credentials, token)) => protected(webhooks, credentials, token),
+        Some((webhooks, credentials, token)) => protected(webhooks, credentials, observed.apis.clone(), token),
         None => Router::new().fallback(|| async {
             let message = format!("The admin API is off: set {TOKEN_ENV} to serve it");
             error(StatusCode::NOT_FOUND, &message, None)
@@ -99,9 +100,15 @@ async fn metrics(State(observed): State<Arc<Observed>>) -> Response {
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
-fn protected(webhooks: Arc<Webhooks>, credentials: Arc<Credentials>, token: &str) -> Router {
-    let admin = Admin { webhooks, credentials, token: token.into() };
+fn protected(
+    webhooks: Arc<Webhooks>,
+    credentials: Arc<Credentials>,
+    apis: Arc<crate::ApiTable>,
+    token: &str,
+) -> Router {
+    let admin = Admin { webhooks, credentials, apis, token: token.into() };
     Router::new()
+        .route("/apis/{api}/asyncapi", get(asyncapi))
         .route("/apis/{api}/subscriptions", get(list).post(create))
         .route("/apis/{api}/subscriptions/{id}", get(read).delete(remove))
         .route("/apis/{api}/keys", get(list_keys).post(create_key))
@@ -210,6 +217,14 @@ async fn create(State(admin): State<Admin>, Path(api): Path<String>, body: Bytes
     }
     admin.webhooks.reconcile().await;
     answer(StatusCode::CREATED, &subscription)
+}
+
+/// The AsyncAPI document of a served API (its current version).
+async fn asyncapi(State(admin): State<Admin>, Path(api): Path<String>) -> Response {
+    match admin.apis.get(&api) {
+        Some(loaded) => Json(crate::asyncapi::document(&loaded.definition)).into_response(),
+        None => error(StatusCode::NOT_FOUND, &format!("API `{api}` not found"), None),
+    }
 }
 
 async fn list(State(admin): State<Admin>, Path(api): Path<String>) -> Response {
