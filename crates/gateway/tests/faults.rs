@@ -15,8 +15,26 @@ const PRODUCE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest an answer may take past the produce timeout on a loaded machine.
 const MARGIN: Duration = Duration::from_secs(5);
 
-async fn private_broker() -> PrivateBroker {
-    tokio::task::spawn_blocking(|| PrivateBroker::start("")).await.expect("private broker")
+/// A private broker with a one-partition topic, and a gateway (`--produce-timeout 2`) serving
+/// the test API on it, shaped by `adjust`.
+struct Fault {
+    broker: PrivateBroker,
+    topic: String,
+    spec: ApiSpec,
+    gateway: GatewayProcess,
+    _dir: tempfile::TempDir,
+}
+
+async fn fault(prefix: &str, adjust: impl FnOnce(&mut ApiSpec)) -> Fault {
+    let broker = tokio::task::spawn_blocking(|| PrivateBroker::start("")).await.expect("private broker");
+    let topic = unique(prefix);
+    create_topic_on(broker.bootstrap(), &topic, 1).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.bootstrap = broker.bootstrap().to_string();
+    adjust(&mut spec);
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = gateway_for(dir.path(), &spec).await;
+    Fault { broker, topic, spec, gateway, _dir: dir }
 }
 
 /// A gateway process with `--produce-timeout 2` serving `spec`, once it answers.
@@ -47,13 +65,7 @@ async fn post(gateway: &GatewayProcess, path: &str, body: &str) -> (u16, Value, 
 
 #[tokio::test]
 async fn a_hung_broker_gets_a_504_within_the_produce_timeout_and_posts_recover_without_a_restart() {
-    let broker = private_broker().await;
-    let topic = unique("hung");
-    create_topic_on(broker.bootstrap(), &topic, 1).await;
-    let mut spec = ApiSpec::new(&topic);
-    spec.bootstrap = broker.bootstrap().to_string();
-    let dir = tempfile::tempdir().expect("dir");
-    let gateway = gateway_for(dir.path(), &spec).await;
+    let Fault { broker, topic, spec, gateway, _dir } = fault("hung", |_| {}).await;
     let (status, body, _) = post(&gateway, &spec.path, "before").await;
     assert_eq!(status, 202, "{body}");
 
@@ -84,13 +96,7 @@ async fn a_hung_broker_gets_a_504_within_the_produce_timeout_and_posts_recover_w
 
 #[tokio::test]
 async fn posts_while_the_broker_is_down_fail_in_time_and_nothing_acknowledged_is_lost() {
-    let broker = private_broker().await;
-    let topic = unique("down");
-    create_topic_on(broker.bootstrap(), &topic, 1).await;
-    let mut spec = ApiSpec::new(&topic);
-    spec.bootstrap = broker.bootstrap().to_string();
-    let dir = tempfile::tempdir().expect("dir");
-    let gateway = gateway_for(dir.path(), &spec).await;
+    let Fault { broker, topic, spec, gateway, _dir } = fault("down", |_| {}).await;
     let mut acknowledged = Vec::new();
     for index in 0..3 {
         let value = format!("up-{index}");
@@ -149,14 +155,7 @@ async fn post_until_accepted(gateway: &GatewayProcess, path: &str, value: &str) 
 
 #[tokio::test]
 async fn an_at_least_once_sse_client_resuming_with_last_event_id_misses_nothing_across_a_broker_restart() {
-    let broker = private_broker().await;
-    let topic = unique("sse-restart");
-    create_topic_on(broker.bootstrap(), &topic, 1).await;
-    let mut spec = ApiSpec::new(&topic);
-    spec.bootstrap = broker.bootstrap().to_string();
-    spec.sse_qos = "at-least-once";
-    let dir = tempfile::tempdir().expect("dir");
-    let gateway = gateway_for(dir.path(), &spec).await;
+    let Fault { broker, spec, gateway, _dir, .. } = fault("sse-restart", |spec| spec.sse_qos = "at-least-once").await;
     let before: Vec<String> = (0..5).map(|index| format!("before-{index}")).collect();
     for value in &before {
         post_until_accepted(&gateway, &spec.path, value).await;
@@ -232,15 +231,11 @@ async fn an_at_least_once_sse_client_resuming_with_last_event_id_misses_nothing_
 
 #[tokio::test]
 async fn an_http_get_during_an_outage_answers_the_error_object_and_commits_nothing() {
-    let broker = private_broker().await;
-    let topic = unique("get-outage");
-    create_topic_on(broker.bootstrap(), &topic, 1).await;
-    let mut spec = ApiSpec::new(&topic);
-    spec.bootstrap = broker.bootstrap().to_string();
-    spec.http_get_qos = "at-least-once";
-    spec.http_get = serde_json::json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 3000});
-    let dir = tempfile::tempdir().expect("dir");
-    let gateway = gateway_for(dir.path(), &spec).await;
+    let Fault { broker, spec, gateway, _dir, .. } = fault("get-outage", |spec| {
+        spec.http_get_qos = "at-least-once";
+        spec.http_get = serde_json::json!({"messagesLimitCount": 10, "messagesLimitDurationMs": 3000});
+    })
+    .await;
     for value in ["kept-0", "kept-1"] {
         post_until_accepted(&gateway, &spec.path, value).await;
     }
