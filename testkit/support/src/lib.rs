@@ -249,7 +249,26 @@ pub struct PrivateBroker {
 impl PrivateBroker {
     /// Starts it with these extra `server.properties` lines (`name=value`, space-separated),
     /// which win over the test bed's defaults. Blocking: takes the broker's start time.
+    ///
+    /// Its ports are free ones picked just before the start: another broker of this process
+    /// starting at the same time could pick a port freed in between, so starts take turns, and a
+    /// start that fails (a port taken meanwhile by any socket) is tried again on new ports.
     pub fn start(properties: &str) -> Self {
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = STARTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let broker = Self::on_free_ports(properties);
+            let started = broker.testkit("up");
+            if started.status.success() {
+                return broker;
+            }
+            failures.push(String::from_utf8_lossy(&started.stderr).into_owned());
+        }
+        panic!("private broker did not start in 3 tries: {}", failures.join("\n---\n"));
+    }
+
+    fn on_free_ports(properties: &str) -> Self {
         let ports: Vec<u16> = (0..5)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
             .collect::<Vec<_>>()
@@ -266,10 +285,7 @@ impl PrivateBroker {
             ("KAFKA_EDGE_TESTKIT_SASL_SSL_PORT", ports[4].to_string()),
             ("KAFKA_EDGE_TESTKIT_BROKER_PROPERTIES", properties.to_string()),
         ];
-        let broker = Self { env, bootstrap: format!("127.0.0.1:{}", ports[0]) };
-        let started = broker.testkit("up");
-        assert!(started.status.success(), "private broker did not start: {}", String::from_utf8_lossy(&started.stderr));
-        broker
+        Self { env, bootstrap: format!("127.0.0.1:{}", ports[0]) }
     }
 
     pub fn bootstrap(&self) -> &str {
