@@ -41,8 +41,10 @@ pub struct LoadedApi {
     pub websockets: websocket::Sessions,
     /// The definition it was built from (for its AsyncAPI document).
     pub definition: Arc<ApiDefinition>,
+    /// The API's id as a `/metrics` label, shared by every request's counters.
+    pub metric_id: Arc<str>,
     /// The topics the definition names, the only topic labels of `/metrics` (crate::metered).
-    pub named_topics: Arc<[String]>,
+    pub named_topics: Arc<[Arc<str>]>,
     /// Cancelled when this version's streams must end: at shutdown, or a grace period after a
     /// reload replaced or removed it (crate::apis).
     pub closing: CancellationToken,
@@ -89,6 +91,7 @@ impl LoadedApi {
                     .collect(),
                 websockets: Default::default(),
                 closing: CancellationToken::new(),
+                metric_id: Arc::from(definition.id.as_str()),
                 named_topics: named_topics(definition),
                 definition: Arc::new(definition.clone()),
             }),
@@ -107,13 +110,13 @@ impl LoadedApi {
 }
 
 /// Every topic a producer or consumer of the definition names literally (not an expression).
-fn named_topics(definition: &ApiDefinition) -> Arc<[String]> {
-    let mut topics: Vec<String> = Vec::new();
+fn named_topics(definition: &ApiDefinition) -> Arc<[Arc<str>]> {
+    let mut topics: Vec<Arc<str>> = Vec::new();
     let endpoints = definition.endpoint_groups.iter().flat_map(|group| &group.endpoints);
     for shared in endpoints.map(|endpoint| &endpoint.shared_configuration) {
         for topic in shared.producer.topics.iter().chain(&shared.consumer.topics) {
-            if !topic.contains('{') && !topics.contains(topic) {
-                topics.push(topic.clone());
+            if !topic.contains('{') && !topics.iter().any(|named| **named == **topic) {
+                topics.push(Arc::from(topic.as_str()));
             }
         }
     }

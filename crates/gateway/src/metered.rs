@@ -7,17 +7,18 @@ use crate::observe::Metrics;
 use kafka_edge_message::{
     Endpoint, EndpointFailure, ExecutionContext, Message, RecordPosition, SubscribeOptions, Subscription, Transformed,
 };
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The label of topics a definition does not name.
 pub const OTHER_TOPIC: &str = "other";
+static OTHER_LABEL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(OTHER_TOPIC));
 
 pub struct Metered {
     inner: Arc<dyn Endpoint>,
     api: Arc<str>,
     /// The topics the definition names (producer and consumer), the only topic labels.
-    named_topics: Arc<[String]>,
+    named_topics: Arc<[Arc<str>]>,
     metrics: Arc<Metrics>,
 }
 
@@ -25,18 +26,16 @@ impl Metered {
     pub fn wrap(
         inner: Arc<dyn Endpoint>,
         api: Arc<str>,
-        named_topics: Arc<[String]>,
+        named_topics: Arc<[Arc<str>]>,
         metrics: Arc<Metrics>,
     ) -> Arc<dyn Endpoint> {
         Arc::new(Self { inner, api, named_topics, metrics })
     }
 }
 
-fn topic_label(named: &[String], topic: &str) -> Arc<str> {
-    match named.iter().find(|name| *name == topic) {
-        Some(name) => Arc::from(name.as_str()),
-        None => Arc::from(OTHER_TOPIC),
-    }
+/// Shares the label's `Arc`: metering a record allocates nothing.
+fn topic_label<'a>(named: &'a [Arc<str>], topic: &str) -> &'a Arc<str> {
+    named.iter().find(|name| ***name == *topic).unwrap_or(&OTHER_LABEL)
 }
 
 #[async_trait::async_trait]
@@ -52,10 +51,8 @@ impl Endpoint for Metered {
         match &published {
             Ok(positions) => {
                 self.metrics.clusters.answered(&self.api);
-                self.metrics.acknowledged(&self.api, started.elapsed());
-                for position in positions {
-                    self.metrics.produced(&self.api, &topic_label(&self.named_topics, &position.topic), bytes);
-                }
+                let topics = positions.iter().map(|position| topic_label(&self.named_topics, &position.topic));
+                self.metrics.produced(&self.api, topics, bytes, started.elapsed());
             }
             Err(failure) => {
                 self.metrics.clusters.failed(&self.api, failure);
@@ -81,12 +78,11 @@ impl Endpoint for Metered {
                 metrics.clusters.answered(&api);
             }
             if let Some(metadata) = &message.metadata {
-                let topic = topic_label(&named, &metadata.topic);
-                metrics.consumed(&api, &topic, message.content.len());
-                if let Some(timestamp) = metadata.source_timestamp {
+                let age = metadata.source_timestamp.map(|timestamp| {
                     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-                    metrics.record_age(&api, now.saturating_sub(timestamp).max(0) as f64 / 1000.0);
-                }
+                    now.saturating_sub(timestamp).max(0) as f64 / 1000.0
+                });
+                metrics.consumed(&api, topic_label(&named, &metadata.topic), message.content.len(), age);
             }
             Transformed::Keep(message)
         }))
@@ -107,8 +103,8 @@ mod tests {
 
     #[test]
     fn only_topics_the_definition_names_are_labels() {
-        let named = ["orders".to_string(), "payments".to_string()];
-        assert_eq!(&*topic_label(&named, "orders"), "orders");
-        assert_eq!(&*topic_label(&named, "orders-from-a-header"), OTHER_TOPIC);
+        let named: [Arc<str>; 2] = [Arc::from("orders"), Arc::from("payments")];
+        assert_eq!(&**topic_label(&named, "orders"), "orders");
+        assert_eq!(&**topic_label(&named, "orders-from-a-header"), OTHER_TOPIC);
     }
 }

@@ -154,24 +154,27 @@ impl Metrics {
         update(series)
     }
 
-    fn traffic(&self, api: &Arc<str>, topic: &Arc<str>, update: impl FnOnce(&mut Traffic)) {
-        self.endpoint(api, |series| match series.topics.get_mut(topic) {
-            Some(traffic) => update(traffic),
-            None => update(series.topics.entry(topic.clone()).or_default()),
-        });
+    fn traffic<'s>(series: &'s mut EndpointSeries, topic: &Arc<str>) -> &'s mut Traffic {
+        series.topics.entry(topic.clone()).or_default()
     }
 
-    /// One record of `bytes` was acknowledged on `topic` (a label: named or `other`).
-    pub fn produced(&self, api: &Arc<str>, topic: &Arc<str>, bytes: usize) {
-        self.traffic(api, topic, |traffic| {
-            traffic.produced += 1;
-            traffic.produced_bytes += bytes as u64;
+    /// A publish of `api` was acknowledged `elapsed` after it started, as one record of `bytes`
+    /// on each of `topics` (labels: named or `other`).
+    pub fn produced<'t>(
+        &self,
+        api: &Arc<str>,
+        topics: impl Iterator<Item = &'t Arc<str>>,
+        bytes: usize,
+        elapsed: Duration,
+    ) {
+        self.endpoint(api, |series| {
+            series.acknowledgements.observe(&BUCKETS, elapsed.as_secs_f64());
+            for topic in topics {
+                let traffic = Self::traffic(series, topic);
+                traffic.produced += 1;
+                traffic.produced_bytes += bytes as u64;
+            }
         });
-    }
-
-    /// A publish of `api` was acknowledged `elapsed` after it started.
-    pub fn acknowledged(&self, api: &Arc<str>, elapsed: Duration) {
-        self.endpoint(api, |series| series.acknowledgements.observe(&BUCKETS, elapsed.as_secs_f64()));
     }
 
     /// A publish of `api` failed with the failure `key`.
@@ -179,11 +182,16 @@ impl Metrics {
         self.endpoint(api, |series| *series.produce_failures.entry(key).or_default() += 1);
     }
 
-    /// One record of `bytes` was consumed from `topic` and handed to a client.
-    pub fn consumed(&self, api: &Arc<str>, topic: &Arc<str>, bytes: usize) {
-        self.traffic(api, topic, |traffic| {
+    /// One record of `bytes` was consumed from `topic` and handed to a client, `age` seconds
+    /// after its timestamp.
+    pub fn consumed(&self, api: &Arc<str>, topic: &Arc<str>, bytes: usize, age: Option<f64>) {
+        self.endpoint(api, |series| {
+            let traffic = Self::traffic(series, topic);
             traffic.consumed += 1;
             traffic.consumed_bytes += bytes as u64;
+            if let Some(age) = age {
+                series.record_ages.observe(&AGE_BUCKETS, age);
+            }
         });
     }
 
@@ -195,11 +203,6 @@ impl Metrics {
     /// A message `api`'s callback rejected went to the dead-letter queue.
     pub fn webhook_dead_letter(&self, api: &Arc<str>) {
         *lock(&self.webhook_calls).entry((api.clone(), DEAD_LETTER)).or_default() += 1;
-    }
-
-    /// A record handed to a client of `api` was `seconds` old (by its timestamp).
-    pub fn record_age(&self, api: &Arc<str>, seconds: f64) {
-        self.endpoint(api, |series| series.record_ages.observe(&AGE_BUCKETS, seconds));
     }
 
     pub fn unrouted(&self) {

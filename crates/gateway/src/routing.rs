@@ -265,7 +265,7 @@ async fn serve(gateway: &Gateway, served: Served<'_>, request: Request) -> Respo
 /// The API's endpoint, counted for `/metrics`.
 fn metered(gateway: &Gateway, api: &LoadedApi) -> Arc<dyn kafka_edge_message::Endpoint> {
     let metrics = gateway.options.metrics.clone();
-    Metered::wrap(api.endpoint.clone(), Arc::from(api.id.as_str()), api.named_topics.clone(), metrics)
+    Metered::wrap(api.endpoint.clone(), api.metric_id.clone(), api.named_topics.clone(), metrics)
 }
 
 /// Takes a credential the plan does not propagate off the request, so that flows, expressions,

@@ -22,7 +22,7 @@ pub(crate) use rebalance::Rebalance;
 pub(crate) use slots::ConsumerSlots;
 pub(crate) use warm::WarmConsumers;
 
-use crate::client::{self, Callbacks, Role};
+use crate::client::{self, Callbacks, FetchWait, Role};
 use crate::cursor::Cursor;
 use crate::failure::{missing_topic, probe_cluster, topic_exists, unknown};
 use crate::producer::short_uuid;
@@ -169,6 +169,7 @@ async fn start(
         auto_offset_reset: settings.auto_offset_reset,
         auto_commit: qos != Qos::None,
         consumer_protocol,
+        fetch_wait: if origin.entrypoint == "http-get" { FetchWait::Page } else { FetchWait::Stream },
     };
     let config = client::config(&settings.connection, &client_id, &role);
     let lifecycle = Arc::new(Lifecycle::default());
