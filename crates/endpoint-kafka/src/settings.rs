@@ -188,6 +188,14 @@ pub(crate) struct ConsumerSettings {
     pub check_topic_existence: bool,
 }
 
+/// Whether this build authenticates with SASL/GSSAPI (Kerberos): the `gssapi` feature, on by
+/// default, links Cyrus SASL; the static binary (`scripts/release`) leaves it out, because GSSAPI
+/// needs `kinit` and a SASL plugin at run time anyway.
+pub const GSSAPI_BUILT_IN: bool = cfg!(feature = "gssapi");
+
+const GSSAPI_LEFT_OUT: &str = "`GSSAPI` is not in this build of kafka-edge (the static binary leaves Kerberos out); \
+     use the standard build (cargo install --path crates/gateway) on a host with kinit and the Cyrus SASL GSSAPI plugin";
+
 impl Resolver {
     /// Compiles every property and reads the TLS stores: a store that cannot be read, or a
     /// wrong password, fails here, when the API loads. Problems name the property below the
@@ -222,6 +230,11 @@ impl Resolver {
         let expression =
             |path: &'static str| move |error: ParseError| Problem::new(path, format!("invalid expression: {error}"));
         let jaas_problem = |message: String| Problem::new("security.sasl.saslJaasConfig", message);
+        if let Some(Dynamic::Static(SaslMechanism::Gssapi)) = sasl.and_then(|s| s.sasl_mechanism.as_ref()) {
+            if !GSSAPI_BUILT_IN {
+                return Err(Problem::new("security.sasl.saslMechanism", GSSAPI_LEFT_OUT.to_string()));
+            }
+        }
         if let Some(jaas) = sasl.and_then(|s| s.sasl_jaas_config.as_deref()).filter(|j| !j.contains("{#")) {
             let login = JaasConfig::parse(jaas)
                 .and_then(|config| LoginModule::from_jaas(&config))
@@ -310,6 +323,9 @@ pub fn static_connection(
                     ),
                 ))
             }
+            Some(Dynamic::Static(SaslMechanism::Gssapi)) if !GSSAPI_BUILT_IN => {
+                return Err(refuse("security.sasl.saslMechanism", GSSAPI_LEFT_OUT))
+            }
             Some(Dynamic::Static(_)) => {}
         }
         match sasl.sasl_jaas_config.as_deref() {
@@ -394,6 +410,7 @@ impl Resolver {
                 properties.insert("sasl.username", username);
                 properties.insert("sasl.password", password);
             }
+            (SaslMechanism::Gssapi, _) if !GSSAPI_BUILT_IN => return Err(self.invalid(mechanism_path, GSSAPI_LEFT_OUT)),
             (SaslMechanism::Gssapi, LoginModule::Kerberos { principal, key_tab, service_name, .. }) => {
                 properties.insert("sasl.mechanism", "GSSAPI");
                 properties.insert("sasl.kerberos.service.name", service_name.unwrap_or_else(|| "kafka".into()));

@@ -254,9 +254,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let ca_bundle = point_openssl_at_system_certificates();
     limit_malloc_arenas();
     let cli = Cli::parse();
     let log = init_logging(cli.log_format);
+    if let Some(bundle) = ca_bundle {
+        tracing::debug!(bundle = %bundle.display(), "Trusting the system's CA certificates.");
+    }
     let result = match cli.command {
         Command::Run {
             apis,
@@ -563,3 +567,31 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+/// The static binary's OpenSSL was built with its own directory, which does not exist where the
+/// binary runs: without a trust store, TLS to Kafka (librdkafka) and to webhooks (reqwest) would
+/// trust nothing. Points OpenSSL at the first CA bundle of the usual distributions (and of the
+/// container image) through `SSL_CERT_FILE`, which both honour, unless `SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` already says where. Runs before any thread exists.
+#[cfg(feature = "static")]
+fn point_openssl_at_system_certificates() -> Option<PathBuf> {
+    const BUNDLES: [&str; 5] = [
+        "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine, distroless
+        "/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+        "/etc/ssl/ca-bundle.pem",             // openSUSE
+        "/etc/ssl/cert.pem",                  // Alpine, macOS
+        "/etc/pki/tls/cacert.pem",            // OpenELEC
+    ];
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return None;
+    }
+    let bundle = BUNDLES.iter().map(PathBuf::from).find(|path| path.is_file())?;
+    std::env::set_var("SSL_CERT_FILE", &bundle);
+    Some(bundle)
+}
+
+/// A build that links the system's OpenSSL finds the system's CA certificates itself.
+#[cfg(not(feature = "static"))]
+fn point_openssl_at_system_certificates() -> Option<PathBuf> {
+    None
+}
