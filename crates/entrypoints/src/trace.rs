@@ -32,26 +32,51 @@ pub fn carry(request: &Headers, message: &mut Message) {
     }
 }
 
-/// `version-traceid-parentid-flags`: 2, 32, 16 and 2 lower-case hex digits; version `ff` and
-/// all-zero ids are invalid. A version above 00 may append fields after a dash.
-fn is_valid_traceparent(value: &str) -> bool {
-    let hex =
-        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let mut parts = value.trim().split('-');
-    let (Some(version), Some(trace_id), Some(parent_id), Some(flags)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
+/// A valid `traceparent`: `version-traceid-parentid-flags`, 2, 32, 16 and 2 lower-case hex
+/// digits; version `ff` and all-zero ids are invalid, and a version above 00 may append fields
+/// after a dash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub parent_id: [u8; 8],
+    pub flags: u8,
+}
+
+impl TraceParent {
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.trim().split('-');
+        let (version, trace_id, parent_id, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let [version] = lower_hex::<1>(version)?;
+        if version == 0xff || (version == 0 && parts.next().is_some()) {
+            return None;
+        }
+        let trace_id = lower_hex::<16>(trace_id).filter(|id| id.iter().any(|b| *b != 0))?;
+        let parent_id = lower_hex::<8>(parent_id).filter(|id| id.iter().any(|b| *b != 0))?;
+        let [flags] = lower_hex::<1>(flags)?;
+        Some(Self { trace_id, parent_id, flags })
+    }
+}
+
+/// Exactly `2 * N` lower-case hex digits as bytes.
+fn lower_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let digits = text.as_bytes();
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let value = |digit: u8| match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
     };
-    let rest_allowed = version != "00" || parts.next().is_none();
-    hex(version, 2)
-        && version != "ff"
-        && hex(trace_id, 32)
-        && trace_id.bytes().any(|b| b != b'0')
-        && hex(parent_id, 16)
-        && parent_id.bytes().any(|b| b != b'0')
-        && hex(flags, 2)
-        && rest_allowed
+    let mut bytes = [0u8; N];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = value(pair[0])? << 4 | value(pair[1])?;
+    }
+    Some(bytes)
+}
+
+fn is_valid_traceparent(value: &str) -> bool {
+    TraceParent::parse(value).is_some()
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The access log (docs/operations.md#access-log): one line per request, written when its response
 //! body is done, and for SSE and WebSocket one line when the stream opens and one when it ends.
 //! Lines go to the `kafka_edge::access` target at INFO. The path is logged without its query
-//! string, which may carry an API key or an access token.
+//! string, which may carry an API key or an access token. The same record ends the request's
+//! OpenTelemetry span (crate::otel), when it has one.
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -13,7 +14,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+use crate::otel::{FinishedSpan, OpenSpan, Tracer, Value};
 
 /// The log target of access lines (`RUST_LOG=kafka_edge::access=off` also silences them).
 pub const TARGET: &str = "kafka_edge::access";
@@ -21,6 +24,9 @@ pub const TARGET: &str = "kafka_edge::access";
 /// One request as the access log sees it. Shared by the response body and the entrypoint's
 /// stream; the closing line is written when the last of them lets go.
 pub struct Access {
+    /// Whether lines are written (`--access-log`); off, the record only ends a span.
+    log: bool,
+    span: Mutex<Option<Traced>>,
     method: Method,
     path: String,
     client: IpAddr,
@@ -37,9 +43,18 @@ pub struct Access {
     reason: Mutex<Option<String>>,
 }
 
+/// The span of a traced request, and the context path (`http.route`) that named it.
+struct Traced {
+    tracer: Arc<Tracer>,
+    span: OpenSpan,
+    route: String,
+}
+
 impl Access {
-    pub fn new(method: &Method, path: &str, client: IpAddr) -> Arc<Self> {
+    pub fn new(log: bool, method: &Method, path: &str, client: IpAddr) -> Arc<Self> {
         Arc::new(Self {
+            log,
+            span: Mutex::new(None),
             method: method.clone(),
             path: path.to_owned(),
             client,
@@ -62,6 +77,12 @@ impl Access {
         *self.api.lock().unwrap_or_else(PoisonError::into_inner) = Some((api.to_owned(), entrypoint));
     }
 
+    /// The request is traced: `span` ends when this record does.
+    pub fn trace(&self, tracer: Arc<Tracer>, span: OpenSpan, route: &str) {
+        let traced = Traced { tracer, span, route: route.to_owned() };
+        *self.span.lock().unwrap_or_else(PoisonError::into_inner) = Some(traced);
+    }
+
     /// The size of the request body that was read.
     pub fn read(&self, bytes: usize) {
         self.bytes_in.store(bytes as u64, Ordering::Relaxed);
@@ -79,6 +100,8 @@ impl Access {
             .is_some_and(|value| value.starts_with("text/event-stream"));
         if status == StatusCode::SWITCHING_PROTOCOLS || (status.is_success() && is_event_stream) {
             self.stream.store(true, Ordering::Relaxed);
+        }
+        if self.log && self.stream.load(Ordering::Relaxed) {
             let (api, entrypoint) = self.api_and_entrypoint();
             tracing::info!(
                 target: TARGET,
@@ -120,6 +143,44 @@ impl StreamActivity for Access {
 
 impl Drop for Access {
     fn drop(&mut self) {
+        if let Some(traced) = self.span.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            self.end_span(traced);
+        }
+        if self.log {
+            self.write_line();
+        }
+    }
+}
+
+impl Access {
+    fn end_span(&self, traced: Traced) {
+        let Traced { tracer, span, route } = traced;
+        let (api, entrypoint) = self.api_and_entrypoint();
+        let status = self.status.load(Ordering::Relaxed);
+        let mut attributes = vec![
+            ("http.request.method", Value::Text(self.method.to_string())),
+            ("http.route", Value::Text(route.clone())),
+            ("url.path", Value::Text(self.path.clone())),
+            ("client.address", Value::Text(self.client.to_string())),
+            ("http.response.status_code", Value::Int(i64::from(status))),
+            ("kafka_edge.api", Value::Text(api)),
+            ("kafka_edge.entrypoint", Value::Text(entrypoint.to_owned())),
+        ];
+        if self.stream.load(Ordering::Relaxed) {
+            attributes.push(("kafka_edge.messages_out", Value::Int(self.messages_out.load(Ordering::Relaxed) as i64)));
+            attributes.push(("kafka_edge.messages_in", Value::Int(self.messages_in.load(Ordering::Relaxed) as i64)));
+        }
+        tracer.end(FinishedSpan {
+            span,
+            name: format!("{} {route}", self.method),
+            ended: SystemTime::now(),
+            attributes,
+            // OpenTelemetry's HTTP conventions: a server span is an error for 5xx answers only.
+            error: (status >= 500).then(|| format!("answered {status}")),
+        });
+    }
+
+    fn write_line(&self) {
         let (api, entrypoint) = self.api_and_entrypoint();
         let duration_ms = (self.started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let status = self.status.load(Ordering::Relaxed);
@@ -131,7 +192,7 @@ impl Drop for Access {
             tracing::info!(target: TARGET, %method, %path, api, entrypoint, status, duration_ms, bytes_in, bytes_out, %client, "Request.");
             return;
         }
-        let reason = self.reason.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let reason = self.reason.lock().unwrap_or_else(PoisonError::into_inner).take();
         let reason = match reason {
             Some(reason) => reason,
             None if self.body_done.load(Ordering::Relaxed) => "ended".to_owned(),

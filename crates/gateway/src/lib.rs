@@ -14,6 +14,7 @@ pub mod forwarded;
 pub mod listener;
 pub mod metered;
 pub mod observe;
+pub mod otel;
 pub mod plan;
 pub mod reload;
 mod routing;
@@ -69,6 +70,8 @@ pub struct Options {
     pub readiness: Arc<Readiness>,
     /// One line per request, and per stream opening and end (`--access-log`).
     pub access_log: bool,
+    /// Spans of served requests, exported over OTLP (`OTEL_*`; crate::otel).
+    pub tracer: Option<Arc<otel::Tracer>>,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             metrics: Default::default(),
             readiness: Default::default(),
             access_log: true,
+            tracer: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use kafka_edge_gateway::listener::{
     ClientAuth, ListenerOptions, Tls, TlsFiles, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
 };
 use kafka_edge_gateway::observe::Metrics;
+use kafka_edge_gateway::otel::{OtlpSettings, Tracer};
 use kafka_edge_gateway::reload::Definitions;
 use kafka_edge_gateway::{ApiTable, Gateway, LoadedApi, Options as GatewayOptions};
 use kafka_edge_message::DEFAULT_MAX_MESSAGE_BYTES;
@@ -408,6 +409,7 @@ fn run(
     if definitions.is_empty() {
         anyhow::bail!("no API definition (.json, .yaml, .yml) found in {paths:?}");
     }
+    let otlp = OtlpSettings::from_env(|name| std::env::var(name).ok()).context("OpenTelemetry export")?;
     for (_, _, ignored) in definitions.files() {
         for ignored in ignored {
             tracing::warn!("{ignored}");
@@ -428,7 +430,16 @@ fn run(
         });
         let started =
             subscriptions::start(apis.clone(), options, observed, shutdown.clone(), admin_shutdown.clone()).await?;
-        let serving = GatewayOptions { state: Some(started.store), ..serving };
+        let tracer = match otlp {
+            Some(settings) => {
+                let endpoint = settings.endpoint.clone();
+                let tracer = Tracer::start(settings).context("OpenTelemetry export")?;
+                tracing::info!(%endpoint, "Exporting spans over OTLP.");
+                Some(tracer)
+            }
+            None => None,
+        };
+        let serving = GatewayOptions { state: Some(started.store), tracer: tracer.clone(), ..serving };
         let (readiness, metrics) = (serving.readiness.clone(), serving.metrics.clone());
         let gateway = Gateway::with_table(apis.clone(), shutdown.clone(), serving);
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -443,6 +454,10 @@ fn run(
         started.delivery.await.ok();
         kafka_edge_gateway::flush(producers).await;
         admin_shutdown.cancel();
+        if let Some(tracer) = tracer {
+            // The spans of the last requests, within the exporter's own timeout.
+            tracer.flush(std::time::Duration::from_secs(10)).await;
+        }
         tracing::info!("Gateway stopped.");
         served?;
         Ok(ExitCode::SUCCESS)

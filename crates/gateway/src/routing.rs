@@ -71,14 +71,14 @@ fn not_served(api: &LoadedApi, method: &Method) -> Response {
 }
 
 /// The API whose context path is the longest prefix (on a segment boundary) of `path`.
-/// With the path below that context path (`/` when the path is the context path).
-fn find_api<'a>(apis: &'a [Arc<LoadedApi>], path: &str) -> Option<(&'a LoadedApi, String)> {
+/// With that context path, and the path below it (`/` when the path is the context path).
+fn find_api<'a>(apis: &'a [Arc<LoadedApi>], path: &str) -> Option<(&'a LoadedApi, &'a str, String)> {
     let contexts =
         apis.iter().enumerate().flat_map(|(index, api)| api.context_paths.iter().map(move |c| (index, c.as_str())));
     let (index, context) = longest_match(contexts, path)?;
     let below = if context == "/" { path } else { &path[context.len()..] };
     let path_info = if below.is_empty() { "/".to_string() } else { below.to_string() };
-    Some((&apis[index], path_info))
+    Some((&apis[index], context, path_info))
 }
 
 fn longest_match<'a>(contexts: impl Iterator<Item = (usize, &'a str)>, path: &str) -> Option<(usize, &'a str)> {
@@ -95,7 +95,7 @@ fn head_size(request: &Request) -> usize {
     line + request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>()
 }
 
-pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Request) -> Response {
+pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, mut request: Request) -> Response {
     let started = std::time::Instant::now();
     // Hyper's buffer limit stops a head that arrives slowly; one that arrives whole is measured here.
     if head_size(&request) > crate::listener::MAX_HEADER_BYTES {
@@ -110,19 +110,26 @@ pub(crate) async fn dispatch(gateway: &Gateway, remote: SocketAddr, request: Req
         return refused;
     }
     let client = gateway.options.trusted_proxies.client_address(remote.ip(), request.headers());
-    let access = gateway.options.access_log.then(|| Access::new(request.method(), request.uri().path(), client));
+    let tracer = gateway.options.tracer.as_ref();
+    let access = (gateway.options.access_log || tracer.is_some())
+        .then(|| Access::new(gateway.options.access_log, request.method(), request.uri().path(), client));
     let respond = |response: Response| match &access {
         Some(access) => access.respond(response),
         None => response,
     };
     let apis = gateway.apis.current();
-    let Some((api, path_info)) = find_api(&apis, request.uri().path()) else {
+    let Some((api, context_path, path_info)) = find_api(&apis, request.uri().path()) else {
         gateway.options.metrics.unrouted();
         return respond(no_context_path());
     };
     let entrypoint = select(api, &request);
     if let (Some(access), Some(entrypoint)) = (&access, entrypoint) {
         access.served_by(&api.id, entrypoint.kind.as_str());
+        if let Some(tracer) = tracer {
+            if let Some(span) = tracer.begin(request.headers_mut()) {
+                access.trace(tracer.clone(), span, context_path);
+            }
+        }
     }
     let served = Served { api, entrypoint, path_info, client, access: access.as_ref() };
     let response = with_cors(gateway, served, request).await;

@@ -38,6 +38,16 @@ impl GatewayProcess {
     /// Runs `kafka-edge [global] run --listen 127.0.0.1:PORT --state file:DIR/state.json ARGS`,
     /// logging to `DIR/gateway.log`.
     pub fn start(dir: &std::path::Path, global: &[&str], args: &[&std::ffi::OsStr]) -> Self {
+        Self::start_with_env(dir, global, args, &[])
+    }
+
+    /// As `start`, with these environment variables set.
+    pub fn start_with_env(
+        dir: &std::path::Path,
+        global: &[&str],
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let log = dir.join("gateway.log");
         let stderr = std::fs::File::create(&log).expect("log file");
@@ -48,6 +58,7 @@ impl GatewayProcess {
             .arg(format!("file:{}", dir.join("state.json").display()))
             .args(args)
             .env_remove("KAFKA_EDGE_ADMIN_TOKEN")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
             .spawn()
