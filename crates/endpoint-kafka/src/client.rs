@@ -17,8 +17,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// What a producer allows beyond a record's value: key, headers, batch and protocol framing.
 const RECORD_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -94,7 +95,9 @@ pub(crate) fn config(connection: &ConnectionProperties, client_id: &str, role: &
                 // failed, so it does not keep retrying a record its client was told was lost.
                 .set("message.timeout.ms", message_timeout.as_millis().max(1).to_string())
                 .set("socket.connection.setup.timeout.ms", "10000")
-                .set("message.max.bytes", message_max_bytes.to_string());
+                .set("message.max.bytes", message_max_bytes.to_string())
+                // Broker round-trip times for /metrics (BrokerLatencies).
+                .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         }
         Role::Consumer { group_id, auto_offset_reset, auto_commit, consumer_protocol, fetch_wait } => {
             let auto_offset_reset = match auto_offset_reset {
@@ -172,7 +175,8 @@ pub(crate) type ErrorSink = Box<dyn Fn(&KafkaError, &str) + Send + Sync>;
 /// of librdkafka's statistics reports.
 pub(crate) type LagSink = Box<dyn Fn(i64) + Send + Sync>;
 
-/// How often a subscription's consumer reports its statistics (for its lag).
+/// How often a subscription's consumer reports its statistics (for its lag), and a producer (for
+/// broker round-trip times).
 pub(crate) const STATISTICS_INTERVAL_MS: u32 = 5000;
 
 /// The part of librdkafka's statistics JSON that the lag needs; the rest is not parsed.
@@ -206,6 +210,69 @@ fn lag_of(statistics: &[u8]) -> Option<i64> {
     Some(lags.filter(|p| p.partition >= 0 && p.consumer_lag >= 0).map(|p| p.consumer_lag).sum())
 }
 
+/// Round-trip times of requests to each broker, from the producers' statistics reports (every
+/// 5 s): what `/metrics` shows as `kafka_edge_broker_rtt_*`. A broker no producer reported on
+/// for a minute (its producer closed) is left out.
+#[derive(Debug, Default)]
+pub struct BrokerLatencies {
+    brokers: Mutex<BTreeMap<String, (BrokerLatency, Instant)>>,
+}
+
+/// One broker's round-trip times over librdkafka's last statistics window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BrokerLatency {
+    pub average: Duration,
+    pub p99: Duration,
+}
+
+/// How long a broker's last report stands.
+const LATENCY_KEPT: Duration = Duration::from_secs(60);
+
+impl BrokerLatencies {
+    /// Broker (`host:port/node id`) → its latest round-trip times.
+    pub fn snapshot(&self) -> BTreeMap<String, BrokerLatency> {
+        let mut brokers = self.brokers.lock().unwrap_or_else(PoisonError::into_inner);
+        brokers.retain(|_, (_, reported)| reported.elapsed() < LATENCY_KEPT);
+        brokers.iter().map(|(name, (latency, _))| (name.clone(), *latency)).collect()
+    }
+
+    fn record(&self, statistics: &[u8]) {
+        let Ok(parsed) = serde_json::from_slice::<BrokerStatistics>(statistics) else { return };
+        let now = Instant::now();
+        let mut brokers = self.brokers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Bootstrap entries (node id -1) are not brokers of the cluster; a window without a
+        // request measured nothing.
+        for (name, broker) in parsed.brokers.into_iter().filter(|(_, b)| b.nodeid >= 0 && b.rtt.cnt > 0) {
+            let latency = BrokerLatency {
+                average: Duration::from_micros(broker.rtt.avg.max(0) as u64),
+                p99: Duration::from_micros(broker.rtt.p99.max(0) as u64),
+            };
+            brokers.insert(name, (latency, now));
+        }
+    }
+}
+
+/// The part of librdkafka's statistics JSON that broker round-trip times need.
+#[derive(serde::Deserialize)]
+struct BrokerStatistics {
+    #[serde(default)]
+    brokers: HashMap<String, BrokerEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct BrokerEntry {
+    nodeid: i32,
+    rtt: Window,
+}
+
+/// librdkafka's rolling window statistics, in microseconds.
+#[derive(serde::Deserialize)]
+struct Window {
+    avg: i64,
+    p99: i64,
+    cnt: i64,
+}
+
 /// The callbacks of one client. They run on the thread that polls the client and must be quick:
 /// tokens are computed from credentials resolved beforehand, errors are only recorded.
 pub(crate) struct Callbacks {
@@ -214,6 +281,7 @@ pub(crate) struct Callbacks {
     errors: Option<ErrorSink>,
     rebalance: Option<Rebalance>,
     lag: Option<LagSink>,
+    latencies: Option<Arc<BrokerLatencies>>,
 }
 
 impl Callbacks {
@@ -230,12 +298,12 @@ impl Callbacks {
             })?),
             None => None,
         };
-        Ok(Self { client_id: client_id.into(), tokens, errors: None, rebalance: None, lag: None })
+        Ok(Self { client_id: client_id.into(), tokens, errors: None, rebalance: None, lag: None, latencies: None })
     }
 
     /// Callbacks without a token source (the connection uses none).
     pub(crate) fn plain(client_id: impl Into<String>) -> Self {
-        Self { client_id: client_id.into(), tokens: None, errors: None, rebalance: None, lag: None }
+        Self { client_id: client_id.into(), tokens: None, errors: None, rebalance: None, lag: None, latencies: None }
     }
 
     /// Client-level errors go to `sink` as well as to the debug log.
@@ -253,6 +321,12 @@ impl Callbacks {
     /// The consumer's lag goes to `sink` with each statistics report.
     pub(crate) fn with_lag(mut self, sink: LagSink) -> Self {
         self.lag = Some(sink);
+        self
+    }
+
+    /// The client's round-trip times to each broker go to `latencies` with each statistics report.
+    pub(crate) fn with_latencies(mut self, latencies: Arc<BrokerLatencies>) -> Self {
+        self.latencies = Some(latencies);
         self
     }
 
@@ -278,6 +352,9 @@ impl ClientContext for Callbacks {
     fn stats_raw(&self, statistics: &[u8]) {
         if let (Some(sink), Some(lag)) = (&self.lag, lag_of(statistics)) {
             sink(lag);
+        }
+        if let Some(latencies) = &self.latencies {
+            latencies.record(statistics);
         }
     }
 
@@ -306,7 +383,23 @@ impl ConsumerContext for Callbacks {
 
 #[cfg(test)]
 mod tests {
-    use super::lag_of;
+    use super::{lag_of, BrokerLatencies, BrokerLatency};
+    use std::time::Duration;
+
+    #[test]
+    fn brokers_that_measured_a_round_trip_are_kept_bootstrap_entries_are_not() {
+        let latencies = BrokerLatencies::default();
+        latencies.record(
+            br#"{"brokers":{
+            "127.0.0.1:9092/1":{"name":"127.0.0.1:9092/1","nodeid":1,"rtt":{"avg":1500,"p99":4000,"cnt":12}},
+            "127.0.0.1:9092/bootstrap":{"nodeid":-1,"rtt":{"avg":900,"p99":900,"cnt":1}},
+            "127.0.0.1:9093/2":{"nodeid":2,"rtt":{"avg":0,"p99":0,"cnt":0}}}}"#,
+        );
+        let expected = BrokerLatency { average: Duration::from_micros(1500), p99: Duration::from_micros(4000) };
+        assert_eq!(latencies.snapshot().into_iter().collect::<Vec<_>>(), [("127.0.0.1:9092/1".to_string(), expected)]);
+        latencies.record(b"not json");
+        assert_eq!(latencies.snapshot().len(), 1, "a report that cannot be read changes nothing");
+    }
 
     #[test]
     fn the_lag_sums_the_assigned_partitions_that_know_theirs() {

@@ -12,6 +12,7 @@ mod settings;
 mod shared;
 mod subscriber;
 
+pub use client::{BrokerLatencies, BrokerLatency};
 pub use compacted_topic::{TopicLog, TopicLogError, TopicRecord};
 pub use cursor::{message_id, Cursor, CursorError};
 pub use producer::{ProducerPool, DEFAULT_PRODUCE_TIMEOUT};

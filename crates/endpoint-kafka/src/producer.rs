@@ -2,7 +2,7 @@
 //! shared by every request, dropped from the pool when its cluster proved unreachable or when it
 //! has not been used for a while.
 
-use crate::client::{self, Callbacks, Role};
+use crate::client::{self, BrokerLatencies, Callbacks, Role};
 use crate::failure::{classify_connection_error, probe_cluster, unknown};
 use crate::settings::{ConnectionProperties, ProducerSettings};
 use bytes::Bytes;
@@ -48,6 +48,8 @@ pub struct ProducerPool {
     max_message_bytes: usize,
     /// How long a record may wait for the cluster's acknowledgement (`message.timeout.ms`).
     produce_timeout: Duration,
+    /// What the producers' statistics say of each broker's round-trip time.
+    latencies: Arc<BrokerLatencies>,
 }
 
 impl std::fmt::Debug for ProducerPool {
@@ -202,11 +204,17 @@ impl ProducerPool {
             idle_timeout,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             produce_timeout: DEFAULT_PRODUCE_TIMEOUT,
+            latencies: Default::default(),
         }
     }
 
     /// A publish whose records the cluster has not acknowledged after `timeout` fails with
     /// [`FailureKind::TimedOut`], and librdkafka stops sending them (`message.timeout.ms`).
+    /// Round-trip times to each broker the pool's producers talk to.
+    pub fn broker_latencies(&self) -> &BrokerLatencies {
+        &self.latencies
+    }
+
     pub fn with_produce_timeout(mut self, timeout: Duration) -> Self {
         self.produce_timeout = timeout;
         self
@@ -360,7 +368,8 @@ impl ProducerPool {
         let recorder = health.clone();
         let callbacks = Callbacks::for_connection(&key.0, client_id.clone())
             .await?
-            .with_errors(Box::new(move |error, reason| recorder.record(error, reason)));
+            .with_errors(Box::new(move |error, reason| recorder.record(error, reason)))
+            .with_latencies(self.latencies.clone());
         let producer: FutureProducer<Callbacks> = client::create(&config, callbacks)?;
         let shared = Arc::new(SharedProducer { client_id, health, producer, last_used: Mutex::new(Instant::now()) });
         let probing = shared.clone();

@@ -279,6 +279,12 @@ impl Metrics {
             "Kafka producers in the pool (one per distinct producer configuration).",
         );
         let _ = writeln!(out, "kafka_edge_producers {}", clients.producers);
+        for (name, help, pick) in BROKER_RTTS {
+            family(&mut out, name, "gauge", help);
+            for (broker, latency) in &clients.brokers {
+                let _ = writeln!(out, "{name}{{broker=\"{}\"}} {}", escape(broker), pick(latency).as_secs_f64());
+            }
+        }
         family(
             &mut out,
             "kafka_edge_consumers",
@@ -397,6 +403,21 @@ impl Metrics {
     }
 }
 
+/// The broker round-trip time families: name, help, which figure.
+type LatencyFigure = fn(&kafka_edge_endpoint_kafka::BrokerLatency) -> Duration;
+const BROKER_RTTS: [(&str, &str, LatencyFigure); 2] = [
+    (
+        "kafka_edge_broker_rtt_average_seconds",
+        "Average round-trip time of requests to a broker over librdkafka's last statistics window (5 s), from the producers.",
+        |latency| latency.average,
+    ),
+    (
+        "kafka_edge_broker_rtt_p99_seconds",
+        "99th percentile round-trip time of requests to a broker over the same window, from the producers.",
+        |latency| latency.p99,
+    ),
+];
+
 /// The Kafka clients of the gateway, counted for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ClientCounts {
@@ -407,6 +428,8 @@ pub struct ClientCounts {
     pub warm_consumers: usize,
     pub shared_consumers: usize,
     pub shared_streams: usize,
+    /// Broker (`host:port/node id`) → round-trip times the producers measured.
+    pub brokers: BTreeMap<String, kafka_edge_endpoint_kafka::BrokerLatency>,
 }
 
 impl ClientCounts {
@@ -419,6 +442,7 @@ impl ClientCounts {
             warm_consumers: clients.warm_consumers(),
             shared_consumers,
             shared_streams,
+            brokers: clients.producers.broker_latencies().snapshot(),
         }
     }
 }

@@ -113,6 +113,20 @@ async fn health_readiness_and_metrics_follow_the_gateway() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(behind, 9.0, "the warm consumer's lag");
+    // The producer's statistics (every 5 s, like the consumers') give the broker's round trip.
+    let rtt = format!("kafka_edge_broker_rtt_average_seconds{{broker=\"{}/", bootstrap());
+    let mut measured = None;
+    for _ in 0..100 {
+        let page = http.get(format!("{admin}/metrics")).send().await.expect("/metrics").text().await.expect("text");
+        measured = page.lines().find(|line| line.starts_with(&rtt)).map(str::to_owned);
+        if measured.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let measured = measured.expect("a round-trip time for the test bed's broker");
+    let seconds: f64 = measured.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number");
+    assert!(seconds > 0.0 && seconds < 1.0, "a loopback broker answers within a second: {measured}");
 
     // A GET that waits for messages until its 3 s window ends keeps the drain going.
     let waiting = tokio::spawn({
