@@ -59,8 +59,9 @@ impl Cursor {
                 let partition: i32 = partition.parse().map_err(|_| malformed())?;
                 let offset: i64 = offset.parse().map_err(|_| malformed())?;
                 // -1: before the partition's first record (a position kafka-edge hands out for a
-                // partition nothing was read from yet).
-                if partition < 0 || offset < -1 {
+                // partition nothing was read from yet). The largest offset has no next one to
+                // resume at.
+                if partition < 0 || offset < -1 || offset == i64::MAX {
                     return Err(malformed());
                 }
                 positions.insert(partition, offset);
@@ -100,6 +101,14 @@ impl Cursor {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_position_without_a_next_offset_is_refused() {
+        // Found with the cursor fuzz target: resuming after it overflowed.
+        assert!(matches!(Cursor::parse("orders@0#9223372036854775807", false), Err(CursorError::Malformed(_))));
+        let last = Cursor::parse("orders@0#9223372036854775806", false).expect("valid");
+        assert_eq!(last.resume_offset("orders", 0), Some(i64::MAX));
+    }
 
     #[test]
     fn message_ids_match_gravitee() {

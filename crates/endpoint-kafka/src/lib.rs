@@ -112,3 +112,16 @@ impl Endpoint for KafkaEndpoint {
         self.clients.warm.close_api(&self.api_id);
     }
 }
+
+/// Entry points for the fuzz targets (fuzz/targets.rs) into parsers that are otherwise private.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::security::jaas::{JaasConfig, LoginModule};
+
+    /// Parses a `sasl.jaas.config` line and matches it to its login module, as loading an API does.
+    pub fn jaas(text: &str) {
+        if let Ok(config) = JaasConfig::parse(text) {
+            let _ = LoginModule::from_jaas(&config);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! See `targets::definition_json` (fuzz/targets.rs), which the test command also replays on the corpus.
+#![no_main]
+
+#[path = "../targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::definition_json(data));
