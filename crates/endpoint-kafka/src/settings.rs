@@ -69,6 +69,11 @@ impl std::fmt::Debug for ConnectionProperties {
 struct Tls {
     trusted_ca_pem: Option<String>,
     identity: Option<ClientIdentity>,
+    /// Without a trust store, where the system's CAs are when `SSL_CERT_FILE` or `SSL_CERT_DIR`
+    /// says so. OpenSSL reads those variables itself, but librdkafka linked with a static OpenSSL
+    /// (the static binary) probes the usual bundle paths instead: passing the location keeps both
+    /// builds alike.
+    system_ca_location: Option<String>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -76,6 +81,7 @@ impl std::fmt::Debug for Tls {
         f.debug_struct("Tls")
             .field("truststore", &self.trusted_ca_pem.is_some())
             .field("keystore", &self.identity.is_some())
+            .field("system_ca_location", &self.system_ca_location)
             .finish()
     }
 }
@@ -226,6 +232,9 @@ impl Resolver {
                 .transpose()
                 .map_err(|problem| problem.under("security.ssl"))?
                 .flatten(),
+            system_ca_location: ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+                .into_iter()
+                .find_map(|name| std::env::var(name).ok().filter(|value| !value.trim().is_empty())),
         };
         let expression =
             |path: &'static str| move |error: ParseError| Problem::new(path, format!("invalid expression: {error}"));
@@ -367,8 +376,10 @@ impl Resolver {
         properties.insert("bootstrap.servers", servers);
         properties.insert("security.protocol", protocol.as_str().to_ascii_lowercase());
         if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-            if let Some(ca) = &self.tls.trusted_ca_pem {
-                properties.insert("ssl.ca.pem", ca.clone());
+            match (&self.tls.trusted_ca_pem, &self.tls.system_ca_location) {
+                (Some(ca), _) => properties.insert("ssl.ca.pem", ca.clone()),
+                (None, Some(location)) => properties.insert("ssl.ca.location", location.clone()),
+                (None, None) => {}
             }
             if let Some(identity) = &self.tls.identity {
                 properties.insert("ssl.certificate.pem", identity.certificate_chain_pem.clone());

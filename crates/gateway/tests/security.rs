@@ -289,3 +289,38 @@ async fn no_secret_reaches_the_log() {
         assert!(!output.contains(secret), "the log shows `{secret}`");
     }
 }
+
+/// Without a trust store, the system's CAs: `SSL_CERT_FILE` names them when set, in every build
+/// (a static OpenSSL ignores it unless kafka-edge passes it on), and the test bed's CA is not
+/// among the machine's own.
+#[tokio::test]
+async fn without_a_trust_store_the_ca_file_ssl_cert_file_names_is_trusted() {
+    let topic = unique("system-ca");
+    create_topic(&topic, 1).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.bootstrap = env("KAFKA_EDGE_BOOTSTRAP_SASL_SSL");
+    spec.security = Some(json!({"protocol": "SASL_SSL",
+        "sasl": {"saslMechanism": "SCRAM-SHA-256", "saslJaasConfig": jaas_scram("scram-user", "scram-secret")}}));
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("api.json");
+    std::fs::write(&file, spec.to_json().to_string()).expect("write definition");
+    let args = ["--admin-listen".as_ref(), "off".as_ref(), "--produce-timeout".as_ref(), "5".as_ref()];
+    let args = [&args[..], &["--api".as_ref(), file.as_os_str()]].concat();
+    let ca = cert("ca.pem");
+    let none = vec![("SSL_CERT_FILE", ""), ("SSL_CERT_DIR", "")];
+    for (env, expected) in [(vec![("SSL_CERT_FILE", ca.as_str())], 202), (none, 503)] {
+        let run = tempfile::tempdir().expect("dir");
+        let gateway = GatewayProcess::start_with_env(run.path(), &[], &args, &env);
+        let url = format!("{}{}", gateway.base, spec.path);
+        let mut status = None;
+        for _ in 0..300 {
+            if let Ok(response) = gateway.http.post(&url).body("over TLS").send().await {
+                status = Some(response.status().as_u16());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(status, Some(expected), "{env:?}; log: {}", gateway.log());
+        gateway.stop().await;
+    }
+}
