@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// How long any single Kafka operation of the bench may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn client_config(bootstrap: &str) -> ClientConfig {
+pub(crate) fn client_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     config

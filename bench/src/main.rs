@@ -14,6 +14,7 @@ mod http;
 mod kafka;
 mod report;
 mod run;
+mod soak;
 mod sse;
 
 use anyhow::Context;
@@ -86,6 +87,10 @@ struct Args {
     /// Records sent to the shared streams at each level, a tenth of a second apart.
     #[arg(long, default_value_t = 20)]
     shared_stream_records: usize,
+    /// Seconds of the soak (a mixed load of clients that connect and disconnect, RSS and threads
+    /// sampled every 10 s); 0 skips it.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    soak: u64,
     /// Where the results section is written.
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: PathBuf,
@@ -531,6 +536,12 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 10], temp: &std::pat
         kafka::delete_topics(delayed, &[topic.as_str()]).await;
     }
 
+    if args.soak > 0 {
+        eprintln!("bench: [+] soak: {} s of clients that connect and disconnect, on a gateway of its own", args.soak);
+        let soaked = soak::run(&binary, &args.bootstrap, temp, id, Duration::from_secs(args.soak)).await?;
+        notes.extend(soak_notes(&soaked));
+    }
+
     let (_, version) = rdkafka::util::get_rdkafka_version();
     let produce_amount = match args.duration {
         Some(seconds) => format!("{seconds} s per scenario"),
@@ -567,6 +578,56 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 10], temp: &std::pat
         notes,
     };
     Ok(report.markdown())
+}
+
+/// The soak's lines of the report: what ran, whether every acknowledged record is on the broker,
+/// and the RSS and thread curve.
+fn soak_notes(soaked: &soak::SoakReport) -> Vec<String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let counts = &soaked.counts;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let mut notes = vec![format!(
+        "Soak, {} s on a gateway of its own: 8 POST clients (a new connection every 50 POSTs, 10 ms apart), 2 GET clients (a new connection per GET, 4 returning identities each), 4 SSE clients (8 s sessions, coming back as the same client), 2 WebSocket clients (5 s sessions, 20 messages published each): {} POSTs acknowledged, **{} of them missing on the broker**, {} POST failures; {} GETs ({} items, {} failures); {} SSE sessions ({} events, {} failures); {} WebSocket sessions ({} sent, {} of them missing on the broker, {} received, {} failures)",
+        soaked.duration.as_secs(),
+        counts.acknowledged.load(Relaxed),
+        soaked.missing,
+        counts.post_failures.load(Relaxed),
+        counts.gets.load(Relaxed),
+        counts.get_items.load(Relaxed),
+        counts.get_failures.load(Relaxed),
+        counts.sse_sessions.load(Relaxed),
+        counts.sse_events.load(Relaxed),
+        counts.sse_failures.load(Relaxed),
+        counts.websocket_sessions.load(Relaxed),
+        counts.websocket_sent.load(Relaxed),
+        soaked.websocket_missing,
+        counts.websocket_received.load(Relaxed),
+        counts.websocket_failures.load(Relaxed),
+    )];
+    let curve: Vec<String> = soaked
+        .samples
+        .iter()
+        .map(|sample| format!("{:.0} s {:.1} MiB/{}", sample.at.as_secs_f64(), mib(sample.rss_kib), sample.threads))
+        .collect();
+    notes.push(format!("Soak curve (time, RSS/threads, every 10 s): {}", curve.join("; ")));
+    // Flat: the second half of the run against the first minute.
+    let after_first_minute: Vec<&soak::Sample> =
+        soaked.samples.iter().filter(|s| s.at >= Duration::from_secs(60)).collect();
+    if let (Some(first), Some(last)) = (after_first_minute.first(), after_first_minute.last()) {
+        let peak = after_first_minute.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+        notes.push(format!(
+            "Soak RSS from the first minute to the end: {:.1} → {:.1} MiB ({:+.1} %), peak {:.1} MiB; threads {} → {}; 20 s after the load stopped: {:.1} MiB, {} threads",
+            mib(first.rss_kib),
+            mib(last.rss_kib),
+            (last.rss_kib as f64 - first.rss_kib as f64) * 100.0 / (first.rss_kib.max(1) as f64),
+            mib(peak),
+            first.threads,
+            last.threads,
+            mib(soaked.settled.rss_kib),
+            soaked.settled.threads
+        ));
+    }
+    notes
 }
 
 /// Printable bytes, so http-get renders every message as the same number of characters.
@@ -630,4 +691,8 @@ Scenarios, in order, on fresh topics:
    `group.initial.rebalance.delay.ms` (3 s) and passes it as `--delayed-bootstrap`; five new
    clients each GET `?limit=1` twice, through a gateway with the classic protocol and no warm
    consumers (kafka-edge before), with warm consumers, and with `auto` (the consumer protocol).
+15. **soak**: for `--soak` seconds (600), a gateway of its own serves clients that connect and
+   disconnect: POSTs, GETs of returning clients, SSE sessions and WebSocket sessions that publish;
+   its RSS and thread count are sampled every 10 s (they must end flat), and afterwards every
+   record it acknowledged with a 202 (and every WebSocket message sent) is looked for on the broker.
 ";
