@@ -324,3 +324,33 @@ async fn without_a_trust_store_the_ca_file_ssl_cert_file_names_is_trusted() {
         gateway.stop().await;
     }
 }
+
+/// checkTopicExistence holds for a consumer that authenticates with a token (it was skipped
+/// silently): a missing topic fails the GET with the ConfigurationInvalid error, an existing one
+/// is consumed.
+#[tokio::test]
+async fn check_topic_existence_applies_to_oauthbearer_consumers() {
+    let present = unique("oauth-check");
+    create_topic(&present, 1).await;
+    produce(&present, &[(None, "here")]).await;
+    let security = json!({"protocol": "SASL_PLAINTEXT", "sasl": {"saslMechanism": "OAUTHBEARER",
+        "saslJaasConfig": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"alice\";"}});
+    let missing = unique("oauth-nothere");
+    for (topic, exists) in [(&missing, false), (&present, true)] {
+        let mut spec = ApiSpec::new(topic);
+        spec.bootstrap = env("KAFKA_EDGE_BOOTSTRAP_SASL_PLAINTEXT");
+        spec.security = Some(security.clone());
+        spec.consumer_extra = json!({"autoOffsetReset": "earliest", "checkTopicExistence": true});
+        spec.http_get = json!({"messagesLimitCount": 1, "messagesLimitDurationMs": 15000});
+        let gateway = TestGateway::start(&spec).await;
+        let page = gateway.get_json(&unique("c"), "?limit=1").await;
+        if exists {
+            assert_eq!(contents(&page), ["here"], "{page}");
+        } else {
+            assert_eq!(page["error"]["metadata"]["key"], "FAILURE_ENDPOINT_CONFIGURATION_INVALID", "{page}");
+            let message = page["error"]["content"].as_str().unwrap_or_default();
+            assert!(message.contains(&format!("topic `{missing}` does not exist")), "{page}");
+        }
+        gateway.stop().await;
+    }
+}

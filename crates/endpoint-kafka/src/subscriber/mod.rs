@@ -35,6 +35,7 @@ use offsets::{AckChannel, Offsets, TopicIndex};
 use pattern::TopicPattern;
 use pump::{Pump, WarmSpot};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{BaseProducer, Producer as _};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,9 +200,16 @@ async fn start(
         },
     };
     // OAUTHBEARER tokens are handed out while the consumer is polled, which the probe would not
-    // do: those consumers report an unreachable or refusing cluster through the stream instead.
+    // do: those consumers report an unreachable or refusing cluster through the stream instead,
+    // and checkTopicExistence asks a probe client of their own, which is polled.
     let probed_topics = if token_source { Vec::new() } else { known_topics.clone() };
     let consumer = if token_source {
+        let named = matches!(settings.topics, TopicSelection::Names(_));
+        if settings.check_topic_existence && named {
+            if let Err(failure) = check_topics_with_token(&settings, &client_id, known_topics.clone()).await {
+                return (Err(failure), None);
+            }
+        }
         consumer
     } else {
         match probe(consumer, probed_topics, settings.check_topic_existence, &origin).await {
@@ -275,6 +283,56 @@ async fn start(
             (Err(refused), Some(false))
         }
         learnt => (Ok(subscription), learnt),
+    }
+}
+
+/// checkTopicExistence for a consumer that authenticates with a token (OAUTHBEARER, AWS_MSK_IAM):
+/// a short-lived probe client with the same connection and token source looks every topic up,
+/// polled on a thread of its own meanwhile so that its token is handed out. It costs a client and
+/// a connection per subscription, which only these consumers, with the check on, pay.
+async fn check_topics_with_token(
+    settings: &ConsumerSettings,
+    client_id: &str,
+    topics: Vec<String>,
+) -> Result<(), EndpointFailure> {
+    let probe_id = format!("{client_id}-topics");
+    let callbacks = Callbacks::for_connection(&settings.connection, probe_id.clone()).await?;
+    let config = client::config(&settings.connection, &probe_id, &Role::Probe);
+    let probe: BaseProducer<Callbacks> = client::create(&config, callbacks)?;
+    let looked_up = tokio::task::spawn_blocking(move || {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    probe.poll(Duration::from_millis(50));
+                }
+            });
+            let mut missing = None;
+            for topic in &topics {
+                match topic_exists(probe.client(), topic) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        missing = Some(Ok(topic.clone()));
+                        break;
+                    }
+                    Err(failure) => {
+                        missing = Some(Err(failure));
+                        break;
+                    }
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            missing
+        })
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Some(Err(EndpointFailure::new(FailureKind::Unknown, "Endpoint unknown error: topic check failed")))
+    });
+    match looked_up {
+        None => Ok(()),
+        Some(Ok(topic)) => Err(missing_topic(&topic)),
+        Some(Err(failure)) => Err(failure),
     }
 }
 
