@@ -1,6 +1,8 @@
 //! See `targets::jaas` (fuzz/targets.rs), which the test command also replays on the corpus.
 #![no_main]
 
+// Each binary uses one of the shared targets.
+#[allow(dead_code)]
 #[path = "../targets.rs"]
 mod targets;
 

@@ -6,9 +6,12 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use futures::StreamExt as _;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::Message;
 
 /// The `--produce-timeout` of these tests.
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -39,11 +42,18 @@ async fn fault(prefix: &str, adjust: impl FnOnce(&mut ApiSpec)) -> Fault {
 
 /// A gateway process with `--produce-timeout 2` serving `spec`, once it answers.
 async fn gateway_for(dir: &Path, spec: &ApiSpec) -> GatewayProcess {
+    gateway_serving(dir, spec.to_json(), &[]).await
+}
+
+/// A gateway process with `--produce-timeout 2` and `extra` arguments serving `definition`, once
+/// it answers.
+async fn gateway_serving(dir: &Path, definition: Value, extra: &[&std::ffi::OsStr]) -> GatewayProcess {
     let file = dir.join("api.json");
-    std::fs::write(&file, spec.to_json().to_string()).expect("write definition");
+    std::fs::write(&file, definition.to_string()).expect("write definition");
     let timeout = PRODUCE_TIMEOUT.as_secs().to_string();
     let args = ["--admin-listen".as_ref(), "off".as_ref(), "--produce-timeout".as_ref(), timeout.as_ref()];
-    let gateway = GatewayProcess::start(dir, &[], &[args.as_slice(), &["--api".as_ref(), file.as_os_str()]].concat());
+    let args = [args.as_slice(), &["--api".as_ref(), file.as_os_str()], extra].concat();
+    let gateway = GatewayProcess::start(dir, &[], &args);
     for _ in 0..300 {
         if gateway.http.get(&gateway.base).send().await.is_ok() {
             return gateway;
@@ -142,10 +152,12 @@ async fn posts_while_the_broker_is_down_fail_in_time_and_nothing_acknowledged_is
     assert_eq!(code, Some(0), "{log}");
 }
 
-/// POSTs `value` until the gateway acknowledges it (the broker may still be coming back).
+/// POSTs `value` until the gateway acknowledges it (the broker may still be coming back). A
+/// pooled connection the gateway closed while idle is retried like a refusal.
 async fn post_until_accepted(gateway: &GatewayProcess, path: &str, value: &str) {
     for _ in 0..60 {
-        if post(gateway, path, value).await.0 == 202 {
+        let sent = gateway.http.post(format!("{}{path}", gateway.base)).body(value.to_string()).send().await;
+        if sent.is_ok_and(|response| response.status() == 202) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -275,6 +287,153 @@ async fn an_http_get_during_an_outage_answers_the_error_object_and_commits_nothi
     }
     assert_eq!(delivered, ["kept-0", "kept-1"], "what the outage did not deliver comes next");
     drop(broker);
+    let (code, log) = gateway.stop().await;
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test]
+async fn a_websocket_across_a_broker_restart_ends_with_a_close_frame_and_the_client_misses_nothing() {
+    let broker = tokio::task::spawn_blocking(|| PrivateBroker::start("")).await.expect("private broker");
+    let topic = unique("ws-restart");
+    create_topic_on(broker.bootstrap(), &topic, 1).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.bootstrap = broker.bootstrap().to_string();
+    let mut definition = spec.to_json();
+    let entrypoints = definition["listeners"][0]["entrypoints"].as_array_mut().expect("entrypoints");
+    entrypoints.push(json!({"type": "websocket", "qos": "auto",
+        "configuration": {"publisher": {"enabled": true}, "subscriber": {"enabled": true}}}));
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = gateway_serving(dir.path(), definition, &[]).await;
+    let before: Vec<String> = (0..5).map(|index| format!("before-{index}")).collect();
+    for value in &before {
+        post_until_accepted(&gateway, &spec.path, value).await;
+    }
+
+    let url = format!("{}{}", gateway.base.replacen("http://", "ws://", 1), spec.path);
+    let after: Vec<String> = (0..5).map(|index| format!("after-{index}")).collect();
+    let expected: Vec<String> = before.iter().chain(&after).cloned().collect();
+    let (mut received, mut closes, mut ended_without_close) = (Vec::<String>::new(), Vec::new(), 0);
+    let mut restarted = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // A client that reconnects, as the same client, whenever its session ends.
+    'sessions: while Instant::now() < deadline {
+        let mut request = url.as_str().into_client_request().expect("request");
+        request.headers_mut().insert("X-Gravitee-Client-Identifier", "ws-resumer".parse().expect("header"));
+        let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        };
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+                Ok(Some(Ok(Message::Binary(data)))) => {
+                    received.push(String::from_utf8_lossy(&data).into_owned());
+                    if expected.iter().all(|value| received.contains(value)) {
+                        break 'sessions;
+                    }
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    closes.push(frame.map(|frame| (u16::from(frame.code), frame.reason.to_string())));
+                    continue 'sessions;
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => {
+                    ended_without_close += 1;
+                    continue 'sessions;
+                }
+                // Quiet: time for the fault, or for the messages that follow it.
+                Err(_) => {
+                    if !restarted && before.iter().all(|value| received.contains(value)) {
+                        broker.stop();
+                        broker.start_again();
+                        for value in &after {
+                            post_until_accepted(&gateway, &spec.path, value).await;
+                        }
+                        restarted = true;
+                    }
+                }
+            }
+        }
+    }
+    assert!(restarted, "the broker was restarted while the session was open");
+    for value in &expected {
+        assert!(received.contains(value), "{value} missing: {received:?}; closes {closes:?}");
+    }
+    assert_eq!(ended_without_close, 0, "every session the gateway ended had a close frame: {closes:?}");
+    for close in &closes {
+        let (code, reason) = close.clone().expect("a close code");
+        assert!(code >= 1000 && !reason.is_empty(), "a close code and a reason: {code} {reason:?}");
+    }
+    let (code, log) = gateway.stop().await;
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test]
+async fn an_at_least_once_webhook_delivers_every_message_in_order_across_a_broker_restart() {
+    let broker = tokio::task::spawn_blocking(|| PrivateBroker::start("")).await.expect("private broker");
+    let topic = unique("webhook-restart");
+    create_topic_on(broker.bootstrap(), &topic, 1).await;
+    let mut spec = ApiSpec::new(&topic);
+    spec.bootstrap = broker.bootstrap().to_string();
+    let mut definition = spec.to_json();
+    definition["listeners"]
+        .as_array_mut()
+        .expect("listeners")
+        .push(json!({"type": "subscription", "entrypoints": [{"type": "webhook", "qos": "at-least-once"}]}));
+    // A PUSH plan for the subscription, and a key-less one for the POSTs.
+    definition["plans"] = json!([{"id": "push", "name": "push", "mode": "PUSH"},
+        {"id": "open", "name": "open", "security": {"type": "key-less"}}]);
+    // The callback records every body it is called with.
+    let called: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let recorded = called.clone();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().expect("callback").push(body);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let callback = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("callback") });
+    let dir = tempfile::tempdir().expect("dir");
+    let subscriptions = dir.path().join("subscriptions.json");
+    let subscription =
+        json!([{"api": spec.id, "id": "restart", "plan": "push", "configuration": {"callbackUrl": callback}}]);
+    std::fs::write(&subscriptions, subscription.to_string()).expect("write subscriptions");
+    let gateway =
+        gateway_serving(dir.path(), definition, &["--subscriptions".as_ref(), subscriptions.as_os_str()]).await;
+    let seen = |values: &[String]| {
+        let called = called.lock().expect("callback").clone();
+        values.iter().all(|value| called.contains(value))
+    };
+
+    let before: Vec<String> = (0..5).map(|index| format!("before-{index}")).collect();
+    for value in &before {
+        post_until_accepted(&gateway, &spec.path, value).await;
+    }
+    assert!(
+        eventually_within(Duration::from_secs(60), || seen(&before)).await,
+        "{:?}",
+        called.lock().expect("callback")
+    );
+    broker.stop();
+    broker.start_again();
+    let after: Vec<String> = (0..5).map(|index| format!("after-{index}")).collect();
+    for value in &after {
+        post_until_accepted(&gateway, &spec.path, value).await;
+    }
+    let delivered = eventually_within(Duration::from_secs(90), || seen(&after)).await;
+    let called = called.lock().expect("callback").clone();
+    assert!(delivered, "after the restart: {called:?}; log: {}", gateway.log());
+    // Partition order: the first call with each value comes in the order it was produced.
+    let mut first_seen: Vec<&String> = Vec::new();
+    for value in &called {
+        if !first_seen.contains(&value) {
+            first_seen.push(value);
+        }
+    }
+    let expected: Vec<&String> = before.iter().chain(&after).collect();
+    assert_eq!(first_seen, expected, "{called:?}");
     let (code, log) = gateway.stop().await;
     assert_eq!(code, Some(0), "{log}");
 }
