@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rdkafka::message::{Headers as _, Message as _};
+use rdkafka::message::Message as _;
 use serde_json::{json, Value};
 
 const JSON: &str = "application/vnd.kafka.json.v2+json";
@@ -46,12 +46,7 @@ async fn a_bridge_json_record_with_headers_is_written_as_the_bridge_writes_it() 
     assert_eq!(Some(record.partition()), offsets[0]["partition"].as_i64().map(|p| p as i32));
     // The JSON format writes the value's JSON text: the quotes are part of the record.
     assert_eq!(record.payload(), Some(br#""message-value""#.as_slice()));
-    let headers: Vec<(String, String)> = record
-        .headers()
-        .expect("headers")
-        .iter()
-        .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-        .collect();
+    let headers = headers(record);
     let expected = [("key1", "value1"), ("key2", "value2"), ("key2", "value2")];
     assert_eq!(headers, expected.map(|(k, v)| (k.to_string(), v.to_string())));
     gateway.stop().await;

@@ -29,15 +29,21 @@ struct Fault {
 }
 
 async fn fault(prefix: &str, adjust: impl FnOnce(&mut ApiSpec)) -> Fault {
+    let (broker, topic, mut spec) = private_api(prefix).await;
+    adjust(&mut spec);
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = gateway_for(dir.path(), &spec).await;
+    Fault { broker, topic, spec, gateway, _dir: dir }
+}
+
+/// A private broker with a one-partition topic, and the test API on it.
+async fn private_api(prefix: &str) -> (PrivateBroker, String, ApiSpec) {
     let broker = tokio::task::spawn_blocking(|| PrivateBroker::start("")).await.expect("private broker");
     let topic = unique(prefix);
     create_topic_on(broker.bootstrap(), &topic, 1).await;
     let mut spec = ApiSpec::new(&topic);
     spec.bootstrap = broker.bootstrap().to_string();
-    adjust(&mut spec);
-    let dir = tempfile::tempdir().expect("dir");
-    let gateway = gateway_for(dir.path(), &spec).await;
-    Fault { broker, topic, spec, gateway, _dir: dir }
+    (broker, topic, spec)
 }
 
 /// A gateway process with `--produce-timeout 2` serving `spec`, once it answers.
@@ -293,11 +299,7 @@ async fn an_http_get_during_an_outage_answers_the_error_object_and_commits_nothi
 
 #[tokio::test]
 async fn a_websocket_across_a_broker_restart_ends_with_a_close_frame_and_the_client_misses_nothing() {
-    let broker = tokio::task::spawn_blocking(|| PrivateBroker::start("")).await.expect("private broker");
-    let topic = unique("ws-restart");
-    create_topic_on(broker.bootstrap(), &topic, 1).await;
-    let mut spec = ApiSpec::new(&topic);
-    spec.bootstrap = broker.bootstrap().to_string();
+    let (broker, _, spec) = private_api("ws-restart").await;
     let mut definition = spec.to_json();
     let entrypoints = definition["listeners"][0]["entrypoints"].as_array_mut().expect("entrypoints");
     entrypoints.push(json!({"type": "websocket", "qos": "auto",
@@ -369,11 +371,7 @@ async fn a_websocket_across_a_broker_restart_ends_with_a_close_frame_and_the_cli
 
 #[tokio::test]
 async fn an_at_least_once_webhook_delivers_every_message_in_order_across_a_broker_restart() {
-    let broker = tokio::task::spawn_blocking(|| PrivateBroker::start("")).await.expect("private broker");
-    let topic = unique("webhook-restart");
-    create_topic_on(broker.bootstrap(), &topic, 1).await;
-    let mut spec = ApiSpec::new(&topic);
-    spec.bootstrap = broker.bootstrap().to_string();
+    let (broker, _, spec) = private_api("webhook-restart").await;
     let mut definition = spec.to_json();
     definition["listeners"]
         .as_array_mut()

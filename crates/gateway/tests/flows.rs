@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use rdkafka::message::Headers as _;
 use rdkafka::Message as _;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -21,12 +20,7 @@ fn assign(name: &str, value: &str) -> Value {
 }
 
 fn record_headers(record: &rdkafka::message::OwnedMessage) -> HashMap<String, String> {
-    record.headers().map_or_else(HashMap::new, |headers| {
-        headers
-            .iter()
-            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-            .collect()
-    })
+    headers(record).into_iter().collect()
 }
 
 #[tokio::test]

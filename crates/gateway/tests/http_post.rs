@@ -89,12 +89,7 @@ async fn the_trace_context_goes_into_the_record_and_comes_back_on_http_get_items
         .unwrap();
     assert_eq!(response.status(), 202);
     let records = read_records(&topic, 1);
-    let headers: Vec<(String, String)> = records[0]
-        .headers()
-        .expect("record headers")
-        .iter()
-        .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-        .collect();
+    let headers = headers(&records[0]);
     let expected = [("traceparent", traceparent), ("tracestate", "vendor=abc")];
     assert_eq!(headers, expected.map(|(k, v)| (k.to_string(), v.to_string())));
 

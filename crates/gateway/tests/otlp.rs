@@ -5,8 +5,6 @@
 mod common;
 
 use common::*;
-use rdkafka::message::Headers as _;
-use rdkafka::Message as _;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -135,12 +133,7 @@ async fn a_record_carries_the_exported_server_span_of_its_post_as_parent() {
 
     // The record names the gateway's span as its parent, in the same trace.
     let records = read_records(&topic, 1);
-    let headers: Vec<(String, String)> = records[0]
-        .headers()
-        .expect("record headers")
-        .iter()
-        .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-        .collect();
+    let headers = headers(&records[0]);
     let expected = [("traceparent", format!("00-{PARENT_TRACE}-{span_id}-01")), ("tracestate", "vendor=abc".into())];
     assert_eq!(headers, expected.map(|(name, value)| (name.to_string(), value)));
 

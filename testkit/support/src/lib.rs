@@ -239,6 +239,17 @@ pub fn payload(record: &OwnedMessage) -> String {
     String::from_utf8_lossy(record.payload().unwrap_or_default()).into_owned()
 }
 
+/// A record's headers as (name, value) text, in order; none when it has no headers.
+pub fn headers(record: &OwnedMessage) -> Vec<(String, String)> {
+    use rdkafka::message::Headers as _;
+    record.headers().map_or_else(Vec::new, |headers| {
+        headers
+            .iter()
+            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+            .collect()
+    })
+}
+
 /// A broker of its own (own state directory and loopback ports), for tests that need a broker
 /// configured unlike the shared test bed's; stopped and deleted when dropped.
 pub struct PrivateBroker {
