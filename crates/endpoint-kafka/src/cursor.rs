@@ -34,6 +34,13 @@ pub fn message_id(topic: &str, partition: i32, offset: i64, encode: bool) -> Str
     }
 }
 
+/// What Kafka accepts as a topic name: 1 to 249 of `a-z A-Z 0-9 . _ -`. A cursor naming anything
+/// else could not name a topic (found by the cursor fuzz target: a name with control characters
+/// did not survive a render and parse).
+fn is_topic_name(name: &str) -> bool {
+    (1..=249).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 impl Cursor {
     /// Parses a cursor as a client sent it.
     pub fn parse(text: &str, encoded: bool) -> Result<Cursor, CursorError> {
@@ -50,7 +57,7 @@ impl Cursor {
         for topic_part in plain.split(';').filter(|part| !part.is_empty()) {
             // Topic names cannot hold '@', so the last one separates topic and positions.
             let (topic, partitions) = topic_part.rsplit_once('@').ok_or_else(malformed)?;
-            if topic.is_empty() || partitions.is_empty() {
+            if !is_topic_name(topic) || partitions.is_empty() {
                 return Err(malformed());
             }
             let positions = cursor.positions.entry(topic.to_string()).or_default();
@@ -101,6 +108,15 @@ impl Cursor {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_topic_kafka_would_not_accept_is_refused() {
+        for text in [";\r\r'\u{1a} \r#fit@2#0", "a b@0#1", "caf\u{e9}@0#1", &format!("{}@0#1", "t".repeat(250))] {
+            assert!(matches!(Cursor::parse(text, false), Err(CursorError::Malformed(_))), "{text:?}");
+        }
+        assert!(Cursor::parse(&format!("{}@0#1", "t".repeat(249)), false).is_ok());
+        assert!(Cursor::parse("orders.v2_eu-1@0#1", false).is_ok());
+    }
 
     #[test]
     fn a_position_without_a_next_offset_is_refused() {
