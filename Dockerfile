@@ -16,7 +16,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 ENV CC_x86_64_unknown_linux_musl=musl-gcc CXX_x86_64_unknown_linux_musl=g++ \
-    CFLAGS_x86_64_unknown_linux_musl=-I/src/scripts/musl-include
+    CFLAGS_x86_64_unknown_linux_musl=-I/src/scripts/c-include
 RUN cargo build --locked --profile dist --target x86_64-unknown-linux-musl -p kafka-edge-gateway \
       --no-default-features --features static \
  && mkdir /state
