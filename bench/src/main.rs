@@ -91,6 +91,10 @@ struct Args {
     /// sampled every 10 s); 0 skips it.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     soak: u64,
+    /// Run only the soak and print its lines (BENCHMARKS.md is left alone), e.g. for a soak of
+    /// hours, or one under a profiler (`--gateway` may name a wrapper script).
+    #[arg(long)]
+    soak_only: bool,
     /// Where the results section is written.
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: PathBuf,
@@ -135,6 +139,16 @@ async fn main() -> anyhow::Result<()> {
     let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let temp = std::env::temp_dir().join(format!("kafka-edge-bench-{id}"));
     std::fs::create_dir_all(&temp).with_context(|| format!("creating {}", temp.display()))?;
+    if args.soak_only {
+        anyhow::ensure!(args.soak > 0, "--soak-only needs --soak SECONDS above 0");
+        let soaked =
+            soak::run(&gateway_binary(&args)?, &args.bootstrap, &temp, &id, Duration::from_secs(args.soak)).await;
+        eprintln!("bench: soak gateway log kept in {}", temp.display());
+        for line in soak_notes(&soaked?) {
+            println!("- {line}");
+        }
+        return Ok(());
+    }
 
     let drain_partitions = args.drain_partitions.unwrap_or(args.partitions);
     eprintln!(
@@ -216,10 +230,7 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 10], temp: &std::pat
     for (definition, api) in definitions.iter().zip(&apis) {
         std::fs::write(definition, serde_json::to_vec_pretty(api)?)?;
     }
-    let binary = match &args.gateway {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.parent().context("locating the gateway binary")?.join("kafka-edge"),
-    };
+    let binary = gateway_binary(args)?;
     let gateway = GatewayProcess::start(&binary, &definitions, temp, temp.join("gateway.log")).await?;
     let idle = gateway.memory();
     let cpu = || CpuSampler::start(Some(gateway.pid()), args.broker_pid);
@@ -578,6 +589,14 @@ async fn scenarios(args: &Args, id: &str, topics: &[String; 10], temp: &std::pat
         notes,
     };
     Ok(report.markdown())
+}
+
+/// `--gateway`, or the kafka-edge binary beside this one.
+fn gateway_binary(args: &Args) -> anyhow::Result<PathBuf> {
+    match &args.gateway {
+        Some(path) => Ok(path.clone()),
+        None => Ok(std::env::current_exe()?.parent().context("locating the gateway binary")?.join("kafka-edge")),
+    }
 }
 
 /// The soak's lines of the report: what ran, whether every acknowledged record is on the broker,

@@ -38,7 +38,8 @@ pub fn message_id(topic: &str, partition: i32, offset: i64, encode: bool) -> Str
 /// else could not name a topic (found by the cursor fuzz target: a name with control characters
 /// did not survive a render and parse).
 fn is_topic_name(name: &str) -> bool {
-    (1..=249).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    (1..=249).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl Cursor {
