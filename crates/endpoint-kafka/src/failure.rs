@@ -41,9 +41,11 @@ pub(crate) fn missing_topic(topic: &str) -> EndpointFailure {
 }
 
 /// librdkafka's own log lines, at debug level: it repeats connection errors on every retry, and
-/// the endpoint reports each classified failure once itself.
+/// the endpoint reports each classified failure once itself. Cyrus SASL's lines (a Kerberos
+/// login that failed) come at a high level on every retry too, and are in that report's reason.
 pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {
+        _ if facility == "LIBSASL" => tracing::debug!(target: "librdkafka", facility, "{message}"),
         RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
             tracing::error!(target: "librdkafka", facility, "{message}")
         }

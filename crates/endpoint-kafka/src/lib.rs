@@ -49,6 +49,14 @@ impl KafkaEndpoint {
     pub fn new(api_id: &str, definition: &EndpointDefinition, clients: Arc<KafkaClients>) -> Result<Self, Problem> {
         Ok(Self { api_id: api_id.to_string(), resolver: Resolver::new(api_id, definition)?, clients })
     }
+
+    /// The Kerberos principal this endpoint authenticates as, when its mechanism is GSSAPI and
+    /// its JAAS line holds no expression. librdkafka gets Kerberos tickets by running `kinit`
+    /// into the process's one ticket cache, so a gateway can authenticate as one principal only
+    /// (docs/security.md#gssapi-kerberos): the gateway refuses a second one at load.
+    pub fn kerberos_principal(&self) -> Option<&str> {
+        self.resolver.kerberos_principal()
+    }
 }
 
 #[async_trait::async_trait]

@@ -164,6 +164,8 @@ pub(crate) struct Resolver {
     remove_confluent_header: bool,
     check_topic_existence: bool,
     deprecation_logged: AtomicBool,
+    /// Known at load when the mechanism is GSSAPI and the JAAS line holds no expression.
+    kerberos_principal: Option<String>,
 }
 
 /// What a publish needs.
@@ -198,6 +200,9 @@ pub(crate) struct ConsumerSettings {
 /// default, links Cyrus SASL; the static binary (`scripts/release`) leaves it out, because GSSAPI
 /// needs `kinit` and a SASL plugin at run time anyway.
 pub const GSSAPI_BUILT_IN: bool = cfg!(feature = "gssapi");
+
+/// librdkafka's `sasl.kerberos.principal` when the JAAS line names none.
+const DEFAULT_KERBEROS_PRINCIPAL: &str = "kafkaclient";
 
 const GSSAPI_LEFT_OUT: &str = "`GSSAPI` is not in this build of kafka-edge (the static binary leaves Kerberos out); \
      use the standard build (cargo install --path crates/gateway) on a host with kinit and the Cyrus SASL GSSAPI plugin";
@@ -244,6 +249,7 @@ impl Resolver {
                 return Err(Problem::new("security.sasl.saslMechanism", GSSAPI_LEFT_OUT.to_string()));
             }
         }
+        let mut kerberos_principal = None;
         if let Some(jaas) = sasl.and_then(|s| s.sasl_jaas_config.as_deref()).filter(|j| !j.contains("{#")) {
             let login = JaasConfig::parse(jaas)
                 .and_then(|config| LoginModule::from_jaas(&config))
@@ -251,6 +257,9 @@ impl Resolver {
             if let Some(Dynamic::Static(mechanism)) = sasl.and_then(|s| s.sasl_mechanism.as_ref()) {
                 if !login_fits(*mechanism, &login) {
                     return Err(jaas_problem(format!("the login module does not fit mechanism {mechanism}")));
+                }
+                if let (SaslMechanism::Gssapi, LoginModule::Kerberos { principal, .. }) = (mechanism, login) {
+                    kerberos_principal = Some(principal.unwrap_or_else(|| DEFAULT_KERBEROS_PRINCIPAL.to_string()));
                 }
             }
         }
@@ -291,7 +300,13 @@ impl Resolver {
             remove_confluent_header: shared.consumer.remove_confluent_header,
             check_topic_existence: shared.consumer.check_topic_existence,
             deprecation_logged: AtomicBool::new(false),
+            kerberos_principal,
         })
+    }
+
+    /// The Kerberos principal of a static GSSAPI configuration.
+    pub fn kerberos_principal(&self) -> Option<&str> {
+        self.kerberos_principal.as_deref()
     }
 }
 

@@ -45,6 +45,9 @@ pub struct LoadedApi {
     pub metric_id: Arc<str>,
     /// The topics the definition names, the only topic labels of `/metrics` (crate::metered).
     pub named_topics: Arc<[Arc<str>]>,
+    /// The Kerberos principal the API's endpoints authenticate as (GSSAPI), with the field that
+    /// names it: one per gateway process (crate::reload).
+    pub kerberos: Option<KerberosLogin>,
     /// Cancelled when this version's streams must end: at shutdown, or a grace period after a
     /// reload replaced or removed it (crate::apis).
     pub closing: CancellationToken,
@@ -58,7 +61,7 @@ impl LoadedApi {
         let flows = ApiFlows::compile(&definition.flows).map_err(|found| problems.extend(found)).ok();
         let plans = Plans::build(definition).map_err(|found| problems.extend(found)).ok();
         let cors = cors(definition, &mut problems);
-        let endpoints = build_endpoints(definition, clients, &mut problems);
+        let (endpoints, kerberos) = build_endpoints(definition, clients, &mut problems);
         let primary = endpoints.first().and_then(|endpoint| endpoint.built.clone());
         if endpoints.is_empty() {
             problems.push(Problem::new("endpointGroups", "no Kafka endpoint"));
@@ -93,6 +96,7 @@ impl LoadedApi {
                 closing: CancellationToken::new(),
                 metric_id: Arc::from(definition.id.as_str()),
                 named_topics: named_topics(definition),
+                kerberos,
                 definition: Arc::new(definition.clone()),
             }),
             _ => Err(problems),
@@ -130,6 +134,30 @@ fn cors(definition: &ApiDefinition, problems: &mut Vec<Problem>) -> Option<CorsP
     CorsPolicy::compile(cors).map_err(|problem| problems.push(problem.under(&format!("listeners[{index}].cors")))).ok()
 }
 
+/// A static GSSAPI login: the principal, and the path of the JAAS line that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosLogin {
+    pub principal: String,
+    pub field: String,
+}
+
+impl KerberosLogin {
+    /// The problem of `other`, a login that differs from this one (found in `here`).
+    pub fn second_principal(&self, other: &KerberosLogin, here: &str) -> Option<Problem> {
+        (self.principal != other.principal).then(|| {
+            Problem::new(
+                &other.field,
+                format!(
+                    "Kerberos principal `{}` differs from `{}` ({here}): librdkafka keeps one Kerberos ticket cache \
+                     per process, so one gateway authenticates as one principal; serve APIs of other principals \
+                     from another kafka-edge process",
+                    other.principal, self.principal
+                ),
+            )
+        })
+    }
+}
+
 /// One endpoint of the definition and, when it builds, the endpoint.
 struct BuiltEndpoint<'a> {
     group: usize,
@@ -138,13 +166,15 @@ struct BuiltEndpoint<'a> {
 }
 
 /// Every endpoint of every group, in definition order: stores and static JAAS lines are read here,
-/// once, so a wrong password shows at load.
+/// once, so a wrong password shows at load. Also the API's Kerberos login, if any: all its GSSAPI
+/// endpoints must share it.
 fn build_endpoints<'a>(
     definition: &'a ApiDefinition,
     clients: &Arc<KafkaClients>,
     problems: &mut Vec<Problem>,
-) -> Vec<BuiltEndpoint<'a>> {
+) -> (Vec<BuiltEndpoint<'a>>, Option<KerberosLogin>) {
     let mut endpoints = Vec::new();
+    let mut kerberos: Option<KerberosLogin> = None;
     for (g, group) in definition.endpoint_groups.iter().enumerate() {
         for (e, endpoint) in group.endpoints.iter().enumerate() {
             let endpoint_path = format!("endpointGroups[{g}].endpoints[{e}]");
@@ -159,6 +189,21 @@ fn build_endpoints<'a>(
                 }
             });
             let built = built.map_err(|problem| problems.push(problem)).ok();
+            if let Some(principal) = built.as_ref().and_then(KafkaEndpoint::kerberos_principal) {
+                let block = if endpoint.inherits_configuration {
+                    format!("endpointGroups[{g}].sharedConfiguration")
+                } else {
+                    format!("{endpoint_path}.sharedConfigurationOverride")
+                };
+                let login = KerberosLogin {
+                    principal: principal.to_string(),
+                    field: format!("{block}.security.sasl.saslJaasConfig"),
+                };
+                match &kerberos {
+                    None => kerberos = Some(login),
+                    Some(first) => problems.extend(first.second_principal(&login, &format!("at {}", first.field))),
+                }
+            }
             endpoints.push(BuiltEndpoint {
                 group: g,
                 definition: endpoint,
@@ -166,7 +211,7 @@ fn build_endpoints<'a>(
             });
         }
     }
-    endpoints
+    (endpoints, kerberos)
 }
 
 /// The endpoint `name` designates: a group (its first endpoint) or else an endpoint.

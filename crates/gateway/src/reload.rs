@@ -66,6 +66,7 @@ impl Definitions {
         for (file, text, definition) in loaded {
             match build(&definition, &clients) {
                 Ok(api) => {
+                    problems.extend(second_principal(&served, &file, &api));
                     served.insert(file, Served { text, api, ignored: definition.ignored });
                 }
                 Err(found) => problems.extend(found),
@@ -227,7 +228,18 @@ fn conflict(served: &BTreeMap<PathBuf, Served>, file: &Path, api: &LoadedApi) ->
             return Some(Problem::new("listeners", message).in_file(&origin));
         }
     }
-    None
+    second_principal(served, file, api)
+}
+
+/// A problem when `api` (from `file`) authenticates with Kerberos as another principal than an
+/// API another file serves.
+fn second_principal(served: &BTreeMap<PathBuf, Served>, file: &Path, api: &LoadedApi) -> Option<Problem> {
+    let login = api.kerberos.as_ref()?;
+    served.iter().filter(|(other, _)| other.as_path() != file).find_map(|(other, served)| {
+        let first = served.api.kerberos.as_ref()?;
+        let here = format!("in {}", other.display());
+        first.second_principal(login, &here).map(|problem| problem.in_file(&file.display().to_string()))
+    })
 }
 
 /// The difference between the APIs served before and those of `next`.

@@ -9,7 +9,7 @@ use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Longest wait for anything a test awaits.
@@ -265,11 +265,21 @@ impl PrivateBroker {
     /// starting at the same time could pick a port freed in between, so starts take turns, and a
     /// start that fails (a port taken meanwhile by any socket) is tried again on new ports.
     pub fn start(properties: &str) -> Self {
+        Self::start_with(properties, None)
+    }
+
+    /// As `start`, with a GSSAPI listener whose broker principal and keytab come from `kdc`
+    /// (`gssapi_bootstrap`).
+    pub fn start_with_kerberos(kdc: &Kdc) -> Self {
+        Self::start_with("", Some(kdc))
+    }
+
+    fn start_with(properties: &str, kdc: Option<&Kdc>) -> Self {
         static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _turn = STARTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut failures = Vec::new();
         for _ in 0..3 {
-            let broker = Self::on_free_ports(properties);
+            let broker = Self::on_free_ports(properties, kdc);
             let started = broker.testkit("up");
             if started.status.success() {
                 return broker;
@@ -279,15 +289,15 @@ impl PrivateBroker {
         panic!("private broker did not start in 3 tries: {}", failures.join("\n---\n"));
     }
 
-    fn on_free_ports(properties: &str) -> Self {
-        let ports: Vec<u16> = (0..5)
+    fn on_free_ports(properties: &str, kdc: Option<&Kdc>) -> Self {
+        let ports: Vec<u16> = (0..6)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
             .collect::<Vec<_>>()
             .iter()
             .map(|listener| listener.local_addr().expect("address").port())
             .collect();
         let dir = std::env::temp_dir().join(unique("kafka-edge-private-broker"));
-        let env = vec![
+        let mut env = vec![
             ("KAFKA_EDGE_TESTKIT_DIR", dir.display().to_string()),
             ("KAFKA_EDGE_TESTKIT_PLAINTEXT_PORT", ports[0].to_string()),
             ("KAFKA_EDGE_TESTKIT_CONTROLLER_PORT", ports[1].to_string()),
@@ -296,7 +306,18 @@ impl PrivateBroker {
             ("KAFKA_EDGE_TESTKIT_SASL_SSL_PORT", ports[4].to_string()),
             ("KAFKA_EDGE_TESTKIT_BROKER_PROPERTIES", properties.to_string()),
         ];
+        if let Some(kdc) = kdc {
+            env.push(("KAFKA_EDGE_TESTKIT_GSSAPI_PORT", ports[5].to_string()));
+            env.push(("KAFKA_EDGE_TESTKIT_KDC_DIR", kdc.dir().display().to_string()));
+        }
         Self { env, bootstrap: format!("127.0.0.1:{}", ports[0]) }
+    }
+
+    /// `localhost:PORT` of the GSSAPI listener (`start_with_kerberos`): a Kerberos client asks
+    /// for the ticket of `kafka/<host>`, and the broker's principal is `kafka/localhost`.
+    pub fn gssapi_bootstrap(&self) -> Option<String> {
+        let (_, port) = self.env.iter().find(|(name, _)| *name == "KAFKA_EDGE_TESTKIT_GSSAPI_PORT")?;
+        Some(format!("localhost:{port}"))
     }
 
     pub fn bootstrap(&self) -> &str {
@@ -347,5 +368,69 @@ impl Drop for PrivateBroker {
         // A test that failed while the broker was frozen must not leave it to the SIGKILL timeout.
         self.signal("-CONT");
         let _ = self.testkit("down");
+    }
+}
+
+/// A Kerberos realm of its own (testkit/kdc) on a free loopback port, in a directory of its own,
+/// with the principals `kafka/localhost` (the broker), `edge-a` and `edge-b`, each with a keytab.
+/// Stopped and deleted when dropped.
+pub struct Kdc {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Kdc {
+    /// The realm's name.
+    pub const REALM: &'static str = "KAFKA-EDGE.TEST";
+
+    /// Creates the realm and starts its KDC. Blocking.
+    pub fn start() -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address");
+            let kdc = Self { dir: std::env::temp_dir().join(unique("kafka-edge-kdc")), port: port.port() };
+            let started = kdc.script("up");
+            if started.status.success() {
+                return kdc;
+            }
+            failures.push(String::from_utf8_lossy(&started.stderr).into_owned());
+        }
+        panic!("the KDC did not start in 3 tries: {}", failures.join("\n---\n"));
+    }
+
+    /// Its state directory: `krb5.conf`, the keytabs, `kdc.log`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The `krb5.conf` a client of the realm needs (`KRB5_CONFIG`).
+    pub fn krb5_conf(&self) -> PathBuf {
+        self.dir.join("krb5.conf")
+    }
+
+    /// The keytab of `edge-a` or `edge-b`.
+    pub fn keytab(&self, user: &str) -> PathBuf {
+        self.dir.join(format!("{user}.keytab"))
+    }
+
+    /// `user@KAFKA-EDGE.TEST`.
+    pub fn principal(user: &str) -> String {
+        format!("{user}@{}", Self::REALM)
+    }
+
+    fn script(&self, command: &str) -> std::process::Output {
+        let script = testkit_script().with_file_name("kdc");
+        std::process::Command::new(script)
+            .arg(command)
+            .env("KAFKA_EDGE_KDC_DIR", &self.dir)
+            .env("KAFKA_EDGE_KDC_PORT", self.port.to_string())
+            .output()
+            .expect("testkit/kdc runs")
+    }
+}
+
+impl Drop for Kdc {
+    fn drop(&mut self) {
+        let _ = self.script("down");
     }
 }

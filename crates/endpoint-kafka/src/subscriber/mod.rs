@@ -24,7 +24,7 @@ pub(crate) use warm::WarmConsumers;
 
 use crate::client::{self, Callbacks, FetchWait, Role};
 use crate::cursor::Cursor;
-use crate::failure::{missing_topic, probe_cluster, topic_exists, unknown};
+use crate::failure::{classify_connection_error, missing_topic, probe_cluster, topic_exists, unknown};
 use crate::producer::short_uuid;
 use crate::report::Origin;
 use crate::settings::{ConsumerSettings, TopicSelection};
@@ -179,8 +179,17 @@ async fn start(
         Ok(callbacks) => callbacks,
         Err(failure) => return (Err(failure), None),
     };
+    // A metadata request that times out says only that no broker answered; the connection error
+    // librdkafka reported meanwhile says why (a refused login, a failed TLS handshake).
+    let connection_failure = Arc::new(std::sync::Mutex::new(None::<EndpointFailure>));
+    let recording = connection_failure.clone();
     let callbacks = callbacks
-        .with_errors(Box::new(move |error, reason| reporter.client_error(error, reason)))
+        .with_errors(Box::new(move |error, reason| {
+            if let Some(failure) = classify_connection_error(error, false) {
+                *recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failure);
+            }
+            reporter.client_error(error, reason)
+        }))
         .with_rebalance(Rebalance::new(lifecycle.clone(), cursor, qos != Qos::None))
         .with_lag(slot.lag_sink(&client_id, &origin.api));
     let consumer: StreamConsumer<Callbacks> = match client::create(&config, callbacks) {
@@ -214,7 +223,10 @@ async fn start(
     } else {
         match probe(consumer, probed_topics, settings.check_topic_existence, &origin).await {
             Ok(consumer) => consumer,
-            Err(failure) => return (Err(failure), None),
+            Err(failure) => {
+                let reported = connection_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                return (Err(reported.unwrap_or(failure)), None);
+            }
         }
     };
     let consumer = Arc::new(consumer);
