@@ -18,6 +18,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -282,6 +283,8 @@ pub(crate) struct Callbacks {
     rebalance: Option<Rebalance>,
     lag: Option<LagSink>,
     latencies: Option<Arc<BrokerLatencies>>,
+    /// Milliseconds since the epoch of the last refused re-authentication, 0 for none.
+    reauthentication_failed_at: AtomicU64,
 }
 
 impl Callbacks {
@@ -293,17 +296,32 @@ impl Callbacks {
     ) -> Result<Self, EndpointFailure> {
         let tokens = match connection.token_source() {
             Some(source) => Some(TokenProvider::prepare(source.clone()).await.map_err(|reason| {
-                tracing::warn!(%reason, "OAUTHBEARER credentials could not be prepared.");
+                // Each new client tries again (a producer, a consumer per request): once a minute.
+                if crate::report::first_in_a_while((reason.clone(), "oauthbearer", String::new())) {
+                    tracing::warn!(%reason, "OAUTHBEARER credentials could not be prepared.");
+                }
                 EndpointFailure::configuration_invalid("OAUTHBEARER credentials could not be resolved")
             })?),
             None => None,
         };
-        Ok(Self { client_id: client_id.into(), tokens, errors: None, rebalance: None, lag: None, latencies: None })
+        Ok(Self::with_tokens(client_id.into(), tokens))
     }
 
     /// Callbacks without a token source (the connection uses none).
     pub(crate) fn plain(client_id: impl Into<String>) -> Self {
-        Self { client_id: client_id.into(), tokens: None, errors: None, rebalance: None, lag: None, latencies: None }
+        Self::with_tokens(client_id.into(), None)
+    }
+
+    fn with_tokens(client_id: String, tokens: Option<TokenProvider>) -> Self {
+        Self {
+            client_id,
+            tokens,
+            errors: None,
+            rebalance: None,
+            lag: None,
+            latencies: None,
+            reauthentication_failed_at: AtomicU64::new(0),
+        }
     }
 
     /// Client-level errors go to `sink` as well as to the debug log.
@@ -333,6 +351,25 @@ impl Callbacks {
     pub(crate) fn rebalance(&self) -> Option<&Rebalance> {
         self.rebalance.as_ref()
     }
+
+    /// Whether a re-authentication of this client was refused in the last few seconds: the
+    /// authentication error a consumer then reads is that one, and passes.
+    pub(crate) fn reauthentication_failed_lately(&self) -> bool {
+        let at = self.reauthentication_failed_at.load(Ordering::Relaxed);
+        at != 0 && now_millis().saturating_sub(at) < 5_000
+    }
+}
+
+/// A broker refusing a KIP-368 re-authentication with ILLEGAL_SASL_STATE, as Kafka 4.4 does with
+/// librdkafka 2.12 when an OAUTHBEARER session nears its token's expiry: the connection closes
+/// and librdkafka logs in afresh with the current token, so nothing is wrong with the
+/// credentials and no request needs to fail for it.
+fn is_failed_reauthentication(reason: &str) -> bool {
+    reason.contains("Request not valid in current SASL state")
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 impl ClientContext for Callbacks {
@@ -359,6 +396,11 @@ impl ClientContext for Callbacks {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if is_failed_reauthentication(reason) {
+            self.reauthentication_failed_at.store(now_millis(), Ordering::Relaxed);
+            tracing::debug!(client_id = %self.client_id, %reason, "Kafka re-authentication refused; the client logs in again.");
+            return;
+        }
         match &self.errors {
             Some(sink) => sink(&error, reason),
             // The gateway's own clients (the state topic): librdkafka retries, so this repeats.

@@ -100,23 +100,28 @@ impl Origin {
     }
 
     fn first_in_a_while(&self, cause: &str) -> bool {
-        let now = Instant::now();
-        let mut logged = LAST_LOGGED.lock().unwrap_or_else(PoisonError::into_inner);
-        if logged.len() >= MAX_REMEMBERED {
-            logged.retain(|_, at| now.duration_since(*at) < QUIET_FOR);
-            if logged.len() >= MAX_REMEMBERED {
-                // Many causes within a minute (topics from requests): forget them all rather than
-                // grow; the worst case is a line per new cause.
-                logged.clear();
-            }
-        }
         let key = (format!("{}\u{0}{}", self.api, self.bootstrap_servers), self.entrypoint, cause.to_string());
-        match logged.get(&key) {
-            Some(at) if now.duration_since(*at) < QUIET_FOR => false,
-            _ => {
-                logged.insert(key, now);
-                true
-            }
+        first_in_a_while(key)
+    }
+}
+
+/// Whether `key` (where, which entrypoint, what) was not logged in the last minute; remembers it.
+pub(crate) fn first_in_a_while(key: Key) -> bool {
+    let now = Instant::now();
+    let mut logged = LAST_LOGGED.lock().unwrap_or_else(PoisonError::into_inner);
+    if logged.len() >= MAX_REMEMBERED {
+        logged.retain(|_, at| now.duration_since(*at) < QUIET_FOR);
+        if logged.len() >= MAX_REMEMBERED {
+            // Many causes within a minute (topics from requests): forget them all rather than
+            // grow; the worst case is a line per new cause.
+            logged.clear();
+        }
+    }
+    match logged.get(&key) {
+        Some(at) if now.duration_since(*at) < QUIET_FOR => false,
+        _ => {
+            logged.insert(key, now);
+            true
         }
     }
 }

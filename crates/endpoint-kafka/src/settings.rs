@@ -455,6 +455,7 @@ impl Resolver {
                     }
                     OAuthBearerLogin::AccessToken(token) => TokenSource::AccessToken(token),
                     OAuthBearerLogin::Unsecured { principal, claims } => TokenSource::Unsecured { principal, claims },
+                    OAuthBearerLogin::ClientCredentials(credentials) => TokenSource::ClientCredentials(credentials),
                 });
             }
             (SaslMechanism::AwsMskIam, LoginModule::AwsMskIam(_)) if protocol != SecurityProtocol::SaslSsl => {

@@ -265,21 +265,26 @@ impl PrivateBroker {
     /// starting at the same time could pick a port freed in between, so starts take turns, and a
     /// start that fails (a port taken meanwhile by any socket) is tried again on new ports.
     pub fn start(properties: &str) -> Self {
-        Self::start_with(properties, None)
+        Self::start_with(properties, "", None)
+    }
+
+    /// As `start`, with these extra JVM flags for the broker (space-separated).
+    pub fn start_with_jvm_flags(properties: &str, jvm_flags: &str) -> Self {
+        Self::start_with(properties, jvm_flags, None)
     }
 
     /// As `start`, with a GSSAPI listener whose broker principal and keytab come from `kdc`
     /// (`gssapi_bootstrap`).
     pub fn start_with_kerberos(kdc: &Kdc) -> Self {
-        Self::start_with("", Some(kdc))
+        Self::start_with("", "", Some(kdc))
     }
 
-    fn start_with(properties: &str, kdc: Option<&Kdc>) -> Self {
+    fn start_with(properties: &str, jvm_flags: &str, kdc: Option<&Kdc>) -> Self {
         static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _turn = STARTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut failures = Vec::new();
         for _ in 0..3 {
-            let broker = Self::on_free_ports(properties, kdc);
+            let broker = Self::on_free_ports(properties, jvm_flags, kdc);
             let started = broker.testkit("up");
             if started.status.success() {
                 return broker;
@@ -289,7 +294,7 @@ impl PrivateBroker {
         panic!("private broker did not start in 3 tries: {}", failures.join("\n---\n"));
     }
 
-    fn on_free_ports(properties: &str, kdc: Option<&Kdc>) -> Self {
+    fn on_free_ports(properties: &str, jvm_flags: &str, kdc: Option<&Kdc>) -> Self {
         let ports: Vec<u16> = (0..6)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
             .collect::<Vec<_>>()
@@ -305,12 +310,19 @@ impl PrivateBroker {
             ("KAFKA_EDGE_TESTKIT_SSL_PORT", ports[3].to_string()),
             ("KAFKA_EDGE_TESTKIT_SASL_SSL_PORT", ports[4].to_string()),
             ("KAFKA_EDGE_TESTKIT_BROKER_PROPERTIES", properties.to_string()),
+            ("KAFKA_EDGE_TESTKIT_BROKER_JVM_OPTS", jvm_flags.to_string()),
         ];
         if let Some(kdc) = kdc {
             env.push(("KAFKA_EDGE_TESTKIT_GSSAPI_PORT", ports[5].to_string()));
             env.push(("KAFKA_EDGE_TESTKIT_KDC_DIR", kdc.dir().display().to_string()));
         }
         Self { env, bootstrap: format!("127.0.0.1:{}", ports[0]) }
+    }
+
+    /// `127.0.0.1:PORT` of the SASL_PLAINTEXT listener.
+    pub fn sasl_plaintext_bootstrap(&self) -> String {
+        let port = self.env.iter().find(|(name, _)| *name == "KAFKA_EDGE_TESTKIT_SASL_PLAINTEXT_PORT");
+        format!("127.0.0.1:{}", port.map(|(_, port)| port.as_str()).unwrap_or_default())
     }
 
     /// `localhost:PORT` of the GSSAPI listener (`start_with_kerberos`): a Kerberos client asks

@@ -1,15 +1,17 @@
 //! OAUTHBEARER tokens for librdkafka's token-refresh callback. The callback runs on the thread
 //! that polls the client, so it must not block: every source here is computed from what the
 //! client was created with (a token from the JAAS line, possibly an expression's result, or an
-//! unsecured JWT built locally), with no I/O.
+//! unsecured JWT built locally), or read from a token fetched and renewed elsewhere (client
+//! credentials), with no I/O.
 
+use super::client_credentials::{jwt_claims, ClientCredentials, SharedToken};
 use super::jaas::MskIamLogin;
 use super::msk_iam::{resolve_credentials, sign_token, AwsCredentials};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rdkafka::client::OAuthToken;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where a client's OAUTHBEARER token comes from. Part of the client's identity (equal sources
@@ -22,6 +24,8 @@ pub(crate) enum TokenSource {
     Unsecured { principal: String, claims: Vec<(String, String)> },
     /// AWS MSK IAM: a SigV4-signed token, from credentials resolved when the client is created.
     MskIam { region: String, login: MskIamLogin },
+    /// OAuth 2 client credentials: the process's token for them (`SharedToken`).
+    ClientCredentials(ClientCredentials),
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -30,6 +34,7 @@ impl std::fmt::Debug for TokenSource {
             TokenSource::AccessToken(_) => f.write_str("AccessToken(<redacted>)"),
             TokenSource::Unsecured { principal, .. } => write!(f, "Unsecured({principal})"),
             TokenSource::MskIam { region, .. } => write!(f, "MskIam({region})"),
+            TokenSource::ClientCredentials(credentials) => credentials.fmt(f),
         }
     }
 }
@@ -37,24 +42,31 @@ impl std::fmt::Debug for TokenSource {
 /// Lifetime of a token whose expiry we cannot read; librdkafka refreshes at 80 % of it.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// What a client's token callback reads: the source, and for MSK IAM the credentials resolved
-/// beforehand (the callback must not do I/O).
+/// What a client's token callback reads: the source, and what was fetched for it beforehand
+/// (the callback must not do I/O): AWS credentials for MSK IAM, the shared token of client
+/// credentials.
 pub(crate) struct TokenProvider {
     source: TokenSource,
     aws: Option<AwsCredentials>,
+    issued: Option<Arc<SharedToken>>,
 }
 
 /// Sent with MSK IAM tokens, as Amazon's signers send theirs.
 const USER_AGENT: &str = concat!("kafka-edge/", env!("CARGO_PKG_VERSION"));
 
 impl TokenProvider {
-    /// Resolves what the source needs ahead of the callbacks (AWS credentials for MSK IAM).
+    /// Resolves what the source needs ahead of the callbacks (AWS credentials for MSK IAM, a
+    /// token for client credentials).
     pub async fn prepare(source: TokenSource) -> Result<TokenProvider, String> {
         let aws = match &source {
             TokenSource::MskIam { login, .. } => Some(aws_credentials(&source, login).await?),
             _ => None,
         };
-        Ok(TokenProvider { source, aws })
+        let issued = match &source {
+            TokenSource::ClientCredentials(credentials) => Some(SharedToken::get(credentials).await?),
+            _ => None,
+        };
+        Ok(TokenProvider { source, aws, issued })
     }
 
     pub fn token(&self, now: SystemTime) -> Result<OAuthToken, String> {
@@ -68,6 +80,10 @@ impl TokenProvider {
                 })
             }
             (TokenSource::MskIam { .. }, None) => Err("AWS credentials were not resolved".into()),
+            (TokenSource::ClientCredentials(_), _) => match &self.issued {
+                Some(issued) => issued.token(now),
+                None => Err("no OAuth token was fetched".into()),
+            },
             (source, _) => Ok(source.token(now)),
         }
     }
@@ -127,20 +143,10 @@ impl TokenSource {
                     lifetime_ms: (issued + DEFAULT_LIFETIME.as_secs() as i64) * 1000,
                 }
             }
-            TokenSource::MskIam { .. } => {
+            TokenSource::MskIam { .. } | TokenSource::ClientCredentials(_) => {
                 OAuthToken { token: String::new(), principal_name: String::new(), lifetime_ms: now_ms }
             }
         }
-    }
-}
-
-/// The claims of a JWT, when the token is one (no signature check: the broker checks it).
-fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        serde_json::Value::Object(claims) => Some(claims),
-        _ => None,
     }
 }
 

@@ -252,6 +252,10 @@ impl Pump {
             self.origin.failure(&failure);
             return Some(failure);
         }
+        let authentication = matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Authentication));
+        if authentication && self.offsets.consumer.context().reauthentication_failed_lately() {
+            return None;
+        }
         if let Some(failure) = classify_connection_error(error, self.lifecycle.reached_cluster()) {
             let client_id = &self.offsets.consumer.context().client_id;
             tracing::debug!(%client_id, %error, "Kafka consumer cannot reach its cluster.");

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 pub use kafka_edge_testkit::*;
 
 pub mod browser;
+pub mod oauth;
 pub mod webhook;
 
 /// The consumer group the gateway uses for `client` (X-Gravitee-Client-Identifier) calling API

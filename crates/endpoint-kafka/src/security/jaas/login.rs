@@ -3,6 +3,7 @@
 //! `Debug` redacts every password, secret and token.
 
 use super::{JaasConfig, JaasError};
+use crate::security::client_credentials::ClientCredentials;
 use std::fmt;
 
 const PLAIN: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
@@ -43,7 +44,19 @@ pub(crate) enum OAuthBearerLogin {
     /// `unsecuredLoginStringClaim_sub="…"`: an unsigned JWT for brokers with the unsecured validator;
     /// `claims` are the other `unsecuredLoginStringClaim_<name>` options, by name.
     Unsecured { principal: String, claims: Vec<(String, String)> },
+    /// `clientId`, `clientSecret`, `scope` and a token endpoint: tokens of the OAuth 2 client
+    /// credentials grant.
+    ClientCredentials(ClientCredentials),
 }
+
+/// The option names of a client credentials login: KIP-768's (`clientId` …) or those of Strimzi's
+/// OAuth library (`oauth.client.id` …), so that either line works unchanged. Kafka's own client
+/// takes the endpoint as a client property, `sasl.oauthbearer.token.endpoint.url`, which a
+/// Gravitee definition cannot carry: here it is a JAAS option of that name too.
+const TOKEN_ENDPOINT: [&str; 2] = ["oauth.token.endpoint.uri", "sasl.oauthbearer.token.endpoint.url"];
+const CLIENT_ID: [&str; 2] = ["clientId", "oauth.client.id"];
+const CLIENT_SECRET: [&str; 2] = ["clientSecret", "oauth.client.secret"];
+const SCOPE: [&str; 2] = ["scope", "oauth.scope"];
 
 /// Options of `software.amazon.msk.auth.iam.IAMLoginModule`, named as in aws-msk-iam-auth.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -120,10 +133,29 @@ fn oauthbearer(config: &JaasConfig) -> Result<OAuthBearerLogin, JaasError> {
         let claims = prefixed(config, UNSECURED_CLAIM).into_iter().filter(|(name, _)| name != "sub").collect();
         return Ok(OAuthBearerLogin::Unsecured { principal, claims });
     }
-    Err(JaasError::MissingOption {
-        module: "OAuthBearerLoginModule",
-        option: "access_token or unsecuredLoginStringClaim_sub",
-    })
+    let either = |names: [&str; 2]| names.iter().find_map(|name| owned(config, name));
+    let missing = |option| JaasError::MissingOption { module: "OAuthBearerLoginModule", option };
+    match (either(TOKEN_ENDPOINT), either(CLIENT_ID)) {
+        (None, None) => {
+            Err(missing("access_token, unsecuredLoginStringClaim_sub, or clientId with oauth.token.endpoint.uri"))
+        }
+        (None, Some(_)) => Err(missing("oauth.token.endpoint.uri (the token endpoint of clientId)")),
+        (Some(_), None) => Err(missing("clientId")),
+        (Some(token_endpoint), Some(client_id)) => {
+            if !(token_endpoint.starts_with("https://") || token_endpoint.starts_with("http://")) {
+                return Err(JaasError::InvalidOption {
+                    option: "oauth.token.endpoint.uri",
+                    expected: "an http:// or https:// URL",
+                });
+            }
+            Ok(OAuthBearerLogin::ClientCredentials(ClientCredentials {
+                token_endpoint,
+                client_id,
+                client_secret: either(CLIENT_SECRET).ok_or(missing("clientSecret"))?,
+                scope: either(SCOPE).filter(|scope| !scope.trim().is_empty()),
+            }))
+        }
+    }
 }
 
 fn kerberos(config: &JaasConfig) -> Result<LoginModule, JaasError> {
@@ -218,6 +250,7 @@ impl fmt::Debug for OAuthBearerLogin {
             OAuthBearerLogin::Unsecured { principal, claims } => {
                 f.debug_struct("Unsecured").field("principal", principal).field("claim_names", &names(claims)).finish()
             }
+            OAuthBearerLogin::ClientCredentials(credentials) => credentials.fmt(f),
         }
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::security::client_credentials::ClientCredentials;
 use proptest::prelude::*;
 
 const PLAIN: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
@@ -76,6 +77,49 @@ fn oauthbearer_unsecured_with_claims() {
             claims: vec![("scope".into(), "read write".into())]
         })
     );
+}
+
+#[test]
+fn oauthbearer_client_credentials_with_kip_768_or_strimzi_names() {
+    let expected = LoginModule::OAuthBearer(OAuthBearerLogin::ClientCredentials(ClientCredentials {
+        token_endpoint: "https://idp.example.com/realms/kafka/protocol/openid-connect/token".into(),
+        client_id: "orders".into(),
+        client_secret: "s3cret".into(),
+        scope: Some("kafka".into()),
+    }));
+    assert_eq!(
+        login(
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"orders\" \
+             clientSecret=\"s3cret\" scope=\"kafka\" \
+             oauth.token.endpoint.uri=\"https://idp.example.com/realms/kafka/protocol/openid-connect/token\";"
+        ),
+        expected
+    );
+    assert_eq!(
+        login(
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required oauth.client.id=\"orders\" \
+             oauth.client.secret=\"s3cret\" oauth.scope=\"kafka\" \
+             sasl.oauthbearer.token.endpoint.url=\"https://idp.example.com/realms/kafka/protocol/openid-connect/token\";"
+        ),
+        expected
+    );
+    let refused = |line: &str| {
+        LoginModule::from_jaas(&parse(&format!(
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required {line};"
+        )))
+    };
+    assert!(matches!(
+        refused("clientId=a clientSecret=b"),
+        Err(JaasError::MissingOption { option: "oauth.token.endpoint.uri (the token endpoint of clientId)", .. })
+    ));
+    assert!(matches!(
+        refused("clientId=a oauth.token.endpoint.uri=https://idp/token"),
+        Err(JaasError::MissingOption { option: "clientSecret", .. })
+    ));
+    assert!(matches!(
+        refused("clientId=a clientSecret=b oauth.token.endpoint.uri=idp/token"),
+        Err(JaasError::InvalidOption { option: "oauth.token.endpoint.uri", .. })
+    ));
 }
 
 #[test]
