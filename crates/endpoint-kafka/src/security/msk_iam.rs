@@ -13,6 +13,7 @@
 
 mod clock;
 mod credentials;
+mod metadata;
 mod profile;
 mod sigv4;
 mod sts;
@@ -58,11 +59,7 @@ pub(crate) struct MskToken {
 /// key, secret or token.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MskIamError {
-    #[error(
-        "no AWS credentials for MSK IAM; tried {tried}. EC2 instance profiles and ECS task roles are \
-         not read (no metadata endpoint): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile \
-         in the shared credentials file, or awsRoleArn with awsRoleAccessKeyId and awsRoleSecretAccessKey"
-    )]
+    #[error("no AWS credentials for MSK IAM; tried {tried}")]
     NoCredentials { tried: String },
     #[error("AWS_ENDPOINT_URL_STS is not an http(s) URL")]
     InvalidStsEndpoint,

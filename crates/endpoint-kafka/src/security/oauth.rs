@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rdkafka::client::OAuthToken;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where a client's OAUTHBEARER token comes from. Part of the client's identity (equal sources
@@ -47,7 +47,7 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// credentials.
 pub(crate) struct TokenProvider {
     source: TokenSource,
-    aws: Option<AwsCredentials>,
+    aws: Option<Arc<SharedCredentials>>,
     issued: Option<Arc<SharedToken>>,
 }
 
@@ -59,7 +59,10 @@ impl TokenProvider {
     /// token for client credentials).
     pub async fn prepare(source: TokenSource) -> Result<TokenProvider, String> {
         let aws = match &source {
-            TokenSource::MskIam { login, .. } => Some(aws_credentials(&source, login).await?),
+            TokenSource::MskIam { login, .. } => {
+                let env: SharedEnv = Arc::new(|name: &str| std::env::var(name).ok());
+                Some(SharedCredentials::get(&source, login, env).await?)
+            }
             _ => None,
         };
         let issued = match &source {
@@ -71,8 +74,8 @@ impl TokenProvider {
 
     pub fn token(&self, now: SystemTime) -> Result<OAuthToken, String> {
         match (&self.source, &self.aws) {
-            (TokenSource::MskIam { region, .. }, Some(credentials)) => {
-                let signed = sign_token(region, credentials, now, USER_AGENT);
+            (TokenSource::MskIam { region, .. }, Some(shared)) => {
+                let signed = sign_token(region, &shared.credentials(), now, USER_AGENT);
                 Ok(OAuthToken {
                     token: signed.token,
                     principal_name: signed.principal,
@@ -89,25 +92,86 @@ impl TokenProvider {
     }
 }
 
-/// Credentials that expire (STS AssumeRole) are kept until 5 minutes before their expiry, so a
-/// consumer per request does not call STS per request.
-async fn aws_credentials(source: &TokenSource, login: &MskIamLogin) -> Result<AwsCredentials, String> {
-    static CACHE: OnceLock<Mutex<HashMap<TokenSource, AwsCredentials>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let fresh = |credentials: &AwsCredentials| {
-        credentials.expiry.is_some_and(|expiry| expiry > SystemTime::now() + Duration::from_secs(300))
-    };
-    if let Some(cached) = cache.lock().ok().and_then(|c| c.get(source).filter(|c| fresh(c)).cloned()) {
-        return Ok(cached);
+/// How a renewal reads the environment: the process's own, or a map in tests.
+pub(crate) type SharedEnv = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process's AWS credentials for one MSK IAM source. Temporary ones (STS, web identity, the
+/// container and instance endpoints) are renewed in the background at half their lifetime,
+/// while any client holds them, so a stream that lives for hours signs with current credentials
+/// and a consumer per request does not mean an STS call per request; librdkafka's callbacks only
+/// read them.
+pub(crate) struct SharedCredentials {
+    login: MskIamLogin,
+    env: SharedEnv,
+    current: Mutex<AwsCredentials>,
+}
+
+impl SharedCredentials {
+    /// The credentials of `source`, resolved now unless valid ones are shared already.
+    pub async fn get(source: &TokenSource, login: &MskIamLogin, env: SharedEnv) -> Result<Arc<Self>, String> {
+        static SHARED: OnceLock<Mutex<HashMap<TokenSource, Weak<SharedCredentials>>>> = OnceLock::new();
+        let shared = SHARED.get_or_init(Default::default);
+        let valid = |credentials: &AwsCredentials| {
+            credentials.expiry.is_none_or(|expiry| expiry > SystemTime::now() + Duration::from_secs(60))
+        };
+        let existing = shared.lock().unwrap_or_else(PoisonError::into_inner).get(source).and_then(Weak::upgrade);
+        if let Some(existing) = existing.filter(|existing| valid(&existing.credentials())) {
+            return Ok(existing);
+        }
+        let credentials = resolve(login, &env).await?;
+        let temporary = credentials.expiry.is_some();
+        let created = Arc::new(SharedCredentials { login: login.clone(), env, current: Mutex::new(credentials) });
+        {
+            let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.retain(|_, credentials| credentials.strong_count() > 0);
+            shared.insert(source.clone(), Arc::downgrade(&created));
+        }
+        if temporary {
+            tokio::spawn(renew_credentials(Arc::downgrade(&created)));
+        }
+        Ok(created)
     }
-    let environment = |name: &str| std::env::var(name).ok();
-    let credentials = resolve_credentials(login, &environment).await.map_err(|error| error.to_string())?;
-    if credentials.expiry.is_some() {
-        if let Ok(mut cache) = cache.lock() {
-            cache.insert(source.clone(), credentials.clone());
+
+    pub fn credentials(&self) -> AwsCredentials {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+async fn resolve(login: &MskIamLogin, env: &SharedEnv) -> Result<AwsCredentials, String> {
+    let read = |name: &str| env(name);
+    resolve_credentials(login, &read).await.map_err(|error| error.to_string())
+}
+
+/// Renews at half the remaining lifetime; on failure tries again after 1, 2, 4 … 30 s (logged at
+/// the first failure of a run and at the recovery) while the current ones still work.
+async fn renew_credentials(shared: Weak<SharedCredentials>) {
+    let mut failures: u32 = 0;
+    loop {
+        let wait = match failures {
+            0 => {
+                let Some(expiry) = shared.upgrade().and_then(|shared| shared.credentials().expiry) else { return };
+                expiry.duration_since(SystemTime::now()).unwrap_or_default() / 2
+            }
+            n => Duration::from_secs(1 << (n - 1).min(5)).min(Duration::from_secs(30)),
+        };
+        tokio::time::sleep(wait.max(Duration::from_millis(500))).await;
+        let Some(holder) = shared.upgrade() else { return };
+        match resolve(&holder.login, &holder.env).await {
+            Ok(credentials) => {
+                if failures > 0 {
+                    tracing::info!(access_key_id = %credentials.access_key_id, "AWS credentials renewed again.");
+                }
+                failures = 0;
+                *holder.current.lock().unwrap_or_else(PoisonError::into_inner) = credentials;
+            }
+            Err(reason) => {
+                if failures == 0 {
+                    tracing::warn!(%reason, "AWS credentials for MSK IAM not renewed; trying again.");
+                }
+                failures = failures.saturating_add(1);
+            }
         }
     }
-    Ok(credentials)
 }
 
 impl TokenSource {

@@ -3,13 +3,15 @@
 //!
 //! 1. `awsRoleArn`: STS AssumeRole, signed with `awsRoleAccessKeyId`/`awsRoleSecretAccessKey`
 //!    when given, else with the base chain below;
-//! 2. the base chain: the profile `awsProfileName` when set (as aws-msk-iam-auth, it comes before
-//!    the environment), then `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`,
-//!    then the profile `AWS_PROFILE` or `default` of the shared credentials file
-//!    (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
-//!
-//! EC2/ECS metadata endpoints are not consulted, and the final error says so.
+//! 2. the base chain, in the AWS SDKs' order: the profile `awsProfileName` when set (as
+//!    aws-msk-iam-auth, it comes before the environment), then
+//!    `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, then the profile
+//!    `AWS_PROFILE` or `default` of the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`,
+//!    else `~/.aws/credentials`), then web identity (EKS IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE` and
+//!    `AWS_ROLE_ARN` through STS AssumeRoleWithWebIdentity), then the container credentials
+//!    endpoint (ECS, EKS Pod Identity), then the EC2 instance metadata service (IMDSv2).
 
+use super::metadata;
 use super::sts::{self, AssumeRole};
 use super::{profile, AwsCredentials, MskIamError, MskIamLogin};
 use std::time::SystemTime;
@@ -38,12 +40,7 @@ pub(crate) async fn resolve_credentials(login: &MskIamLogin, env: Env<'_>) -> Re
         },
         _ => base_chain(login, env).await?,
     };
-    let region = login
-        .sts_region
-        .clone()
-        .or_else(|| variable(env, "AWS_REGION"))
-        .or_else(|| variable(env, "AWS_DEFAULT_REGION"));
-    let endpoint = sts::Endpoint::new(region.as_deref(), variable(env, "AWS_ENDPOINT_URL_STS").as_deref())?;
+    let endpoint = sts_endpoint(login.sts_region.clone(), env)?;
     let request = AssumeRole {
         role_arn,
         session_name: login.role_session_name.as_deref().unwrap_or(DEFAULT_SESSION_NAME),
@@ -52,7 +49,15 @@ pub(crate) async fn resolve_credentials(login: &MskIamLogin, env: Env<'_>) -> Re
     sts::assume_role(&endpoint, &base, &request, SystemTime::now()).await
 }
 
-/// Profile `awsProfileName`, the environment, then profile `AWS_PROFILE`/`default`.
+/// STS in `sts_region`, else `AWS_REGION`/`AWS_DEFAULT_REGION`, else the global endpoint;
+/// `AWS_ENDPOINT_URL_STS` overrides it.
+fn sts_endpoint(sts_region: Option<String>, env: Env<'_>) -> Result<sts::Endpoint, MskIamError> {
+    let region = sts_region.or_else(|| variable(env, "AWS_REGION")).or_else(|| variable(env, "AWS_DEFAULT_REGION"));
+    sts::Endpoint::new(region.as_deref(), variable(env, "AWS_ENDPOINT_URL_STS").as_deref())
+}
+
+/// Profile `awsProfileName`, the environment, profile `AWS_PROFILE`/`default`, web identity, the
+/// container endpoint, then the instance metadata service.
 async fn base_chain(login: &MskIamLogin, env: Env<'_>) -> Result<AwsCredentials, MskIamError> {
     let mut tried = Vec::new();
     if let Some(name) = &login.profile {
@@ -72,7 +77,37 @@ async fn base_chain(login: &MskIamLogin, env: Env<'_>) -> Result<AwsCredentials,
             Err(reason) => tried.push(format!("profile `{name}` ({reason})")),
         }
     }
+    match web_identity(login, env).await {
+        Ok(Some(credentials)) => return Ok(credentials),
+        Ok(None) => tried.push("web identity (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set)".into()),
+        Err(reason) => tried.push(format!("web identity ({reason})")),
+    }
+    match metadata::container(env).await {
+        Ok(Some(credentials)) => return Ok(credentials),
+        Ok(None) => tried.push("the container endpoint (AWS_CONTAINER_CREDENTIALS_*_URI is not set)".into()),
+        Err(reason) => tried.push(format!("the container endpoint ({reason})")),
+    }
+    match metadata::instance_metadata(env).await {
+        Ok(Some(credentials)) => return Ok(credentials),
+        Ok(None) => tried.push("the instance metadata service (AWS_EC2_METADATA_DISABLED)".into()),
+        Err(reason) => tried.push(format!("the instance metadata service ({reason})")),
+    }
     Err(MskIamError::NoCredentials { tried: tried.join(", ") })
+}
+
+/// EKS IRSA: the token in `AWS_WEB_IDENTITY_TOKEN_FILE` traded for `AWS_ROLE_ARN`'s credentials.
+async fn web_identity(login: &MskIamLogin, env: Env<'_>) -> Result<Option<AwsCredentials>, String> {
+    let (Some(path), Some(role_arn)) = (variable(env, "AWS_WEB_IDENTITY_TOKEN_FILE"), variable(env, "AWS_ROLE_ARN"))
+    else {
+        return Ok(None);
+    };
+    let token = tokio::fs::read_to_string(&path).await.map_err(|error| format!("cannot read {path}: {error}"))?;
+    let session_name = variable(env, "AWS_ROLE_SESSION_NAME").unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string());
+    let endpoint = sts_endpoint(login.sts_region.clone(), env).map_err(|error| error.to_string())?;
+    sts::assume_role_with_web_identity(&endpoint, &role_arn, &session_name, token.trim())
+        .await
+        .map(Some)
+        .map_err(|error| error.to_string())
 }
 
 fn from_environment(env: Env<'_>) -> Result<AwsCredentials, String> {
@@ -99,6 +134,6 @@ async fn from_profile(name: &str, env: Env<'_>) -> Result<AwsCredentials, String
 }
 
 /// A variable's value, an empty one counting as unset.
-fn variable(env: Env<'_>, name: &str) -> Option<String> {
+pub(super) fn variable(env: Env<'_>, name: &str) -> Option<String> {
     env(name).filter(|value| !value.is_empty())
 }

@@ -76,14 +76,44 @@ pub(super) async fn assume_role(
     let scope = Scope { credentials: base, region: &endpoint.region, service: "sts", time: now };
     let signed =
         sigv4::authorization_headers(&scope, "POST", &endpoint.host, &[("content-type", FORM)], body.as_bytes());
+    let secrets = [Some(base.secret_access_key.as_str()), base.session_token.as_deref()];
+    exchange(endpoint, request.role_arn, body, signed, &secrets).await
+}
+
+/// `AssumeRoleWithWebIdentity` (EKS IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`): the
+/// web identity token is the credential, so the request is not signed.
+pub(super) async fn assume_role_with_web_identity(
+    endpoint: &Endpoint,
+    role_arn: &str,
+    session_name: &str,
+    web_identity_token: &str,
+) -> Result<AwsCredentials, MskIamError> {
+    let body = format!(
+        "Action=AssumeRoleWithWebIdentity&RoleArn={}&RoleSessionName={}&WebIdentityToken={}&Version=2011-06-15",
+        sigv4::uri_encode(role_arn),
+        sigv4::uri_encode(session_name),
+        sigv4::uri_encode(web_identity_token)
+    );
+    exchange(endpoint, role_arn, body, Vec::new(), &[Some(web_identity_token)]).await
+}
+
+/// Posts `body` to STS with `headers` and reads the `Credentials` of the answer. `secrets` are
+/// what the request carried: a refusal message that repeats one is not shown.
+async fn exchange(
+    endpoint: &Endpoint,
+    role_arn: &str,
+    body: String,
+    headers: Vec<(&str, String)>,
+    secrets: &[Option<&str>],
+) -> Result<AwsCredentials, MskIamError> {
     let unreachable = |error: reqwest::Error| MskIamError::StsUnreachable {
-        role_arn: request.role_arn.to_string(),
+        role_arn: role_arn.to_string(),
         endpoint: endpoint.host.clone(),
         reason: error_chain(&error),
     };
     let client = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(unreachable)?;
     let mut post = client.post(endpoint.url.clone()).header("content-type", FORM).body(body);
-    for (name, value) in signed {
+    for (name, value) in headers {
         post = post.header(name, value);
     }
     let response = post.send().await.map_err(unreachable)?;
@@ -91,16 +121,16 @@ pub(super) async fn assume_role(
     let bytes = response.bytes().await.map_err(unreachable)?;
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_RESPONSE)]);
     if !status.is_success() {
-        let (code, message) = refusal(&text, base);
+        let (code, message) = refusal(&text, secrets);
         return Err(MskIamError::StsRefused {
-            role_arn: request.role_arn.to_string(),
+            role_arn: role_arn.to_string(),
             endpoint: endpoint.host.clone(),
             status: status.as_u16(),
             code,
             message,
         });
     }
-    credentials(&text).map_err(|missing| MskIamError::StsResponse { role_arn: request.role_arn.to_string(), missing })
+    credentials(&text).map_err(|missing| MskIamError::StsResponse { role_arn: role_arn.to_string(), missing })
 }
 
 /// The `Credentials` of an `AssumeRoleResponse`; `Err` names the first element missing.
@@ -116,12 +146,11 @@ pub(super) fn credentials(xml: &str) -> Result<AwsCredentials, &'static str> {
     })
 }
 
-/// The `Code` of an `ErrorResponse` and, unless it repeats a secret of `base`, its `Message`.
-fn refusal(xml: &str, base: &AwsCredentials) -> (String, String) {
+/// The `Code` of an `ErrorResponse` and, unless it repeats one of `secrets`, its `Message`.
+fn refusal(xml: &str, secrets: &[Option<&str>]) -> (String, String) {
     let code = element(xml, "Code").map(unescape).unwrap_or_default();
     let message = element(xml, "Message").map(unescape).unwrap_or_default();
-    let secrets = [Some(&base.secret_access_key), base.session_token.as_ref()];
-    let leaks = secrets.into_iter().flatten().any(|secret| !secret.is_empty() && message.contains(secret.as_str()));
+    let leaks = secrets.iter().flatten().any(|secret| !secret.is_empty() && message.contains(secret));
     let message = if message.is_empty() || leaks { String::new() } else { format!(": {}", truncate(&message, 300)) };
     (code, message)
 }
@@ -196,12 +225,7 @@ mod tests {
 
     #[test]
     fn reads_refusals_without_echoing_secrets() {
-        let base = AwsCredentials {
-            access_key_id: "AKIA".into(),
-            secret_access_key: "s3cr3t".into(),
-            session_token: Some("t0k3n".into()),
-            expiry: None,
-        };
+        let base = [Some("s3cr3t"), Some("t0k3n")];
         let xml = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized &amp; so on</Message></Error></ErrorResponse>";
         assert_eq!(refusal(xml, &base), ("AccessDenied".to_string(), ": User is not authorized & so on".to_string()));
         let leaky = "<Error><Code>SignatureDoesNotMatch</Code><Message>canonical request had t0k3n</Message></Error>";

@@ -201,20 +201,27 @@ async fn chain_failure_lists_the_sources_without_secrets() {
         ("AWS_SHARED_CREDENTIALS_FILE", file.path()),
         ("AWS_SECRET_ACCESS_KEY", "env-secret"),
         ("AWS_PROFILE", "prod"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
     ]);
     let login = MskIamLogin { profile: Some("staging".into()), ..MskIamLogin::default() };
     let error = resolve_credentials(&login, &env).await.err().map(|error| error.to_string()).unwrap_or_default();
     assert!(error.contains("profile `staging` (no [staging] section in"), "{error}");
     assert!(error.contains("the environment (AWS_ACCESS_KEY_ID is not set)"), "{error}");
     assert!(error.contains("profile `prod`"), "{error}");
-    assert!(error.contains("EC2 instance profiles and ECS task roles are not read"), "{error}");
+    assert!(error.contains("web identity (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set)"), "{error}");
+    assert!(error.contains("the container endpoint (AWS_CONTAINER_CREDENTIALS_*_URI is not set)"), "{error}");
+    assert!(error.contains("the instance metadata service (AWS_EC2_METADATA_DISABLED)"), "{error}");
     for secret in ["env-secret", "default-secret", "dev-secret", "dev-token"] {
         assert!(!error.contains(secret), "{error}");
     }
 
-    let nothing = resolve_credentials(&MskIamLogin::default(), &env_of(&[])).await.err().map(|error| error.to_string());
+    let no_imds = env_of(&[("AWS_EC2_METADATA_DISABLED", "true")]);
+    let nothing = resolve_credentials(&MskIamLogin::default(), &no_imds).await.err().map(|error| error.to_string());
     assert!(nothing.unwrap_or_default().contains("profile `default` (HOME is not set)"));
-    let unreadable = env_of(&[("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kafka-edge/credentials")]);
+    let unreadable = env_of(&[
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kafka-edge/credentials"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
     let error = resolve_credentials(&MskIamLogin::default(), &unreadable).await.err().map(|error| error.to_string());
     assert!(error.unwrap_or_default().contains("cannot read /nonexistent/kafka-edge/credentials"));
 }
@@ -411,4 +418,240 @@ async fn sts_refusals_and_failures_keep_secrets_out() {
     for message in [message, unreachable, bad] {
         assert!(!message.contains(SECRET_ACCESS_KEY) && !message.contains("hunter2"), "{message}");
     }
+}
+
+/// One request as a local metadata server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+}
+
+/// A server of any number of requests, each answered by `route` with a status line and a body;
+/// it keeps every request it saw.
+async fn metadata_server(
+    route: impl Fn(&Seen) -> (&'static str, String) + Send + Sync + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|error| panic!("{error}"));
+    let base = format!("http://{}", listener.local_addr().unwrap_or_else(|error| panic!("{error}")));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let route = std::sync::Arc::new(route);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (log, route) = (log.clone(), route.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                let seen = loop {
+                    let Ok(read) = stream.read(&mut buffer).await else { return };
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let mut lines = head.lines();
+                        let mut first = lines.next().unwrap_or_default().split(' ');
+                        let (method, path) = (first.next().unwrap_or_default(), first.next().unwrap_or_default());
+                        let headers: Vec<(String, String)> = lines
+                            .filter_map(|line| line.split_once(':'))
+                            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+                            .collect();
+                        let length = headers
+                            .iter()
+                            .find(|(name, _)| name == "content-length")
+                            .and_then(|(_, value)| value.parse().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break Seen { method: method.into(), path: path.into(), headers };
+                        }
+                    }
+                    if read == 0 {
+                        return;
+                    }
+                };
+                let (status, body) = route(&seen);
+                log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(seen);
+                let response =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (base, seen)
+}
+
+/// Metadata-style JSON credentials expiring `expires_in` from now.
+fn json_credentials(access_key_id: &str, expires_in: Duration) -> String {
+    // 20250115T093000Z → 2025-01-15T09:30:00Z
+    let amz = clock::amz_date(SystemTime::now() + expires_in);
+    let iso =
+        format!("{}-{}-{}T{}:{}:{}Z", &amz[0..4], &amz[4..6], &amz[6..8], &amz[9..11], &amz[11..13], &amz[13..15]);
+    format!(
+        r#"{{"Code":"Success","AccessKeyId":"{access_key_id}","SecretAccessKey":"metadata/secret","Token":"metadata-session","Expiration":"{iso}"}}"#
+    )
+}
+
+#[tokio::test]
+async fn container_endpoint_with_a_token_file_as_ecs_and_eks_pod_identity_serve_it() {
+    let (base, seen) = metadata_server(|request| match request.header("authorization") {
+        Some("pod-identity-token") => ("200 OK", json_credentials("ASIACONTAINER", Duration::from_secs(3600))),
+        _ => ("401 Unauthorized", String::new()),
+    })
+    .await;
+    let token = TempFile::new("pod-identity-token\n");
+    let url = format!("{base}/v1/credentials");
+    let env = env_of(&[
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token.path()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let found = resolve_credentials(&MskIamLogin::default(), &env).await.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(found.access_key_id, "ASIACONTAINER");
+    assert_eq!(found.session_token.as_deref(), Some("metadata-session"));
+    assert!(found.expiry.is_some_and(|expiry| expiry > SystemTime::now()));
+    assert_eq!(seen.lock().map(|seen| seen[0].path.clone()).unwrap_or_default(), "/v1/credentials");
+
+    // The token in the variable, and a wrong one.
+    let env = env_of(&[
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong-token"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let error =
+        resolve_credentials(&MskIamLogin::default(), &env).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("the container endpoint (the container credentials endpoint answered HTTP 401"), "{error}");
+    assert!(!error.contains("wrong-token"), "{error}");
+
+    // Plain HTTP only to loopback and the ECS/EKS agent addresses, as the AWS SDKs allow.
+    let env = env_of(&[
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://credentials.example.com/v1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let error =
+        resolve_credentials(&MskIamLogin::default(), &env).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("must be https, or http to loopback"), "{error}");
+}
+
+const WEB_IDENTITY_RESPONSE: &str = r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <Credentials>
+      <AccessKeyId>ASIAWEBIDENTITY</AccessKeyId>
+      <SecretAccessKey>web/identity+secret</SecretAccessKey>
+      <SessionToken>web-identity-session</SessionToken>
+      <Expiration>2099-01-15T09:30:00Z</Expiration>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>"#;
+
+#[tokio::test]
+async fn web_identity_as_eks_irsa_sets_it_up() {
+    let (url, server) = sts_server("200 OK", WEB_IDENTITY_RESPONSE).await;
+    let token = TempFile::new("eyJhbGciOiJSUzI1NiJ9.service-account.token\n");
+    let env = env_of(&[
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.path()),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/msk-irsa"),
+        ("AWS_ROLE_SESSION_NAME", "orders-pod"),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ENDPOINT_URL_STS", &url),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let found = resolve_credentials(&MskIamLogin::default(), &env).await.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(found.access_key_id, "ASIAWEBIDENTITY");
+    assert_eq!(found.session_token.as_deref(), Some("web-identity-session"));
+    let request = server.await.unwrap_or_default();
+    assert!(request.contains("Action=AssumeRoleWithWebIdentity"), "{request}");
+    assert!(request.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fmsk-irsa"), "{request}");
+    assert!(request.contains("RoleSessionName=orders-pod"), "{request}");
+    assert!(request.contains("WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.service-account.token&"), "{request}");
+    assert!(!request.to_ascii_lowercase().contains("authorization:"), "not signed: {request}");
+}
+
+#[tokio::test]
+async fn instance_metadata_v2_with_its_session_token() {
+    let (base, seen) = metadata_server(|request| {
+        let session = request.header("x-aws-ec2-metadata-token") == Some("imds-session-token");
+        match (request.method.as_str(), request.path.as_str()) {
+            ("PUT", "/latest/api/token") if request.header("x-aws-ec2-metadata-token-ttl-seconds").is_some() => {
+                ("200 OK", "imds-session-token".into())
+            }
+            ("GET", "/latest/meta-data/iam/security-credentials/") if session => {
+                ("200 OK", "msk-instance-role\n".into())
+            }
+            ("GET", "/latest/meta-data/iam/security-credentials/msk-instance-role") if session => {
+                ("200 OK", json_credentials("ASIAINSTANCE", Duration::from_secs(3600)))
+            }
+            _ => ("401 Unauthorized", String::new()),
+        }
+    })
+    .await;
+    let env = env_of(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &base), ("HOME", "/nonexistent")]);
+    let found = resolve_credentials(&MskIamLogin::default(), &env).await.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(found.access_key_id, "ASIAINSTANCE");
+    let paths: Vec<String> =
+        seen.lock().map(|seen| seen.iter().map(|s| format!("{} {}", s.method, s.path)).collect()).unwrap_or_default();
+    assert_eq!(
+        paths,
+        [
+            "PUT /latest/api/token",
+            "GET /latest/meta-data/iam/security-credentials/",
+            "GET /latest/meta-data/iam/security-credentials/msk-instance-role"
+        ]
+    );
+
+    // The environment comes first, as in the AWS SDKs.
+    let env = env_of(&[
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &base),
+        ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+        ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+    ]);
+    let found = resolve_credentials(&MskIamLogin::default(), &env).await.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(found.access_key_id, "AKIAENV");
+}
+
+#[tokio::test]
+async fn a_client_outlives_its_first_credentials() {
+    use crate::security::oauth::{SharedCredentials, SharedEnv, TokenSource};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Each answer is a new key that expires 4 s later, like a container endpoint's short-lived ones.
+    let answered = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = answered.clone();
+    let (base, _seen) = metadata_server(move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        ("200 OK", json_credentials(&format!("ASIAROTATING{n}"), Duration::from_secs(4)))
+    })
+    .await;
+    let url = format!("{base}/v1/credentials");
+    let env: SharedEnv = std::sync::Arc::new(move |name: &str| match name {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI" => Some(url.clone()),
+        "AWS_EC2_METADATA_DISABLED" => Some("true".into()),
+        _ => None,
+    });
+    let login = MskIamLogin { role_session_name: Some("outlives".into()), ..MskIamLogin::default() };
+    let source = TokenSource::MskIam { region: "eu-west-1".into(), login: login.clone() };
+    let shared = SharedCredentials::get(&source, &login, env).await.unwrap_or_else(|error| panic!("{error}"));
+    let first = shared.credentials();
+    assert_eq!(first.access_key_id, "ASIAROTATING1");
+    let first_expiry = first.expiry.unwrap_or_else(|| panic!("temporary credentials"));
+
+    // Past the first credentials' expiry, with no new client: a token is signed with renewed ones.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while SystemTime::now() <= first_expiry + Duration::from_millis(200) {
+        assert!(tokio::time::Instant::now() < deadline, "the first credentials never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await; // waiting for the clock itself
+    }
+    let now = SystemTime::now();
+    let current = shared.credentials();
+    assert_ne!(current.access_key_id, "ASIAROTATING1", "renewed in the background");
+    assert!(current.expiry.is_some_and(|expiry| expiry > now), "the credentials in use have not expired");
+    let token = sign_token("eu-west-1", &current, now, "test");
+    assert_eq!(token.principal, current.access_key_id);
+    assert!(token.lifetime_ms <= epoch_millis(current.expiry.unwrap_or(now)), "tokens stop at the credentials' expiry");
+    assert!(answered.load(Ordering::SeqCst) >= 2);
 }
