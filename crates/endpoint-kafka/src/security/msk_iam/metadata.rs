@@ -31,8 +31,7 @@ pub(super) async fn container(env: Env<'_>) -> Result<Option<AwsCredentials>, St
             let parsed = reqwest::Url::parse(&full)
                 .map_err(|_| "AWS_CONTAINER_CREDENTIALS_FULL_URI is not a URL".to_string())?;
             let host = parsed.host_str().unwrap_or_default();
-            let allowed = parsed.scheme() == "https"
-                || (parsed.scheme() == "http" && PLAIN_HTTP_HOSTS.contains(&host));
+            let allowed = parsed.scheme() == "https" || (parsed.scheme() == "http" && PLAIN_HTTP_HOSTS.contains(&host));
             if !allowed {
                 return Err(format!(
                     "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to loopback or the ECS/EKS \
