@@ -90,8 +90,18 @@ impl Demo {
     }
 
     fn command(&self, program: &str) -> Command {
+        use std::os::unix::process::CommandExt as _;
         let mut command = Command::new(repo().join(program));
         command.current_dir(repo()).envs(self.env.iter().map(|(k, v)| (k, v)));
+        // As from a terminal: a test command started as a background job (`cmd &`, nohup) passes
+        // SIGINT on ignored, and bash cannot trap a signal ignored when it started.
+        // SAFETY: between fork and exec only the async-signal-safe signal() is called.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         command
     }
 
