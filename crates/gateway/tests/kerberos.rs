@@ -74,11 +74,7 @@ async fn gateway(dir: &Path, kdc: &Kdc, definitions: &[Value]) -> GatewayProcess
     let cache = format!("FILE:{}", dir.join("krb5cc").display());
     let env = [("KRB5_CONFIG", krb5_config.as_str()), ("KRB5CCNAME", cache.as_str())];
     let gateway = GatewayProcess::start_with_env(dir, &[], &args, &env);
-    assert!(
-        eventually(|| std::net::TcpStream::connect(gateway.base.trim_start_matches("http://")).is_ok()).await,
-        "the gateway did not start: {}",
-        gateway.log()
-    );
+    gateway.wait_until_listening().await;
     gateway
 }
 
@@ -95,16 +91,8 @@ async fn produces_and_consumes_through_a_kerberos_listener() {
     assert_eq!(posted.status(), 202, "POST through the GSSAPI listener: {}", gateway.log());
     assert_eq!(values_on(realm.broker.bootstrap(), &realm.topic), ["over kerberos"], "the record on the broker");
 
-    let got = gateway
-        .http
-        .get(format!("{url}?limit=1"))
-        .header("Accept", "application/json")
-        .header("X-Gravitee-Client-Identifier", "kerberos-reader")
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(got.status(), 200);
-    let body: Value = got.json().await.expect("JSON body");
+    let (status, body) = gateway.get_json(&format!("{}?limit=1", spec.path), "kerberos-reader").await;
+    assert_eq!(status, 200);
     assert_eq!(contents(&body), ["over kerberos"], "GET through the GSSAPI listener: {body}");
 
     // The tickets librdkafka's kinit got are edge-a's, in the cache the gateway was given.
@@ -135,15 +123,7 @@ async fn a_keytab_without_the_principal_fails_with_a_clear_error_and_no_secret()
     let body: Value = posted.json().await.expect("JSON error");
     assert_eq!(body["message"], "Endpoint configuration invalid: authentication with the Kafka cluster failed");
 
-    let got = gateway
-        .http
-        .get(format!("{url}?limit=1"))
-        .header("Accept", "application/json")
-        .header("X-Gravitee-Client-Identifier", "kerberos-reader")
-        .send()
-        .await
-        .expect("GET");
-    let body: Value = got.json().await.expect("JSON body");
+    let (_, body) = gateway.get_json(&format!("{}?limit=1", spec.path), "kerberos-reader").await;
     assert_eq!(
         body["error"]["content"], "Endpoint configuration invalid: authentication with the Kafka cluster failed",
         "the GET names the same cause: {body}"
@@ -202,11 +182,7 @@ async fn a_second_kerberos_principal_is_refused_at_start_and_at_reload() {
         &[],
         &["--admin-listen".as_ref(), "off".as_ref(), "--api".as_ref(), dir.path().as_os_str()],
     );
-    assert!(
-        eventually(|| std::net::TcpStream::connect(gateway.base.trim_start_matches("http://")).is_ok()).await,
-        "the gateway did not start: {}",
-        gateway.log()
-    );
+    gateway.wait_until_listening().await;
     std::fs::write(&files[1], second.to_json().to_string()).expect("write");
     assert!(
         eventually_within(Duration::from_secs(10), || gateway

@@ -76,11 +76,7 @@ async fn a_wrong_client_secret_fails_with_a_clear_error_that_repeats_no_secret()
         &[],
         &["--admin-listen".as_ref(), "off".as_ref(), "--api".as_ref(), file.as_os_str()],
     );
-    assert!(
-        eventually(|| std::net::TcpStream::connect(gateway.base.trim_start_matches("http://")).is_ok()).await,
-        "{}",
-        gateway.log()
-    );
+    gateway.wait_until_listening().await;
     let url = format!("{}{}", gateway.base, spec.path);
 
     for _ in 0..3 {
@@ -89,15 +85,7 @@ async fn a_wrong_client_secret_fails_with_a_clear_error_that_repeats_no_secret()
         let body: Value = posted.json().await.expect("JSON error");
         assert_eq!(body["message"], "Endpoint configuration invalid: OAUTHBEARER credentials could not be resolved");
     }
-    let got = gateway
-        .http
-        .get(format!("{url}?limit=1"))
-        .header("Accept", "application/json")
-        .header("X-Gravitee-Client-Identifier", "oauth-reader")
-        .send()
-        .await
-        .expect("GET");
-    let body: Value = got.json().await.expect("JSON body");
+    let (_, body) = gateway.get_json(&format!("{}?limit=1", spec.path), "oauth-reader").await;
     assert_eq!(
         body["error"]["content"],
         "Endpoint configuration invalid: OAUTHBEARER credentials could not be resolved"

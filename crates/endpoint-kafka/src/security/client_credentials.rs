@@ -5,6 +5,7 @@
 //! it expires, so a consumer per request does not mean a token request per request, and
 //! librdkafka's token callbacks, which must not block, only read it.
 
+use super::error_chain;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use rdkafka::client::OAuthToken;
@@ -261,18 +262,6 @@ fn is_error_code(code: &str) -> bool {
 
 fn millis(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
-}
-
-/// An error and its causes, `: `-separated (reqwest's own text alone says little).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -5,3 +5,15 @@ pub(crate) mod client_credentials;
 pub(crate) mod jaas;
 pub(crate) mod msk_iam;
 pub(crate) mod oauth;
+
+/// An error and its causes, `: `-separated (reqwest's own text alone says little).
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

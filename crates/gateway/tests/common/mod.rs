@@ -67,6 +67,28 @@ impl GatewayProcess {
         Self { child, base: format!("http://127.0.0.1:{port}"), log, http: reqwest::Client::new() }
     }
 
+    /// Waits until it accepts connections; panics with its log if it never does.
+    pub async fn wait_until_listening(&self) {
+        let address = self.base.trim_start_matches("http://").to_string();
+        let listening = eventually(|| std::net::TcpStream::connect(&address).is_ok()).await;
+        assert!(listening, "the gateway did not start: {}", self.log());
+    }
+
+    /// GET `path` (with its query) as client `client` (X-Gravitee-Client-Identifier), JSON
+    /// accepted: the status and the body.
+    pub async fn get_json(&self, path: &str, client: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("Accept", "application/json")
+            .header("X-Gravitee-Client-Identifier", client)
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// What it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -6,6 +6,7 @@
 
 use super::sigv4::{self, Scope};
 use super::{aws_host, clock, AwsCredentials, MskIamError};
+use crate::security::error_chain;
 use std::time::{Duration, SystemTime};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -172,18 +173,6 @@ fn truncate(text: &str, max_chars: usize) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
-}
-
-/// An error and its causes, `: `-separated (reqwest's own text alone says little).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
